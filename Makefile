@@ -1,0 +1,44 @@
+# hooksync: the two commands in the README are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: all venv binaries test lint unit demo bench clean
+
+all: test
+
+# The project's virtual environment, rebuilt when the dependencies change.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+# etcd, kube-apiserver, kube-controller-manager, kubectl and kustomize, built from Go modules
+# into a cache outside the repository (slow only the first time on a machine).
+binaries:
+	hack/build-binaries >/dev/null
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy hooksync receiver jobimage tests hack
+
+unit: venv
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test: venv binaries lint
+	HOOKSYNC_KUSTOMIZE="$$(hack/build-binaries --print)/kustomize" $(BIN)/pytest $(PYTEST_ARGS)
+
+demo: venv binaries
+	$(BIN)/python -m hack.demo
+
+bench: venv binaries
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The contract that the receiver and the Job share: configuration, names, the Job's CLI."""

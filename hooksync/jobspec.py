@@ -1,0 +1,156 @@
+"""The Job's command line: what the receiver writes into a Job and what `hooksync-job` reads.
+
+A Job object records exactly what ran, so every setting travels in argv, never a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hooksync.config import Config, Target
+from hooksync.names import MODES
+from hooksync.refs import is_valid_branch_name, is_valid_sha
+
+# Where the Job mounts the target's gitSecret (keys: token, or ssh-privatekey + known_hosts).
+GIT_CREDENTIALS_DIR = "/etc/hooksync/git"
+
+EXIT_OK = 0
+EXIT_PERMANENT = 2
+EXIT_LEASE_HELD = 3
+EXIT_TRANSIENT = 1
+
+
+class JobSpecError(ValueError):
+    """The Job's arguments are missing or invalid."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything one run of `hooksync-job` needs to converge one target."""
+
+    mode: str
+    target: str
+    clone_url: str
+    branch: str
+    path: str
+    namespace: str
+    prune: bool = True
+    timeout_seconds: int = 600
+    sha: str | None = None
+    git_credentials: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise JobSpecError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
+        if not is_valid_branch_name(self.branch):
+            raise JobSpecError(f"branch {self.branch!r} is not a valid Git branch name")
+        if self.sha is not None and not is_valid_sha(self.sha):
+            raise JobSpecError(f"sha {self.sha!r} is not a full commit SHA")
+        if self.mode == "preview" and self.sha is None:
+            raise JobSpecError("preview needs --sha: a preview checks one exact commit")
+
+    def to_args(self) -> list[str]:
+        """The container args (after `hooksync-job`) that reproduce this spec."""
+        args = [
+            self.mode,
+            "--target", self.target,
+            "--clone-url", self.clone_url,
+            "--branch", self.branch,
+            "--path", self.path,
+            "--namespace", self.namespace,
+            "--prune" if self.prune else "--no-prune",
+            "--timeout", str(self.timeout_seconds),
+        ]  # fmt: skip
+        if self.sha:
+            args += ["--sha", self.sha]
+        if self.git_credentials:
+            args += ["--git-credentials", self.git_credentials]
+        return args
+
+    @classmethod
+    def for_target(
+        cls, target: Target, mode: str, sha: str | None = None, git_credentials: str | None = None
+    ) -> JobSpec:
+        return cls(
+            mode=mode,
+            target=target.name,
+            clone_url=target.clone_url,
+            branch=target.branch,
+            path=target.path,
+            namespace=target.namespace,
+            prune=target.prune,
+            timeout_seconds=target.timeout_seconds,
+            sha=sha,
+            git_credentials=git_credentials,
+        )
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hooksync-job",
+        description="Converge one target namespace to what its Git branch says.",
+    )
+    parser.add_argument("mode", choices=MODES)
+    parser.add_argument("--config", help="read the target's settings from this config file")
+    parser.add_argument("--target", required=True, help="target name")
+    parser.add_argument("--clone-url")
+    parser.add_argument("--branch")
+    parser.add_argument("--path")
+    parser.add_argument("--namespace")
+    parser.add_argument("--prune", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--timeout", type=int)
+    parser.add_argument("--sha", help="exact commit (previews); apply and resync use the head")
+    parser.add_argument(
+        "--git-credentials",
+        help="folder holding `token`, or `ssh-privatekey` and `known_hosts` (a mounted Secret)",
+    )
+    return parser
+
+
+def parse_job_args(argv: Sequence[str], config: Config | None = None) -> JobSpec:
+    """Parse `hooksync-job` arguments; with --config, unset settings come from the file."""
+    ns = argument_parser().parse_args(list(argv))
+    if ns.config:
+        from hooksync.config import load_config
+
+        config = load_config(ns.config)
+    if config is not None:
+        base = JobSpec.for_target(config.target(ns.target), ns.mode, sha=ns.sha)
+        return JobSpec(
+            mode=ns.mode,
+            target=ns.target,
+            clone_url=ns.clone_url or base.clone_url,
+            branch=ns.branch or base.branch,
+            path=ns.path or base.path,
+            namespace=ns.namespace or base.namespace,
+            prune=base.prune if ns.prune is None else ns.prune,
+            timeout_seconds=ns.timeout or base.timeout_seconds,
+            sha=ns.sha,
+            git_credentials=ns.git_credentials,
+        )
+    missing = [
+        flag
+        for flag, value in (
+            ("--clone-url", ns.clone_url),
+            ("--branch", ns.branch),
+            ("--path", ns.path),
+            ("--namespace", ns.namespace),
+        )
+        if not value
+    ]
+    if missing:
+        raise JobSpecError(f"missing {', '.join(missing)} (or give --config FILE)")
+    return JobSpec(
+        mode=ns.mode,
+        target=ns.target,
+        clone_url=ns.clone_url,
+        branch=ns.branch,
+        path=ns.path,
+        namespace=ns.namespace,
+        prune=True if ns.prune is None else ns.prune,
+        timeout_seconds=ns.timeout or 600,
+        sha=ns.sha,
+        git_credentials=ns.git_credentials,
+    )

@@ -1,0 +1,35 @@
+"""Label and annotation names that Jobs, CronJobs, Leases and applied objects carry.
+
+Both the receiver and the Job read and write these, so they are defined here once.
+"""
+
+from typing import Final
+
+MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE: Final = "hooksync"
+
+TARGET: Final = "hooksync.dev/target"
+MODE: Final = "hooksync.dev/mode"
+
+# Annotations on Jobs.
+SHA: Final = "hooksync.dev/sha"
+COALESCED_SHAS: Final = "hooksync.dev/coalesced-shas"
+REF: Final = "hooksync.dev/ref"
+DELIVERY: Final = "hooksync.dev/delivery"
+PULL_REQUEST: Final = "hooksync.dev/pull-request"
+REPORTED: Final = "hooksync.dev/reported"
+
+# On applied objects: which target's inventory they belong to (ApplySet-style).
+APPLYSET_PART_OF: Final = "applyset.kubernetes.io/part-of"
+INVENTORY_TARGET: Final = "hooksync.dev/inventory"
+PRUNE: Final = "hooksync.dev/prune"
+PRUNE_DISABLED: Final = "disabled"
+
+FIELD_MANAGER: Final = "hooksync"
+
+MODES: Final = ("apply", "preview", "resync")
+
+
+def lease_name(target: str) -> str:
+    """The coordination.k8s.io Lease that serialises converges of one target."""
+    return f"hooksync-target-{target}"

@@ -1,0 +1,1 @@
+"""hooksync's Job: converge one target namespace to what Git says."""

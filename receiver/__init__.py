@@ -1,0 +1,1 @@
+"""hooksync's receiver: webhook intake, dispatch of Jobs, and commit status reporting."""
