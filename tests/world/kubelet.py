@@ -1,0 +1,701 @@
+"""A process kubelet: runs the pods of Jobs as local processes, so Job code runs for real.
+
+It registers a Node, binds unscheduled Job pods to it, materialises their volumes (configMap,
+secret, emptyDir, projected service-account tokens minted with the TokenRequest API), starts the
+first container's command in a private mount namespace with those volumes bind-mounted at their
+mountPaths, and writes pod status back the way a kubelet does. It also serves container logs on
+the kubelet port so `kubectl logs` and the pods/log API work.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger("process-kubelet")
+
+NODE_NAME = "hooksync-local-node"
+TERMINATION_MESSAGE_LIMIT = 4096
+FALLBACK_LOG_LINES = 80
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _LogHandler(BaseHTTPRequestHandler):
+    """Answers the API server's /containerLogs/{ns}/{pod}/{container} requests."""
+
+    server: _LogServer
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        segments = parts.path.strip("/").split("/")
+        if len(segments) != 4 or segments[0] != "containerLogs":
+            self.send_error(404)
+            return
+        _, namespace, pod, _container = segments
+        path = self.server.kubelet.log_path(namespace, pod)
+        if path is None or not path.exists():
+            self.send_error(404, "no log for this pod")
+            return
+        data = path.read_bytes()
+        query = parse_qs(parts.query)
+        if "tailLines" in query:
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[-int(query["tailLines"][0]) :])
+        if "limitBytes" in query:
+            data = data[: int(query["limitBytes"][0])]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class _LogServer(ThreadingHTTPServer):
+    daemon_threads = True
+    kubelet: ProcessKubelet
+
+
+class _PodRun:
+    def __init__(self, namespace: str, name: str, uid: str, directory: Path) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.uid = uid
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+        self.thread: threading.Thread | None = None
+        self.killed = False
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "container.log"
+
+
+class ProcessKubelet:
+    """Plays the kubelet for one Node, running Job pods as processes on this machine."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        api_host: str,
+        api_port: int,
+        ca_file: Path,
+        serving_cert: Path,
+        serving_key: Path,
+        node_name: str = NODE_NAME,
+        extra_env: dict[str, str] | None = None,
+        directory: Path | None = None,
+        pod_filter: Callable[[Any], bool] | None = None,
+    ) -> None:
+        self.api_client = config.new_client_from_config(config_file=str(kubeconfig))
+        self.core = client.CoreV1Api(self.api_client)
+        self.api_host = api_host
+        self.api_port = api_port
+        self.ca_file = ca_file
+        self.node_name = node_name
+        self.extra_env = dict(extra_env or {})
+        self._own_directory = directory is None
+        self.directory = (
+            Path(tempfile.mkdtemp(prefix="hooksync-kubelet-")) if directory is None else directory
+        )
+        self.pod_filter = pod_filter or _is_job_pod
+        self._runs: dict[str, _PodRun] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watch: watch.Watch | None = None
+        self._threads: list[threading.Thread] = []
+        self._log_server = _LogServer(("127.0.0.1", 0), _LogHandler)
+        self._log_server.kubelet = self
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(serving_cert), str(serving_key))
+        self._log_server.socket = context.wrap_socket(self._log_server.socket, server_side=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._register_node()
+        for target in (self._log_server.serve_forever, self._watch_pods, self._heartbeat):
+            thread = threading.Thread(target=target, name=f"kubelet-{target.__name__}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._watch is not None:
+            self._watch.stop()
+        self._log_server.shutdown()
+        self._log_server.server_close()
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            self._kill(run)
+        for run in runs:
+            if run.thread is not None:
+                run.thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self.api_client.close()
+        if self._own_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> ProcessKubelet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def log_path(self, namespace: str, pod: str) -> Path | None:
+        with self._lock:
+            for run in self._runs.values():
+                if run.namespace == namespace and run.name == pod:
+                    return run.log_path
+        return None
+
+    # -- node ------------------------------------------------------------------------------
+
+    def _node_status(self) -> dict[str, Any]:
+        now = _now()
+        return {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "process kubelet is posting ready status",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
+            ],
+            "addresses": [
+                {"type": "InternalIP", "address": "127.0.0.1"},
+                {"type": "Hostname", "address": self.node_name},
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self._log_server.server_address[1]}},
+            "capacity": {"cpu": "2", "memory": "24Gi", "pods": "110"},
+            "allocatable": {"cpu": "2", "memory": "24Gi", "pods": "110"},
+            "nodeInfo": {
+                "kubeletVersion": "process-kubelet",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "",
+                "osImage": "", "containerRuntimeVersion": "process://local",
+                "kubeProxyVersion": "",
+            },
+        }  # fmt: skip
+
+    def _register_node(self) -> None:
+        body = client.V1Node(
+            metadata=client.V1ObjectMeta(name=self.node_name, labels={"kubernetes.io/os": "linux"})
+        )
+        try:
+            self.core.create_node(body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        self.core.patch_node_status(self.node_name, {"status": self._node_status()})
+
+    def _heartbeat(self) -> None:
+        while not self._stopping.wait(20):
+            with contextlib.suppress(Exception):
+                self.core.patch_node_status(self.node_name, {"status": self._node_status()})
+
+    # -- pods ------------------------------------------------------------------------------
+
+    def _watch_pods(self) -> None:
+        resource_version: str = ""
+        while not self._stopping.is_set():
+            try:
+                if not resource_version:
+                    pods = self.core.list_pod_for_all_namespaces()
+                    resource_version = str(pods.metadata.resource_version)
+                    for pod in pods.items:
+                        self._handle(pod)
+                self._watch = watch.Watch()
+                for event in self._watch.stream(
+                    self.core.list_pod_for_all_namespaces,
+                    resource_version=resource_version,
+                    timeout_seconds=60,
+                    allow_watch_bookmarks=True,
+                ):
+                    pod = event["object"]
+                    resource_version = pod.metadata.resource_version
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        self._handle(pod)
+                    elif event["type"] == "DELETED":
+                        self._forget(pod.metadata.uid)
+                    if self._stopping.is_set():
+                        return
+            except ApiException as exc:
+                if exc.status == 410:
+                    resource_version = ""
+                else:
+                    self._stopping.wait(1)
+            except Exception:  # the API server may be restarting in fault tests
+                if self._stopping.is_set():
+                    return
+                resource_version = ""
+                self._stopping.wait(1)
+
+    def _handle(self, pod: Any) -> None:
+        if not self.pod_filter(pod):
+            return
+        uid = pod.metadata.uid
+        if pod.metadata.deletion_timestamp is not None:
+            with self._lock:
+                run = self._runs.get(uid)
+            if run is not None:
+                self._kill(run)
+            else:
+                self._delete_pod_now(pod)
+            return
+        if pod.status.phase in ("Succeeded", "Failed"):
+            return
+        if not pod.spec.node_name:
+            self._bind(pod)
+            return
+        if pod.spec.node_name != self.node_name:
+            return
+        with self._lock:
+            if uid in self._runs:
+                return
+            run = _PodRun(
+                pod.metadata.namespace, pod.metadata.name, uid, self.directory / "pods" / uid
+            )
+            self._runs[uid] = run
+        run.thread = threading.Thread(target=self._run_pod, args=(run, pod), daemon=True)
+        run.thread.start()
+
+    def _bind(self, pod: Any) -> None:
+        body = client.V1Binding(
+            metadata=client.V1ObjectMeta(name=pod.metadata.name, uid=pod.metadata.uid),
+            target=client.V1ObjectReference(kind="Node", name=self.node_name),
+        )
+        try:
+            # The client cannot decode the Status this returns; the call itself is what counts.
+            self.core.create_namespaced_binding(
+                pod.metadata.namespace, body, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                log.warning("binding %s/%s: %s", pod.metadata.namespace, pod.metadata.name, exc)
+
+    def _forget(self, uid: str) -> None:
+        with self._lock:
+            run = self._runs.pop(uid, None)
+        if run is not None:
+            self._kill(run)
+
+    def _kill(self, run: _PodRun) -> None:
+        run.killed = True
+        process = run.process
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+    def _delete_pod_now(self, pod: Any) -> None:
+        with contextlib.suppress(ApiException):
+            self.core.delete_namespaced_pod(
+                pod.metadata.name,
+                pod.metadata.namespace,
+                grace_period_seconds=0,
+                body=client.V1DeleteOptions(
+                    grace_period_seconds=0,
+                    preconditions=client.V1Preconditions(uid=pod.metadata.uid),
+                ),
+            )
+
+    # -- running one pod -------------------------------------------------------------------
+
+    def _run_pod(self, run: _PodRun, pod: Any) -> None:
+        run.directory.mkdir(parents=True, exist_ok=True)
+        container = pod.spec.containers[0]
+        started = _now()
+        try:
+            argv = list(container.command or []) + list(container.args or [])
+            if not container.command:
+                raise _StartError(
+                    "container has no command: the process kubelet cannot read an image's "
+                    "entrypoint, so Jobs must set `command` explicitly"
+                )
+            env = self._environment(pod, container)
+            argv = [_expand(arg, env) for arg in argv]
+            if shutil.which(argv[0], path=env.get("PATH")) is None:
+                raise _StartError(f"executable {argv[0]!r} not found in $PATH")
+            mounts = self._volumes(pod, container, run.directory)
+            termination_file = run.directory / "termination-log"
+            termination_file.write_bytes(b"")
+            message_path = container.termination_message_path or "/dev/termination-log"
+            mounts.append((termination_file, message_path))
+        except (_StartError, ApiException) as exc:
+            reason = exc.reason if isinstance(exc, ApiException) else str(exc)
+            self._set_terminated(pod, container.name, 128, "StartError", str(reason), started)
+            return
+        except Exception as exc:
+            self._set_terminated(pod, container.name, 128, "StartError", repr(exc), started)
+            return
+
+        script = ["set -e"]
+        for source, target in mounts:
+            quoted = shlex.quote(target)
+            if source.is_dir():
+                script.append(f"mkdir -p {quoted}")
+            else:
+                script.append(f"mkdir -p {shlex.quote(str(Path(target).parent))}")
+                script.append(f"[ -e {quoted} ] || : > {quoted}")
+            script.append(f"mount --bind {shlex.quote(str(source))} {quoted}")
+        if container.working_dir:
+            script.append(f"cd {shlex.quote(container.working_dir)}")
+        script.append('exec "$@"')
+        wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c", "\n".join(script)]
+        with run.log_path.open("wb") as log_file:
+            if run.killed:
+                return
+            run.process = subprocess.Popen(
+                [*wrapper, "pod", *argv],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            self._set_running(pod, container.name, started)
+            exit_code = run.process.wait()
+        if exit_code < 0:
+            exit_code = 128 - exit_code
+        message = termination_file.read_bytes()[:TERMINATION_MESSAGE_LIMIT].decode(errors="replace")
+        policy = container.termination_message_policy or "File"
+        if not message and exit_code != 0 and policy == "FallbackToLogsOnError":
+            lines = run.log_path.read_bytes().splitlines()[-FALLBACK_LOG_LINES:]
+            message = b"\n".join(lines)[-2048:].decode(errors="replace")
+        reason = "Completed" if exit_code == 0 else "Error"
+        self._set_terminated(pod, container.name, exit_code, reason, message, started)
+        if pod.metadata.deletion_timestamp is not None or run.killed:
+            self._delete_pod_now(pod)
+
+    def _environment(self, pod: Any, container: Any) -> dict[str, str]:
+        namespace = pod.metadata.namespace
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": "/tmp",
+            "HOSTNAME": pod.metadata.name,
+            "KUBERNETES_SERVICE_HOST": self.api_host,
+            "KUBERNETES_SERVICE_PORT": str(self.api_port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(self.api_port),
+            "LANG": "C.UTF-8",
+            **self.extra_env,
+        }
+        for source in container.env_from or []:
+            prefix = source.prefix or ""
+            if source.config_map_ref is not None:
+                data = self._config_map_data(namespace, source.config_map_ref.name,
+                                             bool(source.config_map_ref.optional))  # fmt: skip
+            else:
+                data = self._secret_data(namespace, source.secret_ref.name,
+                                         bool(source.secret_ref.optional))  # fmt: skip
+            env.update({prefix + k: v.decode() for k, v in data.items()})
+        for var in container.env or []:
+            if var.value_from is None:
+                env[var.name] = _expand(var.value or "", env)
+                continue
+            value = self._env_value(pod, var.value_from)
+            if value is not None:
+                env[var.name] = value
+        return env
+
+    def _env_value(self, pod: Any, source: Any) -> str | None:
+        namespace = pod.metadata.namespace
+        if source.field_ref is not None:
+            fields = {
+                "metadata.name": pod.metadata.name,
+                "metadata.namespace": namespace,
+                "metadata.uid": pod.metadata.uid,
+                "spec.nodeName": self.node_name,
+                "spec.serviceAccountName": pod.spec.service_account_name or "default",
+                "status.podIP": "127.0.0.1",
+                "status.hostIP": "127.0.0.1",
+            }
+            path = source.field_ref.field_path
+            if path.startswith("metadata.labels['"):
+                return str((pod.metadata.labels or {}).get(path[17:-2], ""))
+            if path.startswith("metadata.annotations['"):
+                return str((pod.metadata.annotations or {}).get(path[22:-2], ""))
+            if path not in fields:
+                raise _StartError(f"fieldRef {path!r} is not supported by the process kubelet")
+            return str(fields[path])
+        if source.secret_key_ref is not None:
+            ref = source.secret_key_ref
+            data = self._secret_data(namespace, ref.name, bool(ref.optional))
+            if ref.key not in data:
+                if ref.optional:
+                    return None
+                raise _StartError(f"couldn't find key {ref.key} in Secret {namespace}/{ref.name}")
+            return data[ref.key].decode()
+        if source.config_map_key_ref is not None:
+            ref = source.config_map_key_ref
+            data = self._config_map_data(namespace, ref.name, bool(ref.optional))
+            if ref.key not in data:
+                if ref.optional:
+                    return None
+                raise _StartError(
+                    f"couldn't find key {ref.key} in ConfigMap {namespace}/{ref.name}"
+                )
+            return data[ref.key].decode()
+        raise _StartError("resourceFieldRef is not supported by the process kubelet")
+
+    def _secret_data(self, namespace: str, name: str, optional: bool) -> dict[str, bytes]:
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404 and optional:
+                return {}
+            if exc.status == 404:
+                raise _StartError(f'secret "{name}" not found') from None
+            raise
+        return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+
+    def _config_map_data(self, namespace: str, name: str, optional: bool) -> dict[str, bytes]:
+        try:
+            config_map = self.core.read_namespaced_config_map(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404 and optional:
+                return {}
+            if exc.status == 404:
+                raise _StartError(f'configmap "{name}" not found') from None
+            raise
+        data = {k: v.encode() for k, v in (config_map.data or {}).items()}
+        data.update({k: base64.b64decode(v) for k, v in (config_map.binary_data or {}).items()})
+        return data
+
+    def _volumes(self, pod: Any, container: Any, pod_dir: Path) -> list[tuple[Path, str]]:
+        """Write each volume's files under the pod folder; return (source, mountPath) pairs."""
+        namespace = pod.metadata.namespace
+        volumes = {v.name: v for v in pod.spec.volumes or []}
+        mounts: list[tuple[Path, str]] = []
+        for mount in container.volume_mounts or []:
+            volume = volumes.get(mount.name)
+            if volume is None:
+                raise _StartError(f"volumeMount {mount.name!r} has no volume")
+            folder = pod_dir / "volumes" / mount.name
+            if not folder.exists():
+                folder.mkdir(parents=True)
+                self._fill_volume(pod, namespace, volume, folder)
+            source = folder / mount.sub_path if mount.sub_path else folder
+            mounts.append((source, mount.mount_path))
+        return mounts
+
+    def _fill_volume(self, pod: Any, namespace: str, volume: Any, folder: Path) -> None:
+        if volume.empty_dir is not None:
+            folder.chmod(0o1777)
+            return
+        if volume.config_map is not None:
+            source = volume.config_map
+            data = self._config_map_data(namespace, source.name, bool(source.optional))
+            _write_items(folder, data, source.items, source.default_mode)
+            return
+        if volume.secret is not None:
+            source = volume.secret
+            data = self._secret_data(namespace, source.secret_name, bool(source.optional))
+            _write_items(folder, data, source.items, source.default_mode or 0o644)
+            return
+        if volume.projected is not None:
+            for projection in volume.projected.sources or []:
+                if projection.service_account_token is not None:
+                    token = self._mint_token(pod, projection.service_account_token)
+                    _write_file(folder / projection.service_account_token.path, token, 0o644)
+                elif projection.config_map is not None:
+                    ref = projection.config_map
+                    data = self._config_map_data(namespace, ref.name, bool(ref.optional))
+                    _write_items(folder, data, ref.items, volume.projected.default_mode)
+                elif projection.secret is not None:
+                    ref = projection.secret
+                    data = self._secret_data(namespace, ref.name, bool(ref.optional))
+                    _write_items(folder, data, ref.items, volume.projected.default_mode)
+                elif projection.downward_api is not None:
+                    for item in projection.downward_api.items or []:
+                        value = self._env_value(
+                            pod, client.V1EnvVarSource(field_ref=item.field_ref)
+                        )
+                        _write_file(folder / item.path, (value or "").encode(), 0o644)
+            return
+        raise _StartError(f"volume {volume.name!r}: only configMap, secret, emptyDir and projected")
+
+    def _mint_token(self, pod: Any, projection: Any) -> bytes:
+        account = pod.spec.service_account_name or "default"
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(
+                audiences=[projection.audience] if projection.audience else [],
+                expiration_seconds=projection.expiration_seconds or 3607,
+                bound_object_ref=client.V1BoundObjectReference(
+                    api_version="v1", kind="Pod", name=pod.metadata.name, uid=pod.metadata.uid
+                ),
+            )
+        )
+        answer = self.core.create_namespaced_service_account_token(
+            account, pod.metadata.namespace, request
+        )
+        return str(answer.status.token).encode()
+
+    # -- status ----------------------------------------------------------------------------
+
+    def _set_running(self, pod: Any, container: str, started: str) -> None:
+        status = {
+            "phase": "Running",
+            "hostIP": "127.0.0.1",
+            "podIP": "127.0.0.1",
+            "startTime": started,
+            "conditions": [
+                {"type": "Ready", "status": "True", "lastTransitionTime": started},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
+            ],
+            "containerStatuses": [
+                {
+                    "name": container,
+                    "ready": True,
+                    "restartCount": 0,
+                    "image": pod.spec.containers[0].image or "",
+                    "imageID": "",
+                    "started": True,
+                    "state": {"running": {"startedAt": started}},
+                }
+            ],
+        }
+        self._patch_status(pod, status)
+
+    def _set_terminated(
+        self, pod: Any, container: str, exit_code: int, reason: str, message: str, started: str
+    ) -> None:
+        finished = _now()
+        status = {
+            "phase": "Succeeded" if exit_code == 0 else "Failed",
+            "hostIP": "127.0.0.1",
+            "podIP": "127.0.0.1",
+            "startTime": started,
+            "conditions": [
+                {"type": "Ready", "status": "False", "lastTransitionTime": finished},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
+            ],
+            "containerStatuses": [
+                {
+                    "name": container,
+                    "ready": False,
+                    "restartCount": 0,
+                    "image": pod.spec.containers[0].image or "",
+                    "imageID": "",
+                    "started": False,
+                    "state": {
+                        "terminated": {
+                            "exitCode": exit_code,
+                            "reason": reason,
+                            "message": message,
+                            "startedAt": started,
+                            "finishedAt": finished,
+                        }
+                    },
+                }
+            ],
+        }
+        self._patch_status(pod, status)
+
+    def _patch_status(self, pod: Any, status: dict[str, Any]) -> None:
+        for _ in range(30):
+            try:
+                self.core.patch_namespaced_pod_status(
+                    pod.metadata.name, pod.metadata.namespace, {"status": status}
+                )
+                return
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+            except Exception:  # the API server may be restarting in fault tests
+                log.debug("patching pod status failed; retrying", exc_info=True)
+            if self._stopping.wait(1):
+                return
+
+
+class _StartError(Exception):
+    """The container could not be started; the pod fails with this message."""
+
+
+def _is_job_pod(pod: Any) -> bool:
+    owners = pod.metadata.owner_references or []
+    return any(o.kind == "Job" for o in owners)
+
+
+def _expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion in command, args and env values."""
+    for key, value in env.items():
+        text = text.replace(f"$({key})", value)
+    return text
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.chmod(mode)
+
+
+def _write_items(folder: Path, data: dict[str, bytes], items: Any, mode: int | None) -> None:
+    file_mode = mode if mode is not None else 0o644
+    if items:
+        for item in items:
+            if item.key in data:
+                _write_file(folder / item.path, data[item.key], item.mode or file_mode)
+        return
+    for key, value in data.items():
+        _write_file(folder / key, value, file_mode)
+
+
+def pod_summary(pod: Any) -> dict[str, Any]:
+    """A compact view of a pod's status, for test failure messages."""
+    statuses = pod.status.container_statuses or []
+    return {
+        "name": pod.metadata.name,
+        "phase": pod.status.phase,
+        "containers": [json.loads(json.dumps(s.to_dict(), default=str)) for s in statuses],
+    }
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
+    """Poll `predicate` until it returns something truthy; raise TimeoutError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)
