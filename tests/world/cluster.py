@@ -41,7 +41,10 @@ class LocalCluster:
         cp = self.control_plane
         # Pods run this machine's programs, so the interpreter's bin folder (the project's
         # virtual environment, where `hooksync-job` lives) comes first on their PATH.
-        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        # The job image carries git and kustomize; here they come from the machine and the cache.
+        path = os.pathsep.join(
+            [str(Path(sys.executable).parent), str(cp.bin_dir), os.environ.get("PATH", "")]
+        )
         self.kubelet = ProcessKubelet(
             kubeconfig=cp.kubeconfig,
             api_host="127.0.0.1",

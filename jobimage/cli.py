@@ -1,0 +1,120 @@
+"""`hooksync-job`: the Job's container command. Converge, report, exit with the documented code.
+
+Exit codes: 0 done (or nothing to do); 2 permanent (the Job fails without retries); 3 the
+target's Lease is held (retry later); anything else transient.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from kubernetes import client, config
+
+from hooksync import logs
+from hooksync.config import ConfigError
+from hooksync.jobspec import (
+    EXIT_OK,
+    EXIT_PERMANENT,
+    EXIT_TRANSIENT,
+    JobSpec,
+    JobSpecError,
+    parse_job_args,
+)
+from hooksync.summary import RunSummary
+from jobimage.converge import converge
+from jobimage.errors import ConvergeError
+from jobimage.fetch import GitCredentials, redact
+from jobimage.kube import Cluster
+from jobimage.lease import LeaseHeld, TargetLease
+
+log = logging.getLogger("hooksync.job")
+
+TERMINATION_LOG_ENV = "HOOKSYNC_TERMINATION_LOG"
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logs.configure(os.environ.get("HOOKSYNC_LOG_FORMAT", "json"))
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        spec = parse_job_args(args)
+    except (JobSpecError, ConfigError) as exc:
+        print(f"hooksync-job: {exc}", file=sys.stderr)
+        return EXIT_PERMANENT
+    summary, code = run(spec)
+    write_summary(summary)
+    return code
+
+
+def run(spec: JobSpec) -> tuple[RunSummary, int]:
+    """Converge under the target's Lease; always returns a summary and the exit code."""
+    credentials = GitCredentials()
+    try:
+        credentials = GitCredentials.load(spec.git_credentials)
+        api = _api_client()
+    except (ConvergeError, config.ConfigException) as exc:
+        return _failure(spec, redact(str(exc), credentials)), EXIT_PERMANENT
+    holder = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    lease = TargetLease(api, spec.target, spec.namespace, holder)
+    workdir = Path(tempfile.mkdtemp(prefix="hooksync-job-", dir=os.environ.get("TMPDIR")))
+    try:
+        if spec.mode != "preview":  # a dry run changes nothing, so it need not wait its turn
+            lease.acquire()
+        summary = converge(spec, Cluster(api), workdir, credentials)
+        return summary, EXIT_OK
+    except LeaseHeld as exc:
+        log.info("lease held", extra={"target": spec.target, "step": "lease"})
+        return RunSummary(result="lease-held", mode=spec.mode, message=str(exc)), exc.exit_code
+    except ConvergeError as exc:
+        message = redact(str(exc), credentials)
+        log.error("converge failed", extra={"target": spec.target, "reason": message})
+        return _failure(spec, message), exc.exit_code
+    except Exception as exc:
+        message = redact(f"{type(exc).__name__}: {exc}", credentials)
+        log.error("converge failed unexpectedly", extra={"target": spec.target, "reason": message})
+        return _failure(spec, message), EXIT_TRANSIENT
+    finally:
+        lease.release()
+        shutil.rmtree(workdir, ignore_errors=True)
+        api.close()
+
+
+def _failure(spec: JobSpec, message: str) -> RunSummary:
+    verb = "preview" if spec.mode == "preview" else "apply"
+    return RunSummary(result="failure", sha=spec.sha, mode=spec.mode,
+                      message=f"{verb} failed: {message}")  # fmt: skip
+
+
+def _api_client() -> client.ApiClient:
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        configuration = client.Configuration()
+        config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = 16
+    return client.ApiClient(configuration)
+
+
+def write_summary(summary: RunSummary) -> None:
+    """Print the summary, and write it where the kubelet reads the termination message."""
+    text = summary.to_json()
+    print(text, flush=True)
+    path = Path(os.environ.get(TERMINATION_LOG_ENV, DEFAULT_TERMINATION_LOG))
+    # Outside a pod the file does not exist; creating it in /dev would help nobody.
+    if path.exists():
+        try:
+            path.write_text(text)
+        except OSError as exc:
+            log.warning("cannot write termination message", extra={"reason": exc.strerror})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
