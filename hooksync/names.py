@@ -18,6 +18,8 @@ REF: Final = "hooksync.dev/ref"
 DELIVERY: Final = "hooksync.dev/delivery"
 PULL_REQUEST: Final = "hooksync.dev/pull-request"
 REPORTED: Final = "hooksync.dev/reported"
+# On a waiting (suspended) apply Job: the name of the apply Job it waits behind.
+WAITS_FOR: Final = "hooksync.dev/waits-for"
 
 # On applied objects: which target's inventory they belong to (ApplySet-style).
 APPLYSET_PART_OF: Final = "applyset.kubernetes.io/part-of"

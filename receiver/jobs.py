@@ -1,0 +1,339 @@
+"""Job and CronJob manifests for one target, as plain dicts, with deterministic names.
+
+Pure: the names are what make dispatch idempotent (two replicas or a redelivery that race
+create one object), so they depend only on their inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import Any, Final
+
+from hooksync import names
+from hooksync.config import Config, Target
+from hooksync.jobspec import GIT_CREDENTIALS_DIR, JobSpec
+from hooksync.refs import is_valid_sha
+
+MAX_JOB_NAME: Final = 63
+# The CronJob controller appends "-<minutes since epoch>" (11 characters) to name its Jobs.
+MAX_CRONJOB_NAME: Final = 52
+NAME_DIGEST_LENGTH: Final = 8
+
+CONTAINER_NAME: Final = "converge"
+JOB_COMMAND: Final = "hooksync-job"
+# Time for fetch, lease and cleanup around the converge's own timeout.
+ACTIVE_DEADLINE_MARGIN_SECONDS: Final = 120
+BACKOFF_LIMIT: Final = 2
+RESYNC_STARTING_DEADLINE_SECONDS: Final = 300
+
+TMP_DIR: Final = "/tmp"  # noqa: S108 - an emptyDir mounted in the Job's own pod
+WORKSPACE_DIR: Final = "/workspace"
+# A fixed non-root uid so runAsNonRoot holds whatever USER the image names.
+RUN_AS_ID: Final = 65532
+
+RESOURCES: Final = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"cpu": "1", "memory": "512Mi"},
+}
+
+_NOT_IN_LABEL = re.compile(r"[^a-z0-9-]+")
+
+
+def job_name(target: str, mode: str, sha: str) -> str:
+    """``hooksync-{target}-{mode}-{sha[:7]}``: one Job per target, mode and commit.
+
+    A redelivered event or a second replica computes the same name, so the API server's
+    409 AlreadyExists tells it the work is already dispatched.
+    """
+    _check_mode(mode)
+    _check_sha(sha)
+    return dns_label(f"hooksync-{target}-{mode}-{sha[:7]}")
+
+
+def waiting_job_name(target: str, active_job: str) -> str:
+    """The one apply Job allowed to wait behind the running apply Job `active_job`.
+
+    ``hooksync-{target}-apply-next-{hash of active_job's name}``. Coalescing works like this:
+    while apply Job A runs for a target, a push for that target creates this Job, suspended,
+    annotated with `hooksync.dev/waits-for: A`. Every replica that sees A running computes
+    the same name, so racing replicas create one object; a 409 means "already waiting", and
+    the loser adds its SHA to the waiting Job's coalesced-shas annotation instead. When A
+    ends, the leader un-suspends the Job that waits for A; it converges the branch head as
+    it is then, which includes every SHA folded into it. A push arriving while that Job runs
+    waits behind it under a name hashed from its own name, so a chain never repeats a name,
+    and a burst of pushes costs at most one running and one waiting Job.
+    """
+    return dns_label(f"hooksync-{target}-apply-next-{_digest(active_job)}")
+
+
+def resync_cronjob_name(target: str) -> str:
+    """``hooksync-resync-{target}``, at most 52 characters so the Jobs it names stay labels."""
+    return dns_label(f"hooksync-resync-{target}", MAX_CRONJOB_NAME)
+
+
+def dns_label(name: str, limit: int = MAX_JOB_NAME) -> str:
+    """`name` as a DNS-1123 label of at most `limit` characters.
+
+    A name that is too long keeps its head and ends in a hash of the whole name, so two long
+    names that differ only past the cut still differ.
+    """
+    label = _NOT_IN_LABEL.sub("-", name.lower()).strip("-")
+    if not label:
+        raise ValueError(f"{name!r} has no characters a DNS label can hold")
+    if len(label) <= limit:
+        return label
+    head = label[: limit - NAME_DIGEST_LENGTH - 1].rstrip("-")
+    return f"{head}-{_digest(label)}"
+
+
+def build_job(
+    config: Config,
+    target: Target,
+    mode: str,
+    sha: str,
+    ref: str,
+    delivery_id: str | None,
+    pr_number: int | None = None,
+    suspend: bool = False,
+    coalesced_shas: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A batch/v1 Job that runs `hooksync-job {mode}` for `target`, named by `job_name`.
+
+    Only a preview passes `sha` to the container: apply and resync converge the branch head
+    as fetched when they run, so an old event cannot roll a namespace back; `sha` then only
+    goes into an annotation, for status reporting. `metadata.namespace` is left out when the
+    configuration names none: the Job goes to the receiver's own namespace.
+    """
+    return _job(
+        config, target, mode, sha, ref, delivery_id,
+        name=job_name(target.name, mode, sha), pr_number=pr_number, suspend=suspend,
+        coalesced_shas=coalesced_shas, waits_for=None,
+    )  # fmt: skip
+
+
+def build_waiting_job(
+    config: Config,
+    target: Target,
+    active_job: str,
+    sha: str,
+    ref: str,
+    delivery_id: str | None,
+    coalesced_shas: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The suspended apply Job that waits behind `active_job`; see `waiting_job_name`."""
+    return _job(
+        config, target, "apply", sha, ref, delivery_id,
+        name=waiting_job_name(target.name, active_job), pr_number=None, suspend=True,
+        coalesced_shas=coalesced_shas, waits_for=active_job,
+    )  # fmt: skip
+
+
+def build_resync_cronjob(config: Config, target: Target) -> dict[str, Any]:
+    """A batch/v1 CronJob that runs a resync Job for `target` on `target.resync`.
+
+    It carries the managed-by and target labels, so the receiver's reconciler can find it and
+    delete it when the target leaves the configuration. Raises ValueError for a target with
+    no schedule.
+    """
+    if not target.resync:
+        raise ValueError(f"target {target.name!r} has no resync schedule; it needs no CronJob")
+    labels = _labels(target, "resync")
+    metadata: dict[str, Any] = {"name": resync_cronjob_name(target.name), "labels": labels}
+    if config.namespace:
+        metadata["namespace"] = config.namespace
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": metadata,
+        "spec": {
+            "schedule": target.resync,
+            "timeZone": "Etc/UTC",
+            # A resync that is still running makes the next one pointless.
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": RESYNC_STARTING_DEADLINE_SECONDS,
+            "successfulJobsHistoryLimit": 1,
+            "failedJobsHistoryLimit": 2,
+            "jobTemplate": {
+                "metadata": {
+                    "labels": dict(labels),
+                    "annotations": {names.REF: f"refs/heads/{target.branch}"},
+                },
+                "spec": _job_spec(config, target, "resync", sha=None, suspend=None),
+            },
+        },
+    }
+
+
+def _job(
+    config: Config,
+    target: Target,
+    mode: str,
+    sha: str,
+    ref: str,
+    delivery_id: str | None,
+    *,
+    name: str,
+    pr_number: int | None,
+    suspend: bool,
+    coalesced_shas: Sequence[str],
+    waits_for: str | None,
+) -> dict[str, Any]:
+    _check_mode(mode)
+    _check_sha(sha)
+    annotations = {names.SHA: sha, names.REF: ref}
+    folded = list(dict.fromkeys(s for s in coalesced_shas if s != sha))
+    for coalesced in folded:
+        _check_sha(coalesced)
+    if folded:
+        annotations[names.COALESCED_SHAS] = ",".join(folded)
+    if delivery_id:
+        annotations[names.DELIVERY] = delivery_id
+    if pr_number is not None:
+        annotations[names.PULL_REQUEST] = str(pr_number)
+    if waits_for:
+        annotations[names.WAITS_FOR] = waits_for
+    metadata: dict[str, Any] = {
+        "name": name,
+        "labels": _labels(target, mode),
+        "annotations": annotations,
+    }
+    if config.namespace:
+        metadata["namespace"] = config.namespace
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata,
+        "spec": _job_spec(
+            config, target, mode, sha=sha if mode == "preview" else None, suspend=suspend
+        ),
+    }
+
+
+def _job_spec(
+    config: Config, target: Target, mode: str, *, sha: str | None, suspend: bool | None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "backoffLimit": BACKOFF_LIMIT,
+        "podFailurePolicy": {
+            "rules": [
+                # Exit 2 is permanent (bad manifests, forbidden kind): retrying cannot help.
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": CONTAINER_NAME,
+                        "operator": "In",
+                        "values": [2],
+                    },
+                },
+                # An evicted or preempted pod is not the converge's fault; do not count it.
+                {
+                    "action": "Ignore",
+                    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                },
+            ]
+        },
+        "activeDeadlineSeconds": target.timeout_seconds + ACTIVE_DEADLINE_MARGIN_SECONDS,
+        "ttlSecondsAfterFinished": config.job_ttl_seconds,
+        "template": {
+            "metadata": {"labels": _labels(target, mode)},
+            "spec": _pod_spec(config, target, mode, sha),
+        },
+    }
+    if suspend is not None:
+        spec["suspend"] = suspend
+    return spec
+
+
+def _pod_spec(config: Config, target: Target, mode: str, sha: str | None) -> dict[str, Any]:
+    credentials = GIT_CREDENTIALS_DIR if target.git_secret else None
+    args = JobSpec.for_target(target, mode, sha=sha, git_credentials=credentials).to_args()
+    mounts: list[dict[str, Any]] = [
+        {"name": "tmp", "mountPath": TMP_DIR},
+        {"name": "workspace", "mountPath": WORKSPACE_DIR},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "workspace", "emptyDir": {}},
+    ]
+    if target.git_secret:
+        mounts.append(
+            {"name": "git-credentials", "mountPath": GIT_CREDENTIALS_DIR, "readOnly": True}
+        )
+        # 0440 with fsGroup: readable by the Job's group, not by other users on the node.
+        volumes.append(
+            {
+                "name": "git-credentials",
+                "secret": {"secretName": target.git_secret, "defaultMode": 0o440},
+            }
+        )
+    container = {
+        "name": CONTAINER_NAME,
+        "image": config.job_image,
+        "imagePullPolicy": "IfNotPresent",
+        # Set explicitly: the Job records exactly what ran, whatever the image's entrypoint.
+        "command": [JOB_COMMAND],
+        "args": args,
+        "workingDir": WORKSPACE_DIR,
+        "env": [
+            _field_env("POD_NAME", "metadata.name"),
+            _field_env("POD_NAMESPACE", "metadata.namespace"),
+            # The root filesystem is read-only; Git wants a writable home.
+            {"name": "HOME", "value": TMP_DIR},
+            {"name": "TMPDIR", "value": TMP_DIR},
+        ],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "resources": {kind: dict(values) for kind, values in RESOURCES.items()},
+        "volumeMounts": mounts,
+    }
+    return {
+        "restartPolicy": "Never",
+        "serviceAccountName": target.service_account,
+        # The Job talks to the API server as the target's ServiceAccount; it needs the token.
+        "automountServiceAccountToken": True,
+        # Service environment variables are noise to the converge and leak topology.
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_ID,
+            "runAsGroup": RUN_AS_ID,
+            "fsGroup": RUN_AS_ID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+
+
+def _labels(target: Target, mode: str) -> dict[str, str]:
+    return {
+        names.MANAGED_BY: names.MANAGED_BY_VALUE,
+        names.TARGET: target.name,
+        names.MODE: mode,
+    }
+
+
+def _field_env(name: str, field_path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in names.MODES:
+        raise ValueError(f"mode {mode!r} is not one of {', '.join(names.MODES)}")
+
+
+def _check_sha(sha: str) -> None:
+    if not is_valid_sha(sha):
+        raise ValueError(f"{sha!r} is not a full commit SHA")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:NAME_DIGEST_LENGTH]
