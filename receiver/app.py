@@ -1,0 +1,251 @@
+"""The receiver's HTTP surface: webhook intake, health, metrics.
+
+Each webhook goes read (bounded) -> verify -> parse -> route -> dispatch; only dispatch does
+I/O, in a worker thread with a bounded timeout, so a slow API server turns into a 503, never a
+hung request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from hooksync import logs
+from hooksync.config import Config
+from receiver.dispatch import ApiUnavailable, Dispatched, Dispatcher
+from receiver.errors import (
+    MalformedDelivery,
+    PayloadTooLarge,
+    RejectedDelivery,
+    SignatureError,
+    UnsupportedContentType,
+)
+from receiver.events import Event, PingEvent, parse_github, parse_gitlab
+from receiver.metrics import ReceiverMetrics
+from receiver.routing import PREVIEW, Routing, route
+from receiver.secrets import ReceiverSecrets
+from receiver.verification import verify_github_delivery, verify_gitlab_signature
+
+log = logging.getLogger("hooksync.receiver")
+
+RETRY_AFTER_SECONDS = 30
+READY_CACHE_SECONDS = 2.0
+
+
+@dataclass
+class ReceiverState:
+    """What the handlers share; `config` may be swapped when the file changes."""
+
+    config: Config
+    secrets: ReceiverSecrets
+    api: client.ApiClient
+    namespace: str
+    metrics: ReceiverMetrics = field(default_factory=ReceiverMetrics)
+    clock: Callable[[], float] = time.time
+    extra_routes: list[Route] = field(default_factory=list)
+    _ready_at: float = 0.0
+    _ready: bool = False
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.api, self.config, self.namespace)
+
+    def api_reachable(self) -> bool:
+        now = time.monotonic()
+        if now - self._ready_at < READY_CACHE_SECONDS:
+            return self._ready
+        try:
+            client.VersionApi(self.api).get_code(_request_timeout=(1.0, 2.0))
+            self._ready = True
+        except Exception:
+            self._ready = False
+        self._ready_at = now
+        return self._ready
+
+
+def create_app(state: ReceiverState) -> Starlette:
+    """The Starlette app for one receiver process."""
+
+    async def github(request: Request) -> Response:
+        return await _intake(state, request, "github")
+
+    async def gitlab(request: Request) -> Response:
+        return await _intake(state, request, "gitlab")
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        if not await run_in_threadpool(state.api_reachable):
+            return PlainTextResponse("API server unreachable\n", status_code=503)
+        return PlainTextResponse("ok\n")
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/hooks/github", github, methods=["POST"]),
+        Route("/hooks/gitlab", gitlab, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *state.extra_routes,
+    ]
+    app = Starlette(routes=routes)
+    app.state.receiver = state
+    return app
+
+
+async def _intake(state: ReceiverState, request: Request, provider: str) -> Response:
+    started = time.perf_counter()
+    headers = request.headers
+    event_name = headers.get("x-github-event" if provider == "github" else "x-gitlab-event", "")
+    delivery = _delivery_id(request, provider)
+    fields = {"provider": provider, "event": event_name[:40], "delivery": delivery}
+    metrics = state.metrics
+    try:
+        body = await read_body(request, state.config.max_body_bytes)
+        if provider == "github":
+            verify_github_delivery(body, headers, state.secrets.github_webhook)
+            event = parse_github(event_name, body, headers.get("content-type"), delivery)
+        else:
+            _check_gitlab_content_type(headers.get("content-type"))
+            verify_gitlab_signature(
+                body,
+                headers,
+                state.secrets.gitlab_signing_keys,
+                state.secrets.gitlab_webhook_tokens,
+                state.clock(),
+            )
+            event = parse_gitlab(body, event_name or None, delivery)
+        routing = route(event, state.config.targets)
+        response = await _dispatch(state, event, routing, fields)
+    except RejectedDelivery as exc:
+        label = type(exc).__name__
+        if isinstance(exc, SignatureError):
+            metrics.signature_failures.labels(provider).inc()
+        metrics.rejected.labels(provider, label).inc()
+        metrics.deliveries.labels(provider, metrics.event_label(event_name), "rejected").inc()
+        log.info(
+            "delivery rejected", extra=logs.extra(**fields, status=exc.status, reason=exc.reason)
+        )
+        response = _error(exc.status, exc.reason)
+    except ClientDisconnect:
+        metrics.rejected.labels(provider, "ClientDisconnect").inc()
+        response = _error(400, "the client closed the connection before the body was complete")
+    except ApiUnavailable as exc:
+        metrics.deliveries.labels(provider, metrics.event_label(event_name), "unavailable").inc()
+        log.warning("API server unavailable", extra=logs.extra(**fields, reason=str(exc)))
+        response = JSONResponse(
+            {"error": f"{exc}; retry later"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    metrics.request_seconds.labels(provider).observe(time.perf_counter() - started)
+    return response
+
+
+async def _dispatch(
+    state: ReceiverState, event: Event, routing: Routing, fields: dict[str, Any]
+) -> Response:
+    metrics = state.metrics
+    provider, event_label = fields["provider"], metrics.event_label(fields["event"])
+    if not routing.routes:
+        outcome = "ping" if isinstance(event, PingEvent) else "ignored"
+        metrics.deliveries.labels(provider, event_label, outcome).inc()
+        log.info("delivery ignored", extra=logs.extra(**fields, reason=routing.reason))
+        body: dict[str, Any] = {"status": outcome, "reason": routing.reason}
+        if isinstance(event, PingEvent):
+            body["zen"] = event.zen
+        return JSONResponse(body, status_code=200)
+
+    results: list[Dispatched] = []
+    dispatcher = state.dispatcher
+    for item in routing.routes:
+        if item.mode == PREVIEW:
+            result = await run_in_threadpool(
+                dispatcher.preview,
+                item.target,
+                item.sha,
+                item.ref,
+                item.delivery_id,
+                item.pr_number or 0,
+            )
+        else:
+            result = await run_in_threadpool(
+                dispatcher.apply, item.target, item.sha, item.ref, item.delivery_id
+            )
+        results.append(result)
+        if result.outcome == "created":
+            metrics.jobs_created.labels(result.target, item.mode).inc()
+        elif result.outcome == "coalesced":
+            metrics.jobs_coalesced.labels(result.target).inc()
+        log.info(
+            "delivery dispatched",
+            extra=logs.extra(
+                **fields, target=result.target, job=result.job, outcome=result.outcome
+            ),
+        )
+    jobs = [{"target": r.target, "job": r.job, "outcome": r.outcome} for r in results]
+    if all(r.outcome == "duplicate" for r in results):
+        metrics.deliveries.labels(provider, event_label, "duplicate").inc()
+        reasons = "; ".join(r.reason for r in results)
+        return JSONResponse({"status": "already dispatched", "reason": reasons, "jobs": jobs})
+    metrics.deliveries.labels(provider, event_label, "dispatched").inc()
+    return JSONResponse({"status": "dispatched", "reason": routing.reason, "jobs": jobs},
+                        status_code=202)  # fmt: skip
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (413) as soon as it passes `limit` without reading the rest."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise MalformedDelivery("Content-Length is not a number")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_gitlab_content_type(content_type: str | None) -> None:
+    media = (content_type or "application/json").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedContentType(f"content type {media[:60]!r} is not application/json")
+
+
+def _delivery_id(request: Request, provider: str) -> str | None:
+    headers = request.headers
+    if provider == "github":
+        return headers.get("x-github-delivery")
+    return (
+        headers.get("webhook-id")
+        or headers.get("idempotency-key")
+        or headers.get("x-gitlab-webhook-uuid")
+        or headers.get("x-gitlab-event-uuid")
+    )
+
+
+def _error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason.splitlines()[0] if reason else "rejected"},
+                        status_code=status)  # fmt: skip
+
+
+Handler = Callable[[Request], Awaitable[Response]]

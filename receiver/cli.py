@@ -1,0 +1,148 @@
+"""`hooksync-receiver --config FILE`: serve webhooks, keep CronJobs and statuses in step.
+
+Background work (configuration reload, CronJob reconcile, the leader's Job watch) runs in
+threads, so webhook intake never waits for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+from kubernetes import client, config
+
+from hooksync import logs
+from hooksync.config import Config, ConfigError, load_config
+from receiver.app import ReceiverState, create_app
+from receiver.cronjobs import reconcile_cronjobs
+from receiver.secrets import ReceiverSecrets
+
+log = logging.getLogger("hooksync.receiver")
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+CONFIG_POLL_SECONDS = 5.0
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="hooksync-receiver",
+        description="Receive signed GitHub and GitLab webhooks and start converge Jobs.",
+    )
+    parser.add_argument("--config", required=True, help="configuration file (YAML)")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
+    parser.add_argument("--kubeconfig", help="kubeconfig file; default: in-cluster")
+    parser.add_argument("--log-format", choices=("json", "text"), default="json")
+    parser.add_argument(
+        "--no-background",
+        action="store_true",
+        help="intake only: no CronJob reconcile and no status reporting (for benchmarks)",
+    )
+    return parser.parse_args(list(argv))
+
+
+def api_client(kubeconfig: str | None) -> client.ApiClient:
+    """From --kubeconfig, else KUBECONFIG, else the in-cluster service account."""
+    configuration = client.Configuration()
+    if kubeconfig or os.environ.get("KUBECONFIG") or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    # Fail fast: a webhook waiting on an unreachable API server gets a 503, not a hang.
+    configuration.retries = False
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
+
+
+def receiver_namespace(cfg: Config) -> str:
+    if cfg.namespace:
+        return cfg.namespace
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    except OSError:
+        return "hooksync"
+
+
+class ConfigWatcher:
+    """Reloads the configuration when the file's content changes, and reconciles CronJobs."""
+
+    def __init__(self, path: str, state: ReceiverState) -> None:
+        self.path = path
+        self.state = state
+        self.digest = self._digest()
+        self.stop = threading.Event()
+        self.reconciled = False
+
+    def _digest(self) -> str:
+        try:
+            return hashlib.sha256(Path(self.path).read_bytes()).hexdigest()
+        except OSError:
+            return ""
+
+    def run(self) -> None:
+        while True:
+            digest = self._digest()
+            if digest and digest != self.digest:
+                try:
+                    self.state.config = load_config(self.path)
+                    self.digest = digest
+                    self.reconciled = False
+                    log.info(
+                        "configuration reloaded", extra={"targets": len(self.state.config.targets)}
+                    )
+                except ConfigError as exc:
+                    log.error("configuration not reloaded", extra={"reason": str(exc)})
+                    self.digest = digest
+            if not self.reconciled:
+                try:
+                    reconcile_cronjobs(self.state.api, self.state.config, self.state.namespace)
+                    self.reconciled = True
+                except Exception as exc:
+                    log.warning("resync CronJobs not reconciled yet", extra={"reason": str(exc)})
+            if self.stop.wait(CONFIG_POLL_SECONDS):
+                return
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logs.configure(args.log_format)
+    try:
+        cfg = load_config(args.config)
+        secrets = ReceiverSecrets.from_environment()
+    except ConfigError as exc:
+        print(f"hooksync-receiver: {exc}", file=sys.stderr)
+        return 2
+    api = api_client(args.kubeconfig)
+    state = ReceiverState(config=cfg, secrets=secrets, api=api, namespace=receiver_namespace(cfg))
+    background: list[threading.Event] = []
+    if not args.no_background:
+        watcher = ConfigWatcher(args.config, state)
+        threading.Thread(target=watcher.run, name="config-watch", daemon=True).start()
+        background.append(watcher.stop)
+        from receiver.reporting import start_reporting
+
+        background.extend(start_reporting(state))
+    app = create_app(state)
+    log.info(
+        "receiver starting",
+        extra={"namespace": state.namespace, "targets": len(cfg.targets), "port": args.port},
+    )
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    finally:
+        for stop in background:
+            stop.set()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

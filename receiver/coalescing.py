@@ -1,0 +1,123 @@
+"""Deciding what a push does to a target's apply Jobs: create, wait, fold in, or nothing.
+
+Pure: it reads the target's current apply Jobs (as the API server returned them) and returns a
+decision. The API server is the lock and the queue (design rule 2): the decision only ever
+creates Jobs with deterministic names, so racing replicas end up with one object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hooksync import names
+
+MAX_RECORDED = 500  # SHAs or delivery ids kept on one Job; far more than a burst needs
+
+
+@dataclass(frozen=True)
+class Create:
+    """No apply Job is active: create the Job for this SHA."""
+
+
+@dataclass(frozen=True)
+class CreateWaiting:
+    """An apply Job runs and none waits: create the suspended Job that waits behind it."""
+
+    active_job: str
+
+
+@dataclass(frozen=True)
+class FoldInto:
+    """A Job already waits: record this SHA (and delivery) on it instead of a new Job."""
+
+    job: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """This delivery or SHA is already on an unfinished Job (or a recent one): nothing to do."""
+
+    job_name: str
+    reason: str
+
+
+Decision = Create | CreateWaiting | FoldInto | Duplicate
+
+
+def is_finished(job: Mapping[str, Any]) -> bool:
+    status = job.get("status") or {}
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
+def is_suspended(job: Mapping[str, Any]) -> bool:
+    return bool((job.get("spec") or {}).get("suspend"))
+
+
+def annotation_list(job: Mapping[str, Any], key: str) -> list[str]:
+    value = ((job.get("metadata") or {}).get("annotations") or {}).get(key) or ""
+    return [item for item in value.split(",") if item]
+
+
+def job_shas(job: Mapping[str, Any]) -> list[str]:
+    """Every SHA a Job stands for: its own and those folded into it."""
+    own = ((job.get("metadata") or {}).get("annotations") or {}).get(names.SHA)
+    return ([own] if own else []) + annotation_list(job, names.COALESCED_SHAS)
+
+
+def name_of(job: Mapping[str, Any]) -> str:
+    return str((job.get("metadata") or {}).get("name", ""))
+
+
+def waits_for(job: Mapping[str, Any]) -> str | None:
+    value = ((job.get("metadata") or {}).get("annotations") or {}).get(names.WAITS_FOR)
+    return str(value) if value else None
+
+
+def to_release(jobs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Waiting Jobs whose predecessor has ended (or is gone): they may run now."""
+    unfinished = {name_of(j) for j in jobs if not is_finished(j)}
+    return [
+        job
+        for job in jobs
+        if is_suspended(job) and not is_finished(job) and waits_for(job) not in unfinished
+    ]
+
+
+def decide_push(jobs: Sequence[Mapping[str, Any]], sha: str, delivery: str | None) -> Decision:
+    """What a push of `sha` should do, given the target's apply Jobs (after releases)."""
+    for job in jobs:
+        if delivery and delivery in annotation_list(job, names.DELIVERY):
+            return Duplicate(name_of(job), f"delivery {delivery} already dispatched")
+    for job in jobs:
+        if not is_finished(job) and sha in job_shas(job):
+            return Duplicate(name_of(job), f"{sha[:7]} is already on {name_of(job)}")
+    unfinished = sorted(
+        (j for j in jobs if not is_finished(j)),
+        key=lambda j: str((j.get("metadata") or {}).get("creationTimestamp", "")),
+    )
+    waiting = [j for j in unfinished if is_suspended(j)]
+    if waiting:
+        return FoldInto(waiting[-1])
+    running = [j for j in unfinished if not is_suspended(j)]
+    if not running:
+        return Create()
+    return CreateWaiting(name_of(running[-1]))
+
+
+def folded_annotations(job: Mapping[str, Any], sha: str, delivery: str | None) -> dict[str, str]:
+    """The annotations that record `sha` and `delivery` on an existing waiting Job."""
+    shas = annotation_list(job, names.COALESCED_SHAS)
+    if sha not in job_shas(job):
+        shas.append(sha)
+    deliveries = annotation_list(job, names.DELIVERY)
+    if delivery and delivery not in deliveries:
+        deliveries.append(delivery)
+    return {
+        names.COALESCED_SHAS: ",".join(shas[-MAX_RECORDED:]),
+        names.DELIVERY: ",".join(deliveries[-MAX_RECORDED:]),
+    }
