@@ -18,6 +18,10 @@ REF: Final = "hooksync.dev/ref"
 DELIVERY: Final = "hooksync.dev/delivery"
 PULL_REQUEST: Final = "hooksync.dev/pull-request"
 REPORTED: Final = "hooksync.dev/reported"
+REPORTED_PENDING: Final = "hooksync.dev/reported-pending"
+REPORTED_FINAL: Final = "hooksync.dev/reported-final"
+SUMMARY: Final = "hooksync.dev/summary"
+STATUS_FINALIZER: Final = "hooksync.dev/commit-status"
 # On a waiting (suspended) apply Job: the name of the apply Job it waits behind.
 WAITS_FOR: Final = "hooksync.dev/waits-for"
 

@@ -12,6 +12,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +39,8 @@ log = logging.getLogger("hooksync.job")
 
 TERMINATION_LOG_ENV = "HOOKSYNC_TERMINATION_LOG"
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+LEASE_WAIT_SECONDS = float(os.environ.get("HOOKSYNC_LEASE_WAIT_SECONDS", "60"))
+LEASE_POLL_SECONDS = 1.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,7 +69,7 @@ def run(spec: JobSpec) -> tuple[RunSummary, int]:
     workdir = Path(tempfile.mkdtemp(prefix="hooksync-job-", dir=os.environ.get("TMPDIR")))
     try:
         if spec.mode != "preview":  # a dry run changes nothing, so it need not wait its turn
-            lease.acquire()
+            _acquire_waiting(lease, spec)
         summary = converge(spec, Cluster(api), workdir, credentials)
         return summary, EXIT_OK
     except LeaseHeld as exc:
@@ -84,6 +87,19 @@ def run(spec: JobSpec) -> tuple[RunSummary, int]:
         lease.release()
         shutil.rmtree(workdir, ignore_errors=True)
         api.close()
+
+
+def _acquire_waiting(lease: TargetLease, spec: JobSpec) -> None:
+    """Wait a while for a running converge of the same target, then give up with exit 3."""
+    deadline = time.monotonic() + min(LEASE_WAIT_SECONDS, spec.timeout_seconds)
+    while True:
+        try:
+            lease.acquire()
+            return
+        except LeaseHeld:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(LEASE_POLL_SECONDS)
 
 
 def _failure(spec: JobSpec, message: str) -> RunSummary:

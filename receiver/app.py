@@ -54,6 +54,7 @@ class ReceiverState:
     metrics: ReceiverMetrics = field(default_factory=ReceiverMetrics)
     clock: Callable[[], float] = time.time
     extra_routes: list[Route] = field(default_factory=list)
+    elector: Any = None  # the LeaderElector, once reporting has started
     _ready_at: float = 0.0
     _ready: bool = False
 

@@ -131,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from receiver.reporting import start_reporting
 
         background.extend(start_reporting(state))
+    from receiver.runpage import run_page_route
+
+    state.extra_routes.append(run_page_route(state))
     app = create_app(state)
     log.info(
         "receiver starting",

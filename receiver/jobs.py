@@ -198,6 +198,9 @@ def _job(
         "name": name,
         "labels": _labels(target, mode),
         "annotations": annotations,
+        # Keeps the Job (and the SHAs on it) until its final commit status has been posted,
+        # even if the TTL controller deletes it while the Git host is down.
+        "finalizers": [names.STATUS_FINALIZER],
     }
     if config.namespace:
         metadata["namespace"] = config.namespace
@@ -225,6 +228,16 @@ def _job_spec(
                         "containerName": CONTAINER_NAME,
                         "operator": "In",
                         "values": [2],
+                    },
+                },
+                # Exit 3: the target's Lease stayed held (another converge runs); try again
+                # without using up the retries meant for real failures.
+                {
+                    "action": "Ignore",
+                    "onExitCodes": {
+                        "containerName": CONTAINER_NAME,
+                        "operator": "In",
+                        "values": [3],
                     },
                 },
                 # An evicted or preempted pod is not the converge's fault; do not count it.

@@ -172,6 +172,7 @@ def test_build_job_metadata() -> None:
             names.REF: "refs/heads/main",
             names.DELIVERY: "d-1",
         },
+        "finalizers": [names.STATUS_FINALIZER],
     }
     assert job["spec"]["template"]["metadata"]["labels"] == job["metadata"]["labels"]
 
@@ -186,6 +187,10 @@ def test_build_job_spec_policies() -> None:
         {
             "action": "FailJob",
             "onExitCodes": {"containerName": "converge", "operator": "In", "values": [2]},
+        },
+        {
+            "action": "Ignore",
+            "onExitCodes": {"containerName": "converge", "operator": "In", "values": [3]},
         },
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
     ]

@@ -1,0 +1,284 @@
+"""The leader's loop: watch hooksync's Jobs, release waiting ones, and post commit statuses.
+
+What has been reported is written on the Job itself (annotations), and a finalizer keeps the
+Job until its final statuses are out, so neither a restart, a new leader, nor a Git host that
+is down for an hour loses or repeats a report.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from hooksync import logs, names
+from hooksync.config import Config, ConfigError, Target
+from hooksync.summary import RunSummary
+from receiver import coalescing
+from receiver.app import ReceiverState
+from receiver.dispatch import release_job
+from receiver.hosts import GitHubStatuses, GitLabStatuses, HostRejected, HostUnavailable
+from receiver.leader import LeaderElector
+from receiver.links import run_url
+from receiver.statuses import (
+    StatusReport,
+    final_reports,
+    job_failure_reason,
+    pending_reports,
+)
+
+log = logging.getLogger("hooksync.receiver")
+
+POLL_SECONDS = 2.0
+MAX_BACKOFF_SECONDS = 300.0
+
+
+class Reporter:
+    """One pass every POLL_SECONDS while this replica leads."""
+
+    def __init__(self, state: ReceiverState, elector: LeaderElector) -> None:
+        self.state = state
+        self.elector = elector
+        self.batch = client.BatchV1Api(state.api)
+        self.core = client.CoreV1Api(state.api)
+        self.stop = threading.Event()
+        self._hosts: dict[str, Any] = {}
+        self._hosts_config: Config | None = None
+        self._not_before: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
+
+    def run(self) -> None:
+        while not self.stop.wait(POLL_SECONDS):
+            if not self.elector.is_leader.is_set():
+                continue
+            try:
+                self.pass_once()
+            except Exception as exc:  # the API server may be away; the next pass retries
+                log.warning("report pass failed", extra={"reason": f"{type(exc).__name__}: {exc}"})
+
+    def pass_once(self) -> None:
+        selector = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
+        answer = self.batch.list_namespaced_job(
+            self.state.namespace, label_selector=selector, _preload_content=False,
+            _request_timeout=(2, 10),
+        )  # fmt: skip
+        jobs: list[dict[str, Any]] = json.loads(answer.data)["items"]  # type: ignore[attr-defined]
+        for job in coalescing.to_release([j for j in jobs if _label(j, names.MODE) == "apply"]):
+            release_job(self.batch, self.state.namespace, coalescing.name_of(job))
+        for job in jobs:
+            if self.stop.is_set() or not self.elector.is_leader.is_set():
+                return
+            self.report(job)
+
+    # -- one Job -------------------------------------------------------------------------
+
+    def report(self, job: dict[str, Any]) -> None:
+        name = coalescing.name_of(job)
+        annotations = (job.get("metadata") or {}).get("annotations") or {}
+        target = self._target(_label(job, names.TARGET))
+        if annotations.get(names.REPORTED) == "complete" or target is None:
+            self._drop_finalizer(job)
+            return
+        if not coalescing.is_finished(job):
+            posted = self._post_all(target, name, pending_reports(job))
+            if posted:
+                done = coalescing.annotation_list(job, names.REPORTED_PENDING) + posted
+                self._annotate(name, {names.REPORTED_PENDING: ",".join(dict.fromkeys(done))})
+            return
+        summary = self._summary(job)
+        reports = final_reports(job, summary, job_failure_reason(job))
+        already = set(coalescing.annotation_list(job, names.REPORTED_FINAL))
+        todo = [r for r in reports if r.sha not in already]
+        posted = self._post_all(target, name, todo)
+        if len(posted) < len(todo):
+            if posted:
+                record = ",".join(dict.fromkeys([*already, *posted]))
+                self._annotate(name, {names.REPORTED_FINAL: record})
+            return
+        self._record_result(job, target, summary)
+        self._annotate(
+            name,
+            {names.REPORTED: "complete", names.REPORTED_FINAL: ",".join(r.sha for r in reports)},
+        )
+        self._drop_finalizer(job)
+
+    def _post_all(self, target: Target, job: str, reports: list[StatusReport]) -> list[str]:
+        """Post in order; stop at the first the host cannot take now. Returns posted SHAs."""
+        posted: list[str] = []
+        provider = target.provider
+        for report in reports:
+            if time.monotonic() < self._not_before.get(provider, 0.0):
+                break
+            try:
+                self._host(provider).post(target.repo, report, self._link(job))
+            except HostUnavailable as exc:
+                failures = self._failures.get(provider, 0) + 1
+                self._failures[provider] = failures
+                wait = max(exc.retry_after, min(MAX_BACKOFF_SECONDS, 2.0 ** (failures - 1)))
+                self._not_before[provider] = time.monotonic() + wait
+                self.state.metrics.statuses.labels(provider, "retry").inc()
+                log.warning(
+                    "status not posted; will retry",
+                    extra=logs.extra(job=job, target=target.name, reason=str(exc), wait=wait),
+                )
+                break
+            except HostRejected as exc:
+                # The host will never take it (unknown repository, bad token); do not block
+                # the Job forever, but say so loudly.
+                self.state.metrics.statuses.labels(provider, "rejected").inc()
+                log.error(
+                    "status rejected by the Git host",
+                    extra=logs.extra(job=job, target=target.name, reason=str(exc)),
+                )
+                posted.append(report.sha)
+                continue
+            self._failures[provider] = 0
+            self.state.metrics.statuses.labels(provider, "posted").inc()
+            log.info(
+                "status posted",
+                extra=logs.extra(job=job, target=target.name, commit=report.sha,
+                                 state=report.state, context=report.context),
+            )  # fmt: skip
+            posted.append(report.sha)
+        return posted
+
+    # -- reading the run -----------------------------------------------------------------
+
+    def _summary(self, job: dict[str, Any]) -> RunSummary | None:
+        """The run's summary: saved on the Job, else read from its last pod and saved."""
+        annotations = (job.get("metadata") or {}).get("annotations") or {}
+        if names.SUMMARY in annotations:
+            return RunSummary.from_json(annotations[names.SUMMARY])
+        name = coalescing.name_of(job)
+        message = last_termination_message(self.core, self.state.namespace, name)
+        summary = RunSummary.from_json(message) if message else None
+        if summary is not None:
+            self._annotate(name, {names.SUMMARY: summary.to_json()})
+        return summary
+
+    def _record_result(
+        self, job: dict[str, Any], target: Target, summary: RunSummary | None
+    ) -> None:
+        mode = _label(job, names.MODE) or "apply"
+        metrics = self.state.metrics
+        result = summary.result if summary else "failure"
+        if job_failure_reason(job):
+            result = "failure"
+        metrics.converges.labels(target.name, mode, result).inc()
+        status = job.get("status") or {}
+        started, ended = _time(status.get("startTime")), _time(status.get("completionTime"))
+        if started and ended:
+            metrics.converge_seconds.labels(target.name, mode).observe(ended - started)
+        if mode != "preview" and summary and summary.sha and result in ("success", "no-op"):
+            metrics.last_applied.labels(target.name).info({"sha": summary.sha})
+            metrics.last_success.labels(target.name).set(ended or time.time())
+
+    # -- small I/O helpers ---------------------------------------------------------------
+
+    def _target(self, name: str | None) -> Target | None:
+        try:
+            return self.state.config.target(name or "")
+        except ConfigError:
+            return None
+
+    def _host(self, provider: str) -> Any:
+        if self._hosts_config is not self.state.config:
+            self._hosts = {}
+            self._hosts_config = self.state.config
+        if provider not in self._hosts:
+            secrets = self.state.secrets
+            if provider == "github":
+                self._hosts[provider] = GitHubStatuses(self.state.config, secrets.github_token)
+            else:
+                self._hosts[provider] = GitLabStatuses(self.state.config, secrets.gitlab_token)
+        return self._hosts[provider]
+
+    def _link(self, job: str) -> str | None:
+        keys = self.state.secrets.link_keys
+        return run_url(self.state.config.public_url, keys[0], job) if keys else None
+
+    def _annotate(self, job: str, annotations: Mapping[str, str]) -> None:
+        try:
+            self.batch.patch_namespaced_job(
+                job, self.state.namespace, {"metadata": {"annotations": dict(annotations)}},
+                _preload_content=False, _request_timeout=(2, 10),
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def _drop_finalizer(self, job: dict[str, Any]) -> None:
+        finalizers = (job.get("metadata") or {}).get("finalizers") or []
+        if names.STATUS_FINALIZER not in finalizers:
+            return
+        remaining = [f for f in finalizers if f != names.STATUS_FINALIZER]
+        metadata = job.get("metadata") or {}
+        patch = {"metadata": {"finalizers": remaining or None,
+                              "resourceVersion": metadata.get("resourceVersion")}}  # fmt: skip
+        try:
+            self.batch.patch_namespaced_job(
+                coalescing.name_of(job), self.state.namespace, patch,
+                _preload_content=False, _request_timeout=(2, 10),
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status not in (404, 409):  # 409: changed since listed; next pass retries
+                raise
+
+
+def last_termination_message(core: client.CoreV1Api, namespace: str, job: str) -> str | None:
+    """The termination message of the newest terminated pod of `job`."""
+    answer = core.list_namespaced_pod(
+        namespace, label_selector=f"job-name={job}", _preload_content=False,
+        _request_timeout=(2, 10),
+    )  # fmt: skip
+    pods = json.loads(answer.data)["items"]  # type: ignore[attr-defined]
+    pods.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+    for pod in reversed(pods):
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (status.get("state") or {}).get("terminated")
+            if terminated and terminated.get("message"):
+                return str(terminated["message"])
+    return None
+
+
+def _label(job: Mapping[str, Any], key: str) -> str | None:
+    value = ((job.get("metadata") or {}).get("labels") or {}).get(key)
+    return str(value) if value else None
+
+
+def _time(value: Any) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def identity() -> str:
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+
+
+def start_reporting(state: ReceiverState) -> list[threading.Event]:
+    """Start the leader election and the reporter; returns their stop events."""
+    elector = LeaderElector(
+        state.api,
+        state.namespace,
+        identity(),
+        on_change=lambda leading: state.metrics.leader.set(1 if leading else 0),
+    )
+    reporter = Reporter(state, elector)
+    threading.Thread(target=elector.run, name="leader-election", daemon=True).start()
+    threading.Thread(target=reporter.run, name="status-reporter", daemon=True).start()
+    state.elector = elector
+    return [elector.stop, reporter.stop]
