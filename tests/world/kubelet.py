@@ -38,6 +38,8 @@ NODE_NAME = "hooksync-local-node"
 TERMINATION_MESSAGE_LIMIT = 4096
 FALLBACK_LOG_LINES = 80
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Where each pod's folder is bound inside its mount namespace before the volume mounts.
+STAGING_ROOT = Path("/run/hooksync-kubelet")
 
 
 def _now() -> str:
@@ -368,15 +370,19 @@ class ProcessKubelet:
             self._set_terminated(pod, container.name, 128, "StartError", repr(exc), started)
             return
 
-        script = ["set -e"]
+        # The pod folder is bound at a staging point first: a mountPath such as /tmp could
+        # otherwise hide the folder the later mounts come from.
+        stage = STAGING_ROOT / run.uid
+        script = ["set -e", f"mkdir -p {stage}", f"mount --rbind {run.directory} {stage}"]
         for source, target in mounts:
             quoted = shlex.quote(target)
+            staged = stage / source.relative_to(run.directory)
             if source.is_dir():
                 script.append(f"mkdir -p {quoted}")
             else:
                 script.append(f"mkdir -p {shlex.quote(str(Path(target).parent))}")
                 script.append(f"[ -e {quoted} ] || : > {quoted}")
-            script.append(f"mount --bind {shlex.quote(str(source))} {quoted}")
+            script.append(f"mount --bind {shlex.quote(str(staged))} {quoted}")
         if container.working_dir:
             script.append(f"cd {shlex.quote(container.working_dir)}")
         script.append('exec "$@"')
@@ -401,6 +407,8 @@ class ProcessKubelet:
         if not message and exit_code != 0 and policy == "FallbackToLogsOnError":
             lines = run.log_path.read_bytes().splitlines()[-FALLBACK_LOG_LINES:]
             message = b"\n".join(lines)[-2048:].decode(errors="replace")
+        with contextlib.suppress(OSError):
+            stage.rmdir()
         reason = "Completed" if exit_code == 0 else "Error"
         self._set_terminated(pod, container.name, exit_code, reason, message, started)
         if pod.metadata.deletion_timestamp is not None or run.killed:
