@@ -1,32 +1,195 @@
-"""`make demo`: start the local cluster, show that it works, and stop it again."""
+"""`make demo`: hooksync's main job, end to end, on this machine.
+
+It starts a local control plane with the process kubelet, a Git repository served over HTTP,
+a GitHub stand-in and the receiver; then sends a signed push, a commit that changes the
+ConfigMap and removes the Service, and a pull request, printing what happened in the namespace
+and which statuses the commits got. It exits 0 only if every step did what it says.
+"""
 
 from __future__ import annotations
 
-import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from tests.world.cluster import LocalCluster
-from tests.world.controlplane import binaries_dir
+from tests.world.stack import DeliveryStack
+
+CONFIGMAP = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web
+data:
+  greeting: {greeting}
+"""
+SERVICE = """apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 8080
+"""
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: ghcr.io/example/web:1.0
+        envFrom:
+        - configMapRef: {{name: web}}
+"""
+
+
+class Demo:
+    def __init__(self, stack: DeliveryStack) -> None:
+        self.stack = stack
+        self.failures: list[str] = []
+        self.step_number = 0
+
+    def step(self, title: str) -> None:
+        self.step_number += 1
+        print(f"\n== {self.step_number}. {title}", flush=True)
+
+    def check(self, what: str, ok: bool) -> None:
+        print(f"   [{'ok' if ok else 'FAILED'}] {what}", flush=True)
+        if not ok:
+            self.failures.append(what)
+
+    def show_namespace(self) -> dict[str, dict[str, Any]]:
+        objects = self.stack.objects()
+        print(f"   namespace {self.stack.target_namespace!r} now holds:")
+        for name, obj in sorted(objects.items()):
+            detail = ""
+            if name.startswith("ConfigMap/"):
+                detail = f" data={obj.get('data')}"
+            if name.startswith("Deployment/"):
+                detail = f" replicas={obj['spec'].get('replicas')}"
+            print(f"     - {name}{detail}")
+        return objects
+
+    def show_statuses(self, sha: str) -> None:
+        for status in self.stack.statuses(sha):
+            print(
+                f"   status on {sha[:7]}: {status['state']:<8} {status['context']}: "
+                f"{status['description']}"
+            )
+
+    def wait(self, sha: str, context: str | None = None) -> dict[str, Any] | None:
+        try:
+            return self.stack.wait_final_status(sha, context, timeout=120)
+        except TimeoutError as exc:
+            print(f"   {exc}")
+            return None
+
+
+def run(stack: DeliveryStack) -> list[str]:
+    demo = Demo(stack)
+    receiver = stack.receivers[0]
+    print(f"receiver at {receiver.url}; Jobs run in {stack.jobs_namespace!r}, converge "
+          f"{stack.target_namespace!r}")  # fmt: skip
+
+    demo.step("a signed push of the app: Deployment, Service, ConfigMap")
+    first = stack.commit(
+        {
+            "deploy/configmap.yaml": CONFIGMAP.format(greeting="hello"),
+            "deploy/service.yaml": SERVICE,
+            "deploy/deployment.yaml": DEPLOYMENT.format(replicas=2),
+        },
+        "Add the web app",
+    )
+    answer = stack.push_event(first)
+    print(f"   POST /hooks/github -> {answer.status_code} {answer.text}")
+    demo.check("the receiver answered 202 (Job persisted)", answer.status_code == 202)
+    status = demo.wait(first)
+    demo.show_statuses(first)
+    demo.check("the commit got a success status", bool(status and status["state"] == "success"))
+    objects = demo.show_namespace()
+    demo.check(
+        "ConfigMap, Service and Deployment exist",
+        {"ConfigMap/web", "Service/web", "Deployment/web"} <= set(objects),
+    )
+
+    demo.step("a commit that changes the ConfigMap and removes the Service")
+    second = stack.commit(
+        {
+            "deploy/configmap.yaml": CONFIGMAP.format(greeting="bonjour"),
+            "deploy/service.yaml": None,
+        },
+        "Say bonjour; drop the Service",
+    )
+    answer = stack.push_event(second, before=first)
+    print(f"   POST /hooks/github -> {answer.status_code} {answer.text}")
+    demo.check("the receiver answered 202", answer.status_code == 202)
+    status = demo.wait(second)
+    demo.show_statuses(second)
+    demo.check(
+        "the commit got success, pruned 1",
+        bool(status and status["state"] == "success" and "pruned 1" in status["description"]),
+    )
+    objects = demo.show_namespace()
+    demo.check("the ConfigMap says bonjour",
+               objects.get("ConfigMap/web", {}).get("data") == {"greeting": "bonjour"})  # fmt: skip
+    demo.check("the Service is gone", "Service/web" not in objects)
+    before = {name: obj["metadata"]["resourceVersion"] for name, obj in objects.items()}
+
+    demo.step("a pull request that would scale the Deployment to 3")
+    head = stack.commit({"deploy/deployment.yaml": DEPLOYMENT.format(replicas=3)}, "Scale to 3",
+                        branch="feature")  # fmt: skip
+    answer = stack.pull_request_event(head)
+    print(f"   POST /hooks/github (pull_request) -> {answer.status_code} {answer.text}")
+    demo.check("the receiver answered 202", answer.status_code == 202)
+    status = demo.wait(head, f"hooksync/preview: {stack.target}")
+    demo.show_statuses(head)
+    demo.check(
+        "the head commit got a preview check that would change 1",
+        bool(status and status["state"] == "success" and "change 1" in status["description"]),
+    )
+    objects = demo.show_namespace()
+    after = {name: obj["metadata"]["resourceVersion"] for name, obj in objects.items()}
+    demo.check("the preview changed nothing in the namespace", before == after)
+
+    if status and status.get("target_url"):
+        print(f"\n   run page of the preview: {status['target_url']}")
+    return demo.failures
 
 
 def main() -> int:
     started = time.monotonic()
     print("starting etcd, kube-apiserver, kube-controller-manager and the process kubelet ...")
-    with LocalCluster() as cluster:
-        print(f"ready in {time.monotonic() - started:.1f}s")
-        print(f"  export KUBECONFIG={cluster.kubeconfig}")
-        kubectl = str(binaries_dir(build=False) / "kubectl")
-        result = subprocess.run(
-            [kubectl, "--kubeconfig", str(cluster.kubeconfig), "get", "nodes,namespaces"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        print(result.stdout or result.stderr)
-        ok = result.returncode == 0 and "hooksync-local-node" in result.stdout
-    print("stopped; run `hack/local-cluster up --dir DIR` to keep a cluster running")
-    return 0 if ok else 1
+    with tempfile.TemporaryDirectory(prefix="hooksync-demo-") as folder:
+        failures: list[str] = ["the demo did not finish"]
+        with LocalCluster() as cluster:
+            print(f"local cluster ready in {time.monotonic() - started:.1f}s")
+            stack = DeliveryStack(cluster, Path(folder), target="shop")
+            failures = _guarded(lambda: run(stack.start()), stack.stop)
+    print()
+    if failures:
+        print(f"demo FAILED: {len(failures)} step(s) did not do what they say:")
+        for failure in failures:
+            print(f"  - {failure}")
+        return 1
+    print(f"demo passed in {time.monotonic() - started:.0f}s; everything it started is stopped")
+    return 0
+
+
+def _guarded(action: Callable[[], list[str]], cleanup: Callable[[], None]) -> list[str]:
+    try:
+        return action()
+    finally:
+        cleanup()
 
 
 if __name__ == "__main__":
