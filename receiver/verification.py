@@ -175,7 +175,7 @@ def _verify_standard_webhook(
     candidates = _v1_signatures(signature)
     if not candidates:
         raise SignatureError(f"{WEBHOOK_SIGNATURE_HEADER} holds no 'v1,<base64>' signature")
-    signed = f"{message_id}.{timestamp}.".encode() + body
+    signed = _header_bytes(message_id) + b"." + _header_bytes(timestamp) + b"." + body
     expected = [_hmac_sha256(key, signed) for key in keys]
     # Compare every pair so the time taken does not tell which entry or key came closest.
     matches = [hmac.compare_digest(c, e) for c in candidates for e in expected]
@@ -236,7 +236,8 @@ def _header_bytes(value: str) -> bytes:
     try:
         return value.encode("latin-1")
     except UnicodeEncodeError:
-        return value.encode("utf-8")
+        # Not from an HTTP header; lone surrogates must still compare, not raise.
+        return value.encode("utf-8", "surrogatepass")
 
 
 def _hmac_sha256(key: bytes, message: bytes) -> bytes:
