@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -40,9 +39,6 @@ _GITLAB_REPO = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 # A JSON string, closing quote optional so that an unterminated one ends the scan in one
 # linear pass instead of being retried from every later quote.
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_BRACKET_STEP: Final = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -354,10 +350,9 @@ def _utf8(body: bytes) -> str:
 
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
-    # json.loads recurses once per level; measure the depth first so that a deeply nested
-    # body is refused by rule instead of by the interpreter's recursion limit.
-    if _nesting_depth(text) > MAX_NESTING:
-        raise MalformedDelivery(f"{what} is nested deeper than {MAX_NESTING} levels")
+    # The C decoder guards its recursion (RecursionError past the interpreter's limit); the
+    # documented limit is then checked on the parsed value, which costs a walk over its
+    # containers only, not a second scan of every byte.
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -366,17 +361,27 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise MalformedDelivery(f"{what} is nested deeper than {MAX_NESTING} levels") from None
+    if _deeper_than(doc, MAX_NESTING):
+        raise MalformedDelivery(f"{what} is nested deeper than {MAX_NESTING} levels")
     if not isinstance(doc, dict):
         raise MalformedDelivery(f"{what} is not a JSON object but {_kind(doc)}")
     return doc
 
 
-def _nesting_depth(text: str) -> int:
-    """How deep arrays and objects nest, counting brackets outside strings; linear time."""
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
-    if not brackets:
-        return 0
-    return max(accumulate(_BRACKET_STEP[char] for char in brackets))
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in `value` nest more than `limit` levels (iterative)."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            if isinstance(item, (dict, list))
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return False
+    return bool(level)
 
 
 # Field access: each failure names the dotted path of the field.

@@ -1,0 +1,3 @@
+module hooksync.local/bench/gohmac
+
+go 1.22
