@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,19 @@ log = logging.getLogger("hooksync.receiver")
 # (connect, read) seconds for every API call made while a webhook waits for its answer.
 API_TIMEOUT = (2.0, 5.0)
 CONFLICT_RETRIES = 5
+# How long a push waits for another push to the same target to finish dispatching.
+TARGET_LOCK_SECONDS = 10.0
+
+# One apply dispatch at a time per target in this process. Without it, concurrent pushes
+# of different SHAs each see no active Job and create one apiece (their names differ by
+# SHA), and their folds into the waiting Job keep losing the compare-and-swap to each other.
+_target_locks: dict[tuple[str, str], threading.Lock] = {}
+_target_locks_guard = threading.Lock()
+
+
+def _target_lock(namespace: str, target: str) -> threading.Lock:
+    with _target_locks_guard:
+        return _target_locks.setdefault((namespace, target), threading.Lock())
 
 
 class ApiUnavailable(Exception):
@@ -52,6 +66,15 @@ class Dispatcher:
 
     def apply(self, target: Target, sha: str, ref: str, delivery: str | None) -> Dispatched:
         """Dispatch a push: a new apply Job, a waiting one, or a fold into the waiting one."""
+        lock = _target_lock(self.namespace, target.name)
+        if not lock.acquire(timeout=TARGET_LOCK_SECONDS):
+            raise ApiUnavailable(f"target {target.name}: other pushes are still dispatching")
+        try:
+            return self._apply(target, sha, ref, delivery)
+        finally:
+            lock.release()
+
+    def _apply(self, target: Target, sha: str, ref: str, delivery: str | None) -> Dispatched:
         for _ in range(CONFLICT_RETRIES):
             jobs = self._apply_jobs(target)
             jobs = self._release_waiting(jobs)
@@ -60,6 +83,7 @@ class Dispatcher:
                 return Dispatched(target.name, decision.job_name, "duplicate", decision.reason)
             if isinstance(decision, coalescing.Create):
                 body = build_job(self.config, target, "apply", sha, ref, delivery)
+                body = self._past_ended(body, jobs, target, sha, ref, delivery)
                 created = self._create(body)
                 if created:
                     return Dispatched(target.name, coalescing.name_of(body), "created")
@@ -74,6 +98,31 @@ class Dispatcher:
             if self._fold(decision.job, sha, delivery):
                 return Dispatched(target.name, coalescing.name_of(decision.job), "coalesced")
         raise ApiUnavailable(f"target {target.name}: Jobs kept changing while dispatching")
+
+    def _past_ended(
+        self,
+        body: dict[str, Any],
+        jobs: list[dict[str, Any]],
+        target: Target,
+        sha: str,
+        ref: str,
+        delivery: str | None,
+    ) -> dict[str, Any]:
+        """Rename `body` if an ended Job (kept until its TTL) holds its name already.
+
+        The same SHA pushed again (a rollback by force-push) must converge again; creating
+        the SHA's name would meet 409 on every try. The new Job is named after the ended
+        one, as a waiting Job would be, so racing replicas still compute one name.
+        """
+        ended = {coalescing.name_of(j) for j in jobs if coalescing.is_finished(j)}
+        for _ in range(len(ended)):
+            name = coalescing.name_of(body)
+            if name not in ended:
+                break
+            body = build_waiting_job(self.config, target, name, sha, ref, delivery)
+            body["spec"]["suspend"] = False
+            body["metadata"]["annotations"].pop(names.WAITS_FOR, None)
+        return body
 
     def preview(
         self, target: Target, sha: str, ref: str, delivery: str | None, number: int
