@@ -7,6 +7,7 @@ formatter drops any field whose name says it holds a credential.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import sys
@@ -43,8 +44,13 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {
         key.removesuffix("_"): value
         for key, value in vars(record).items()
-        if key not in _STANDARD and not any(word in key.lower() for word in _SECRET_WORDS)
+        if key not in _STANDARD and value is not None and _allowed(key)
     }
+
+
+@functools.cache
+def _allowed(key: str) -> bool:
+    return not any(word in key.lower() for word in _SECRET_WORDS)
 
 
 def extra(**fields: Any) -> dict[str, Any]:

@@ -361,7 +361,9 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise MalformedDelivery(f"{what} is nested deeper than {MAX_NESTING} levels") from None
-    if _deeper_than(doc, MAX_NESTING):
+    # Fewer brackets in the whole text than the limit cannot nest past it: skip the walk.
+    brackets = text.count("{") + text.count("[")
+    if brackets > MAX_NESTING and _deeper_than(doc, MAX_NESTING):
         raise MalformedDelivery(f"{what} is nested deeper than {MAX_NESTING} levels")
     if not isinstance(doc, dict):
         raise MalformedDelivery(f"{what} is not a JSON object but {_kind(doc)}")
