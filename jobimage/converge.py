@@ -49,6 +49,7 @@ log = logging.getLogger("hooksync.job")
 
 APPLY_CONCURRENCY = 8
 HEALTH_POLL_SECONDS = 1.0
+HEALTH_FIRST_POLL_SECONDS = 0.1
 NAMES_IN_MESSAGE = 5
 # Kinds with a rollout to wait for; everything else is ready once applied.
 ROLLOUT_KINDS = frozenset(
@@ -102,13 +103,16 @@ def converge(
 
     applied = apply_objects(cluster, spec, objects, observed)
     pruned = prune(cluster, spec, objects, observed, inventory)
+    # A render with zero objects prunes nothing (rule 5): what was applied before is still live
+    # and still ours, so it stays recorded, or a later render could never prune it.
+    refs = applied.refs if objects else list(inventory.objects)
     try:
         wait_for_health(cluster, spec, objects, deadline=started + spec.timeout_seconds)
     except PermanentError:
         # What is in the cluster is still recorded, at the old SHA, so the next run retries.
-        record_inventory(cluster, spec, inventory.sha, applied.refs)
+        record_inventory(cluster, spec, inventory.sha, refs)
         raise
-    record_inventory(cluster, spec, checkout.sha, applied.refs)
+    record_inventory(cluster, spec, checkout.sha, refs)
     # Drift only means "changed by someone else" when Git did not move.
     drift_count = len(drift) if inventory.sha == checkout.sha else 0
     summary = RunSummary(
@@ -134,8 +138,11 @@ def converge(
 
 
 def fetch_step(spec: JobSpec, workdir: Path, credentials: GitCredentials) -> Checkout:
-    checkout = fetch(spec.clone_url, spec.branch, spec.sha, workdir / "repo", credentials)
-    _step("fetch", spec, sha=checkout.sha, ref=spec.sha or spec.branch)
+    # Only a preview checks an exact commit; apply and resync take the branch head as it is now,
+    # so a stale --sha can never roll the namespace back (design rule 1).
+    sha = spec.sha if spec.mode == "preview" else None
+    checkout = fetch(spec.clone_url, spec.branch, sha, workdir / "repo", credentials)
+    _step("fetch", spec, sha=checkout.sha, ref=sha or spec.branch)
     return checkout
 
 
@@ -270,7 +277,12 @@ def prune(
 def wait_for_health(
     cluster: Cluster, spec: JobSpec, objects: Sequence[dict[str, Any]], deadline: float
 ) -> None:
-    """Wait until every workload reports rolled out; name the ones that do not in time."""
+    """Wait until every workload reports rolled out; name the ones that do not in time.
+
+    Each poll lists this target's objects of each rollout kind once, rather than reading every
+    workload on its own; polls start quick (a rollout often ends within the apply) and slow
+    down to HEALTH_POLL_SECONDS.
+    """
     waiting = {
         name_of(obj): ObjectRef.from_object(obj)
         for obj in objects
@@ -278,9 +290,17 @@ def wait_for_health(
     }
     reasons: dict[str, str] = {}
     rollouts = len(waiting)
+    selector = f"{APPLYSET_PART_OF}={applyset_id(spec.target, spec.namespace)}"
+    pause = HEALTH_FIRST_POLL_SECONDS
     while True:
+        kinds = sorted({(ref.api_version, ref.kind) for ref in waiting.values()})
+        live_objects = {
+            object_key(live): live
+            for api_version, kind in kinds
+            for live in cluster.list(api_version, kind, spec.namespace, selector)
+        }
         for name, ref in list(waiting.items()):
-            live = cluster.get(ref)
+            live = live_objects.get(ref.key)
             if live is None:
                 reasons[name] = "not found after apply"
                 continue
@@ -301,7 +321,8 @@ def wait_for_health(
                 f"not ready after {spec.timeout_seconds}s: {listed}"
                 + (f" (and {len(waiting) - 5} more)" if len(waiting) > 5 else "")
             )
-        time.sleep(HEALTH_POLL_SECONDS)
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, HEALTH_POLL_SECONDS)
 
 
 def record_inventory(
