@@ -6,7 +6,7 @@ Payload strings are untrusted: a ref is used only after it passes here.
 import re
 
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
-_SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 MAX_REF_LENGTH = 255
 
@@ -34,4 +34,4 @@ def is_valid_branch_name(branch: str) -> bool:
 
 def is_valid_sha(sha: str) -> bool:
     """Whether `sha` is a full lower-case SHA-1 or SHA-256 object name."""
-    return bool(_SHA.match(sha))
+    return bool(_SHA.fullmatch(sha))
