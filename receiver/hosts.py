@@ -79,7 +79,6 @@ class GitLabStatuses:
             private_token=token,
             timeout=TIMEOUT_SECONDS,
             retry_transient_errors=False,
-            obey_rate_limit=False,
         )
 
     def post(self, repo: str, report: StatusReport, target_url: str | None) -> None:
@@ -93,7 +92,11 @@ class GitLabStatuses:
             fields["target_url"] = target_url
         try:
             project = self.client.projects.get(repo, lazy=True)
-            project.commits.get(report.sha, lazy=True).statuses.create(fields)
+            # obey_rate_limit is a per-request option (the constructor does not take it):
+            # a 429 must come back to the reporter, not sleep in this thread.
+            project.commits.get(report.sha, lazy=True).statuses.create(
+                fields, obey_rate_limit=False
+            )
         except gitlab.exceptions.GitlabError as exc:
             code = exc.response_code or 0
             message = str(exc.error_message)
