@@ -7,6 +7,7 @@ hung request.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,8 +18,10 @@ from kubernetes import client
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse as _StarletteJSONResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from hooksync import logs
@@ -41,6 +44,14 @@ log = logging.getLogger("hooksync.receiver")
 
 RETRY_AFTER_SECONDS = 30
 READY_CACHE_SECONDS = 2.0
+
+
+class JSONResponse(_StarletteJSONResponse):
+    """JSON in ASCII: a payload string quoted in a reason (a branch name holding a lone
+    surrogate, which JSON escapes allow) cannot make the answer fail to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 @dataclass
@@ -103,7 +114,14 @@ def create_app(state: ReceiverState) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         *state.extra_routes,
     ]
-    app = Starlette(routes=routes)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # Starlette's own refusals (404, 405 with Allow) answer in the same JSON as ours.
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"error": exc.detail.splitlines()[0] if exc.detail else "refused"},
+                            status_code=exc.status_code, headers=exc.headers)  # fmt: skip
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.receiver = state
     return app
 

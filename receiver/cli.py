@@ -19,10 +19,12 @@ import uvicorn
 from kubernetes import client, config
 
 from hooksync import logs
-from hooksync.config import Config, ConfigError, load_config
+from hooksync.config import Config, ConfigError, load_config, read_secret
 from receiver.app import ReceiverState, create_app
 from receiver.cronjobs import reconcile_cronjobs
+from receiver.protocol import http_protocol
 from receiver.secrets import ReceiverSecrets
+from receiver.statuspage import STATUS_TOKEN_ENV, status_page_route
 
 log = logging.getLogger("hooksync.receiver")
 
@@ -118,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = load_config(args.config)
         secrets = ReceiverSecrets.from_environment()
+        status_tokens = read_secret(STATUS_TOKEN_ENV)
     except ConfigError as exc:
         print(f"hooksync-receiver: {exc}", file=sys.stderr)
         return 2
@@ -134,13 +137,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from receiver.runpage import run_page_route
 
     state.extra_routes.append(run_page_route(state))
+    state.extra_routes.append(status_page_route(state, status_tokens))
     app = create_app(state)
     log.info(
         "receiver starting",
         extra={"namespace": state.namespace, "targets": len(cfg.targets), "port": args.port},
     )
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        # log_config=None: uvicorn's own messages go through the root handler, as JSON too.
+        # http_protocol(): a request that is not valid HTTP gets a JSON 400 as well.
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                    log_config=None, http=http_protocol())  # fmt: skip
     finally:
         for stop in background:
             stop.set()

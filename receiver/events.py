@@ -421,7 +421,8 @@ def _string(doc: dict[str, Any], path: str, *, where: str | None = None) -> str:
 
 def _sha(doc: dict[str, Any], path: str, *, where: str | None = None) -> str:
     value = _string(doc, path, where=where)
-    if not is_valid_sha(value):
+    # is_valid_sha's `$` also matches before a final newline; a SHA never holds one.
+    if "\n" in value or not is_valid_sha(value):
         raise MalformedDelivery(
             f"{where or path}: {_show(value)} is not a full commit SHA (40 lower-case hex digits)"
         )

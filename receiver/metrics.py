@@ -1,5 +1,12 @@
 """The receiver's Prometheus metrics. Label values are bounded: providers, events, outcomes,
-reasons and target names from the configuration; never SHAs or delivery ids."""
+reasons and target names from the configuration; never SHAs or delivery ids.
+
+The one exception is `hooksync_last_applied_info{target, sha}`: an Info keeps one series per
+target, and recording a new SHA replaces the old series rather than adding one, so a scrape
+always shows at most one SHA per target. (Each SHA still starts a new series in Prometheus'
+storage, about one per deploy, which is the price of being able to alert on and join by it.)
+Time since the last success is `time() - hooksync_last_success_timestamp_seconds`.
+"""
 
 from __future__ import annotations
 
@@ -88,4 +95,6 @@ class ReceiverMetrics:
 
     @staticmethod
     def event_label(event: str) -> str:
-        return event if event in KNOWN_EVENTS else "other"
+        """A GitHub event name as is, a GitLab one in the same words ("Push Hook" -> push)."""
+        name = event.strip().lower().removesuffix(" hook").replace(" ", "_")
+        return name if name in KNOWN_EVENTS else "other"

@@ -24,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from hooksync import logs, names
 from hooksync.config import Config, ConfigError, Target
 from hooksync.summary import RunSummary
-from receiver import coalescing
+from receiver import coalescing, records
 from receiver.app import ReceiverState
 from receiver.dispatch import release_job
 from receiver.hosts import GitHubStatuses, GitLabStatuses, HostRejected, HostUnavailable
@@ -56,6 +56,7 @@ class Reporter:
         self._hosts_config: Config | None = None
         self._not_before: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        self._carried: dict[str, str] = {}  # SHA -> the apply Job that stands for it
 
     def run(self) -> None:
         while not self.stop.wait(POLL_SECONDS):
@@ -73,8 +74,12 @@ class Reporter:
             _request_timeout=(2, 10),
         )  # fmt: skip
         jobs: list[dict[str, Any]] = json.loads(answer.data)["items"]  # type: ignore[attr-defined]
-        for job in coalescing.to_release([j for j in jobs if _label(j, names.MODE) == "apply"]):
+        apply_jobs = [j for j in jobs if _label(j, names.MODE) == "apply"]
+        for job in coalescing.to_release(apply_jobs):
             release_job(self.batch, self.state.namespace, coalescing.name_of(job))
+        self._carried = {
+            sha: coalescing.name_of(j) for j in apply_jobs for sha in coalescing.job_shas(j)
+        }
         for job in jobs:
             if self.stop.is_set() or not self.elector.is_leader.is_set():
                 return
@@ -97,6 +102,11 @@ class Reporter:
             return
         summary = self._summary(job)
         reports = final_reports(job, summary, job_failure_reason(job))
+        # A run that deployed the branch head whose push is on another Job (folded into the
+        # one waiting behind it) leaves that SHA to the other Job: one final status per SHA,
+        # and no "pending" from the other Job after this one's "success".
+        own = set(coalescing.job_shas(job))
+        reports = [r for r in reports if r.sha in own or self._carried.get(r.sha, name) == name]
         already = set(coalescing.annotation_list(job, names.REPORTED_FINAL))
         todo = [r for r in reports if r.sha not in already]
         posted = self._post_all(target, name, todo)
@@ -176,12 +186,22 @@ class Reporter:
             result = "failure"
         metrics.converges.labels(target.name, mode, result).inc()
         status = job.get("status") or {}
-        started, ended = _time(status.get("startTime")), _time(status.get("completionTime"))
+        # A failed Job has no completionTime; its Failed condition says when it ended.
+        started, ended = _time(status.get("startTime")), _time(records.finished_time(job))
         if started and ended:
             metrics.converge_seconds.labels(target.name, mode).observe(ended - started)
         if mode != "preview" and summary and summary.sha and result in ("success", "no-op"):
             metrics.last_applied.labels(target.name).info({"sha": summary.sha})
             metrics.last_success.labels(target.name).set(ended or time.time())
+        record = records.record_from_run(job, result, summary, datetime.datetime.now(datetime.UTC))
+        if record is not None:
+            try:
+                records.save(self.state.api, self.state.namespace, record)
+            except Exception as exc:  # the statuses are out; a missing record only dims the page
+                log.warning(
+                    "target record not saved",
+                    extra=logs.extra(job=record.job, target=target.name, reason=str(exc)),
+                )
 
     # -- small I/O helpers ---------------------------------------------------------------
 

@@ -72,14 +72,19 @@ class ReceiverProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"receiver exited at start-up:\n{self.log()[-3000:]}")
+                log = self.log()[-3000:]
+                self.stop()
+                raise RuntimeError(f"receiver exited at start-up:\n{log}")
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as answer:  # noqa: S310
                     if answer.status == 200:
                         return self
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"receiver not healthy after {timeout}s:\n{self.log()[-3000:]}")
+        log = self.log()[-3000:]
+        # A receiver that never got healthy must not outlive the caller that gave up on it.
+        self.stop()
+        raise RuntimeError(f"receiver not healthy after {timeout}s:\n{log}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:

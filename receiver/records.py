@@ -1,0 +1,246 @@
+"""Each target's last result, kept on a Lease so it outlives the Jobs it came from.
+
+Finished Jobs are deleted after jobTTLSeconds, and the receiver may write only Leases, Jobs and
+CronJobs in its namespace. So when the leader has reported a run, it records the outcome as
+annotations on the Lease `hooksync-record-<target>` (never held: a Lease is just the one
+writable object with annotations). The status page reads these records.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from hooksync import names
+from hooksync.refs import is_valid_sha
+from hooksync.summary import RunSummary
+
+RECORD_PREFIX = "hooksync-record-"
+RECORD_LABEL = "hooksync.dev/record"  # value "true": selects record Leases in one list call
+MESSAGE_LIMIT = 300
+API_TIMEOUT = (2.0, 10.0)
+CONFLICT_RETRIES = 5
+
+# Annotations on a record Lease.
+RESULT = "hooksync.dev/last-result"
+FINISHED = "hooksync.dev/last-finished"
+JOB = "hooksync.dev/last-job"
+MODE = "hooksync.dev/last-mode"
+MESSAGE = "hooksync.dev/last-message"
+DRIFTED = "hooksync.dev/drifted"
+APPLIED_SHA = "hooksync.dev/applied-sha"
+APPLIED_AT = "hooksync.dev/applied-at"
+
+_OK = ("success", "no-op")
+
+
+@dataclass(frozen=True)
+class TargetRecord:
+    """What a target's newest finished apply or resync did, and what it last applied."""
+
+    target: str
+    result: str  # success | no-op | failure | lease-held
+    finished: str  # RFC 3339, UTC
+    job: str
+    mode: str
+    message: str = ""
+    drifted: int | None = None  # None: the run wrote no summary
+    applied_sha: str | None = None
+    applied_at: str | None = None
+
+    def to_annotations(self) -> dict[str, str]:
+        values = {
+            RESULT: self.result, FINISHED: self.finished, JOB: self.job, MODE: self.mode,
+            MESSAGE: self.message[:MESSAGE_LIMIT],
+            DRIFTED: "" if self.drifted is None else str(self.drifted),
+            APPLIED_SHA: self.applied_sha or "", APPLIED_AT: self.applied_at or "",
+        }  # fmt: skip
+        return values
+
+    @classmethod
+    def from_annotations(cls, target: str, annotations: Mapping[str, str]) -> TargetRecord | None:
+        """The record in a Lease's annotations; None when it holds none (or a damaged one)."""
+        result, finished = annotations.get(RESULT), annotations.get(FINISHED)
+        if not result or not finished or _timestamp(finished) is None:
+            return None
+        drifted = annotations.get(DRIFTED) or ""
+        sha = annotations.get(APPLIED_SHA) or None
+        return cls(
+            target=target, result=result, finished=finished, job=annotations.get(JOB, ""),
+            mode=annotations.get(MODE, ""), message=annotations.get(MESSAGE, ""),
+            drifted=int(drifted) if drifted.isdigit() else None,
+            applied_sha=sha if sha and is_valid_sha(sha) else None,
+            applied_at=annotations.get(APPLIED_AT) or None,
+        )  # fmt: skip
+
+
+def record_name(target: str) -> str:
+    return f"{RECORD_PREFIX}{target}"
+
+
+def finished_time(job: Mapping[str, Any]) -> str | None:
+    """When a Job ended: its completionTime, else when its Complete or Failed condition came.
+
+    A failed Job has no completionTime, only the Failed condition's transition time.
+    """
+    status = job.get("status") or {}
+    if status.get("completionTime"):
+        return str(status["completionTime"])
+    for condition in status.get("conditions") or []:
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            value = condition.get("lastTransitionTime")
+            return str(value) if value else None
+    return None
+
+
+def record_from_run(
+    job: Mapping[str, Any], result: str, summary: RunSummary | None, now: datetime.datetime
+) -> TargetRecord | None:
+    """The record a finished apply or resync Job leaves; None for previews and unlabelled Jobs.
+
+    `result` is the run's final result as the reporter decided it (a Job that failed counts as
+    a failure whatever its summary says).
+    """
+    metadata = job.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    target, mode = labels.get(names.TARGET), labels.get(names.MODE, "apply")
+    if not target or mode == "preview":
+        return None
+    finished = finished_time(job) or _rfc3339(now)
+    sha = summary.sha if summary is not None else None
+    applied = result in _OK and sha is not None and is_valid_sha(sha)
+    return TargetRecord(
+        target=str(target), result=result, finished=finished, job=str(metadata.get("name", "")),
+        mode=str(mode), message=(summary.message if summary else "")[:MESSAGE_LIMIT],
+        drifted=summary.counts.get("drifted", 0) if summary is not None else None,
+        applied_sha=sha if applied else None, applied_at=finished if applied else None,
+    )  # fmt: skip
+
+
+def merge(old: TargetRecord | None, new: TargetRecord) -> TargetRecord | None:
+    """The record to keep once `new` is in; None when `old` is newer and stays as it is.
+
+    A failed run leaves the last applied SHA (and the drift seen by the last run that could
+    tell) as they were: the namespace still runs what was last applied.
+    """
+    if old is None:
+        return new
+    if (_timestamp(old.finished) or 0.0) > (_timestamp(new.finished) or 0.0):
+        return None
+    merged = new
+    if merged.applied_sha is None:
+        merged = replace(merged, applied_sha=old.applied_sha, applied_at=old.applied_at)
+    if merged.drifted is None:
+        merged = replace(merged, drifted=old.drifted)
+    return merged
+
+
+def newest(records: list[TargetRecord | None]) -> TargetRecord | None:
+    """Fold `records` (in any order) into one, as `merge` would have recorded them."""
+    present = [r for r in records if r is not None]
+    present.sort(key=lambda r: _timestamp(r.finished) or 0.0)
+    kept: TargetRecord | None = None
+    for record in present:
+        kept = merge(kept, record) or kept
+    return kept
+
+
+# -- I/O -------------------------------------------------------------------------------------
+
+
+def save(api: client.ApiClient, namespace: str, record: TargetRecord) -> bool:
+    """Write `record` onto its target's record Lease unless a newer one is there.
+
+    Returns whether the Lease changed. The read-modify-write carries the resourceVersion, so
+    two writers (an old leader finishing its pass) cannot interleave.
+    """
+    leases = client.CoordinationV1Api(api)
+    name = record_name(record.target)
+    for _ in range(CONFLICT_RETRIES):
+        try:
+            answer = leases.read_namespaced_lease(
+                name, namespace, _preload_content=False, _request_timeout=API_TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            body = _lease(record.target, record.to_annotations())
+            try:
+                leases.create_namespaced_lease(namespace, body, _preload_content=False,
+                                               _request_timeout=API_TIMEOUT)  # fmt: skip
+            except ApiException as create_exc:
+                if create_exc.status == 409:
+                    continue  # written meanwhile: read it and merge
+                raise
+            return True
+        lease: dict[str, Any] = json.loads(answer.data)  # type: ignore[attr-defined]
+        metadata = lease.get("metadata") or {}
+        old = TargetRecord.from_annotations(record.target, metadata.get("annotations") or {})
+        merged = merge(old, record)
+        if merged is None:
+            return False
+        patch = {"metadata": {"resourceVersion": metadata.get("resourceVersion"),
+                              "annotations": merged.to_annotations()}}  # fmt: skip
+        try:
+            leases.patch_namespaced_lease(name, namespace, patch, _preload_content=False,
+                                          _request_timeout=API_TIMEOUT)  # fmt: skip
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                continue
+            raise
+        return True
+    raise ApiException(status=409, reason=f"record Lease {name} kept changing")
+
+
+def load(api: client.ApiClient, namespace: str) -> dict[str, TargetRecord]:
+    """Every target's record in `namespace`, by target name."""
+    answer = client.CoordinationV1Api(api).list_namespaced_lease(
+        namespace, label_selector=f"{RECORD_LABEL}=true", _preload_content=False,
+        _request_timeout=API_TIMEOUT,
+    )  # fmt: skip
+    found: dict[str, TargetRecord] = {}
+    for lease in json.loads(answer.data)["items"]:  # type: ignore[attr-defined]
+        metadata = lease.get("metadata") or {}
+        target = (metadata.get("labels") or {}).get(names.TARGET)
+        if not target or metadata.get("name") != record_name(target):
+            continue
+        record = TargetRecord.from_annotations(target, metadata.get("annotations") or {})
+        if record is not None:
+            found[target] = record
+    return found
+
+
+def _lease(target: str, annotations: dict[str, str]) -> Any:
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": record_name(target),
+            "labels": {
+                names.MANAGED_BY: names.MANAGED_BY_VALUE,
+                names.TARGET: target,
+                RECORD_LABEL: "true",
+            },
+            "annotations": annotations,
+        },
+        "spec": {},
+    }
+
+
+def _rfc3339(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _timestamp(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
