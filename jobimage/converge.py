@@ -106,12 +106,12 @@ def converge(
     # A render with zero objects prunes nothing (rule 5): what was applied before is still live
     # and still ours, so it stays recorded, or a later render could never prune it.
     refs = applied.refs if objects else list(inventory.objects)
-    try:
-        wait_for_health(cluster, spec, objects, deadline=started + spec.timeout_seconds)
-    except PermanentError:
-        # What is in the cluster is still recorded, at the old SHA, so the next run retries.
+    if any((group_of(obj["apiVersion"]), obj["kind"]) in ROLLOUT_KINDS for obj in objects):
+        # What is in the cluster is recorded before the wait, still at the old SHA: a run that
+        # fails, or is killed, while it waits leaves an inventory naming exactly what it
+        # applied and pruned (nothing it created goes unrecorded), and the next run retries.
         record_inventory(cluster, spec, inventory.sha, refs)
-        raise
+    wait_for_health(cluster, spec, objects, deadline=started + spec.timeout_seconds)
     record_inventory(cluster, spec, checkout.sha, refs)
     # Drift only means "changed by someone else" when Git did not move.
     drift_count = len(drift) if inventory.sha == checkout.sha else 0
