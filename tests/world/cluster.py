@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from tests.world.controlplane import ControlPlane
+from tests.world.controlplane import REPO_ROOT, ControlPlane
 from tests.world.kubelet import ProcessKubelet
 
 
@@ -54,6 +54,7 @@ class LocalCluster:
             serving_key=cp.pki["kubelet.key"],
             directory=cp.directory / "kubelet",
             extra_env={"PATH": path},
+            preserve_paths=[REPO_ROOT, Path(sys.prefix), Path(str(cp.bin_dir))],
         )
         self.kubelet.start()
 

@@ -114,6 +114,7 @@ class ProcessKubelet:
         extra_env: dict[str, str] | None = None,
         directory: Path | None = None,
         pod_filter: Callable[[Any], bool] | None = None,
+        preserve_paths: list[Path] | None = None,
     ) -> None:
         self.api_client = config.new_client_from_config(config_file=str(kubeconfig))
         self.core = client.CoreV1Api(self.api_client)
@@ -127,6 +128,8 @@ class ProcessKubelet:
             Path(tempfile.mkdtemp(prefix="hooksync-kubelet-")) if directory is None else directory
         )
         self.pod_filter = pod_filter or _is_job_pod
+        # Host folders pods must always see (the project, its interpreter, the tools' cache).
+        self.preserve_paths = [p.resolve() for p in preserve_paths or []]
         self._runs: dict[str, _PodRun] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -374,6 +377,17 @@ class ProcessKubelet:
         # otherwise hide the folder the later mounts come from.
         stage = STAGING_ROOT / run.uid
         script = ["set -e", f"mkdir -p {stage}", f"mount --rbind {run.directory} {stage}"]
+        # A real pod's programs live in its image; here they are this machine's, and a volume
+        # at, say, /tmp would hide them when the project itself sits under /tmp. Such folders
+        # are bound aside first and put back on top of the volumes afterwards.
+        shadowed = [
+            path
+            for path in self.preserve_paths
+            if any(_is_within(path, Path(target)) for _, target in mounts)
+        ]
+        for index, path in enumerate(shadowed):
+            aside = stage / ".keep" / str(index)
+            script += [f"mkdir -p {aside}", f"mount --rbind {shlex.quote(str(path))} {aside}"]
         for source, target in mounts:
             quoted = shlex.quote(target)
             staged = stage / source.relative_to(run.directory)
@@ -383,6 +397,10 @@ class ProcessKubelet:
                 script.append(f"mkdir -p {shlex.quote(str(Path(target).parent))}")
                 script.append(f"[ -e {quoted} ] || : > {quoted}")
             script.append(f"mount --bind {shlex.quote(str(staged))} {quoted}")
+        for index, path in enumerate(shadowed):
+            aside = stage / ".keep" / str(index)
+            quoted = shlex.quote(str(path))
+            script += [f"mkdir -p {quoted}", f"mount --rbind {aside} {quoted}"]
         if container.working_dir:
             script.append(f"cd {shlex.quote(container.working_dir)}")
         script.append('exec "$@"')
@@ -661,6 +679,11 @@ class _StartError(Exception):
 def _is_job_pod(pod: Any) -> bool:
     owners = pod.metadata.owner_references or []
     return any(o.kind == "Job" for o in owners)
+
+
+def _is_within(path: Path, mount_point: Path) -> bool:
+    """Whether a mount at `mount_point` would hide `path`."""
+    return path == mount_point or mount_point in path.parents
 
 
 def _expand(text: str, env: dict[str, str]) -> str:
