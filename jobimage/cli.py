@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from kubernetes import client, config
 
@@ -30,7 +32,7 @@ from hooksync.jobspec import (
 )
 from hooksync.summary import RunSummary
 from jobimage.converge import converge
-from jobimage.errors import ConvergeError
+from jobimage.errors import ConvergeError, TransientError
 from jobimage.fetch import GitCredentials, redact
 from jobimage.kube import Cluster
 from jobimage.lease import LeaseHeld, TargetLease
@@ -43,8 +45,15 @@ LEASE_WAIT_SECONDS = float(os.environ.get("HOOKSYNC_LEASE_WAIT_SECONDS", "60"))
 LEASE_POLL_SECONDS = 1.0
 
 
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    # The kubelet sends SIGTERM when the pod is deleted: unwind, so the Lease is released now
+    # rather than expiring, and the summary says what happened.
+    raise TransientError("terminated (the pod was deleted or the Job's deadline passed)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(os.environ.get("HOOKSYNC_LOG_FORMAT", "json"))
+    signal.signal(signal.SIGTERM, _terminated)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         spec = parse_job_args(args)

@@ -9,6 +9,7 @@ A preview stops after a server-side dry run and a prune plan, changing nothing.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -403,7 +404,10 @@ def _applied_message(total: int, pruned: int, drift_count: int, drift: list[str]
 
 
 def _step(step: str, spec: JobSpec, **fields: Any) -> None:
-    log.info(step, extra=logs.extra(step=step, target=spec.target, mode=spec.mode, **fields))
+    job = os.environ.get("HOOKSYNC_JOB_NAME")
+    log.info(
+        step, extra=logs.extra(step=step, target=spec.target, mode=spec.mode, job=job, **fields)
+    )
 
 
 __all__ = ["TransientError", "converge"]

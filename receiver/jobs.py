@@ -292,6 +292,8 @@ def _pod_spec(config: Config, target: Target, mode: str, sha: str | None) -> dic
         "env": [
             _field_env("POD_NAME", "metadata.name"),
             _field_env("POD_NAMESPACE", "metadata.namespace"),
+            # The Job controller labels its pods with the Job's name; logs carry it.
+            _field_env("HOOKSYNC_JOB_NAME", "metadata.labels['batch.kubernetes.io/job-name']"),
             # The root filesystem is read-only; Git wants a writable home.
             {"name": "HOME", "value": TMP_DIR},
             {"name": "TMPDIR", "value": TMP_DIR},

@@ -210,6 +210,8 @@ def test_build_job_pod() -> None:
     env = {var["name"]: var for var in box["env"]}
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    job_label = "metadata.labels['batch.kubernetes.io/job-name']"
+    assert env["HOOKSYNC_JOB_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": job_label}}
     assert box["securityContext"] == {
         "runAsNonRoot": True,
         "readOnlyRootFilesystem": True,
