@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class ReceiverState:
     clock: Callable[[], float] = time.time
     extra_routes: list[Route] = field(default_factory=list)
     elector: Any = None  # the LeaderElector, once reporting has started
+    job_created: threading.Event = field(default_factory=threading.Event)
     _ready_at: float = 0.0
     _ready: bool = False
 
@@ -206,6 +208,8 @@ async def _dispatch(
                 dispatcher.apply, item.target, item.sha, item.ref, item.delivery_id
             )
         results.append(result)
+        if result.outcome != "duplicate":
+            state.job_created.set()
         if result.outcome == "created":
             metrics.jobs_created.labels(result.target, item.mode).inc()
         elif result.outcome == "coalesced":

@@ -39,7 +39,7 @@ from receiver.statuses import (
 
 log = logging.getLogger("hooksync.receiver")
 
-POLL_SECONDS = 2.0
+POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 300.0
 
 
@@ -59,8 +59,12 @@ class Reporter:
         self._carried: dict[str, str] = {}  # SHA -> the apply Job that stands for it
 
     def run(self) -> None:
-        while not self.stop.wait(POLL_SECONDS):
-            if not self.elector.is_leader.is_set():
+        while not self.stop.is_set():
+            # A Job created by this replica wakes the loop at once, so its pending status
+            # goes out before a fast converge ends; otherwise it is a steady poll.
+            self.state.job_created.wait(POLL_SECONDS)
+            self.state.job_created.clear()
+            if self.stop.is_set() or not self.elector.is_leader.is_set():
                 continue
             try:
                 self.pass_once()
