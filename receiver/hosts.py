@@ -50,22 +50,23 @@ class GitHubStatuses:
             retry=None,
             timeout=TIMEOUT_SECONDS,
         )
-        self._repos: dict[str, Any] = {}
 
     def post(self, repo: str, report: StatusReport, target_url: str | None) -> None:
         state = "failure" if report.state == FAILURE else report.state
+        fields: dict[str, Any] = {
+            "state": state,
+            "description": shorten(report.description, GITHUB_DESCRIPTION_LIMIT),
+            "context": report.context,
+        }
+        if target_url:
+            fields["target_url"] = target_url
         try:
-            repository = self._repos.get(repo) or self.client.get_repo(repo, lazy=True)
-            self._repos[repo] = repository
-            commit = repository.get_commit(report.sha)
-            fields: dict[str, Any] = {
-                "state": state,
-                "description": shorten(report.description, GITHUB_DESCRIPTION_LIMIT),
-                "context": report.context,
-            }
-            if target_url:
-                fields["target_url"] = target_url
-            commit.create_status(**fields)
+            # One POST per status, through PyGithub's requester (which keeps GitHub's documented
+            # pacing of content-creating requests): reading the commit first would double the
+            # calls. `repo` and the SHA were validated when the config and event were parsed.
+            self.client.requester.requestJsonAndCheck(
+                "POST", f"/repos/{repo}/statuses/{report.sha}", input=fields
+            )
         except github.GithubException as exc:
             raise _github_error(exc) from None
         except (requests.RequestException, OSError) as exc:

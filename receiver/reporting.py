@@ -71,6 +71,24 @@ class Reporter:
             except Exception as exc:  # the API server may be away; the next pass retries
                 log.warning("report pass failed", extra={"reason": f"{type(exc).__name__}: {exc}"})
 
+    def release_loop(self) -> None:
+        """Release waiting Jobs promptly, apart from status posting, which the Git host paces
+        (GitHub asks for a second between writes, so a backlog of statuses can take minutes)."""
+        while not self.stop.wait(POLL_SECONDS):
+            if not self.elector.is_leader.is_set():
+                continue
+            try:
+                selector = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE},{names.MODE}=apply"
+                answer = self.batch.list_namespaced_job(
+                    self.state.namespace, label_selector=selector, _preload_content=False,
+                    _request_timeout=(2, 10),
+                )  # fmt: skip
+                jobs = json.loads(answer.data)["items"]  # type: ignore[attr-defined]
+                for job in coalescing.to_release(jobs):
+                    release_job(self.batch, self.state.namespace, coalescing.name_of(job))
+            except Exception as exc:  # the next tick retries
+                log.debug("release pass failed", extra={"reason": str(exc)})
+
     def pass_once(self) -> None:
         selector = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
         answer = self.batch.list_namespaced_job(
@@ -304,5 +322,6 @@ def start_reporting(state: ReceiverState) -> list[threading.Event]:
     reporter = Reporter(state, elector)
     threading.Thread(target=elector.run, name="leader-election", daemon=True).start()
     threading.Thread(target=reporter.run, name="status-reporter", daemon=True).start()
+    threading.Thread(target=reporter.release_loop, name="job-releaser", daemon=True).start()
     state.elector = elector
     return [elector.stop, reporter.stop]
