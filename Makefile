@@ -37,8 +37,10 @@ test: venv binaries lint
 demo: venv binaries
 	$(BIN)/python -m hack.demo
 
+# By hand only (minutes, and the machine should be otherwise idle); wrk is Debian's.
 bench: venv binaries
-	$(BIN)/python -m bench
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
