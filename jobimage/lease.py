@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime
 import threading
-from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from hooksync.leases import lease_expired
 from hooksync.names import MANAGED_BY, MANAGED_BY_VALUE, TARGET, lease_name
 from jobimage.errors import ConvergeError, TransientError
 
@@ -28,16 +28,6 @@ class LeaseHeld(ConvergeError):
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def _expired(spec: Any, now: datetime.datetime) -> bool:
-    if not spec or not spec.holder_identity:
-        return True
-    renewed = spec.renew_time or spec.acquire_time
-    if renewed is None:
-        return True
-    duration = spec.lease_duration_seconds or LEASE_DURATION_SECONDS
-    return bool(renewed + datetime.timedelta(seconds=duration) < now)
 
 
 class TargetLease:
@@ -85,7 +75,9 @@ class TargetLease:
             self._start_renewing()
             return
         holder = current.spec.holder_identity if current.spec else None
-        if holder not in (None, "", self.holder) and not _expired(current.spec, now):
+        if holder not in (None, "", self.holder) and not lease_expired(
+            current.spec, now, LEASE_DURATION_SECONDS
+        ):
             raise LeaseHeld(f"Lease {self.name} is held by {holder}; retry later")
         transitions = (current.spec.lease_transitions or 0) + 1 if current.spec else 1
         spec.lease_transitions = transitions

@@ -137,18 +137,9 @@ class Dispatcher:
     # -- API calls -----------------------------------------------------------------------
 
     def _apply_jobs(self, target: Target) -> list[dict[str, Any]]:
-        selector = (
-            f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE},"
-            f"{names.TARGET}={target.name},{names.MODE}=apply"
-        )
-        answer = self._call(
-            self.batch.list_namespaced_job,
-            self.namespace,
-            label_selector=selector,
-            _preload_content=False,
-        )
-        items: list[dict[str, Any]] = json.loads(answer.data)["items"]
-        return items
+        selector = job_selector(target=target.name, mode="apply")
+        jobs: list[dict[str, Any]] = self._call(list_jobs, self.batch, self.namespace, selector)
+        return jobs
 
     def _create(self, body: dict[str, Any]) -> bool:
         """Create a Job; False when one of that name exists already (another replica won)."""
@@ -215,6 +206,31 @@ class Dispatcher:
             raise _unavailable(exc) from None
         except (Urllib3Error, OSError) as exc:
             raise ApiUnavailable(f"API server unreachable: {type(exc).__name__}") from None
+
+
+def job_selector(target: str | None = None, mode: str | None = None) -> str:
+    """The label selector for hooksync's Jobs, optionally of one target and mode."""
+    selector = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
+    if target:
+        selector += f",{names.TARGET}={target}"
+    if mode:
+        selector += f",{names.MODE}={mode}"
+    return selector
+
+
+def list_jobs(
+    batch: client.BatchV1Api,
+    namespace: str,
+    selector: str,
+    _request_timeout: tuple[float, float] = API_TIMEOUT,
+) -> list[dict[str, Any]]:
+    """The Jobs `selector` picks, as plain dicts (cheaper than the client's model objects)."""
+    answer: Any = batch.list_namespaced_job(
+        namespace, label_selector=selector, _preload_content=False,
+        _request_timeout=_request_timeout,
+    )  # fmt: skip
+    items: list[dict[str, Any]] = json.loads(answer.data)["items"]
+    return items
 
 
 def release_job(batch: client.BatchV1Api, namespace: str, name: str) -> None:

@@ -12,6 +12,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from hooksync import names
+from hooksync.leases import lease_expired
 
 log = logging.getLogger("hooksync.receiver")
 
@@ -96,10 +97,7 @@ class LeaderElector:
             return True
         spec = lease.spec or client.V1LeaseSpec()
         mine = spec.holder_identity == self.identity
-        renewed = spec.renew_time or spec.acquire_time
-        duration = spec.lease_duration_seconds or LEASE_SECONDS
-        expired = renewed is None or renewed + datetime.timedelta(seconds=duration) < now
-        if not mine and spec.holder_identity and not expired:
+        if not mine and not lease_expired(spec, now, LEASE_SECONDS):
             return False
         if not mine:
             spec.acquire_time = now

@@ -26,7 +26,7 @@ from hooksync.config import Config, ConfigError, Target
 from hooksync.summary import RunSummary
 from receiver import coalescing, records
 from receiver.app import ReceiverState
-from receiver.dispatch import release_job
+from receiver.dispatch import job_selector, list_jobs, release_job
 from receiver.hosts import GitHubStatuses, GitLabStatuses, HostRejected, HostUnavailable
 from receiver.leader import LeaderElector
 from receiver.links import run_url
@@ -78,27 +78,16 @@ class Reporter:
             if not self.elector.is_leader.is_set():
                 continue
             try:
-                selector = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE},{names.MODE}=apply"
-                answer = self.batch.list_namespaced_job(
-                    self.state.namespace, label_selector=selector, _preload_content=False,
-                    _request_timeout=(2, 10),
-                )  # fmt: skip
-                jobs = json.loads(answer.data)["items"]  # type: ignore[attr-defined]
+                jobs = list_jobs(self.batch, self.state.namespace, job_selector(mode="apply"))
                 for job in coalescing.to_release(jobs):
                     release_job(self.batch, self.state.namespace, coalescing.name_of(job))
             except Exception as exc:  # the next tick retries
                 log.debug("release pass failed", extra={"reason": str(exc)})
 
     def pass_once(self) -> None:
-        selector = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
-        answer = self.batch.list_namespaced_job(
-            self.state.namespace, label_selector=selector, _preload_content=False,
-            _request_timeout=(2, 10),
-        )  # fmt: skip
-        jobs: list[dict[str, Any]] = json.loads(answer.data)["items"]  # type: ignore[attr-defined]
+        jobs = list_jobs(self.batch, self.state.namespace, job_selector(), (2, 10))
         apply_jobs = [j for j in jobs if _label(j, names.MODE) == "apply"]
-        for job in coalescing.to_release(apply_jobs):
-            release_job(self.batch, self.state.namespace, coalescing.name_of(job))
+        # Waiting Jobs are released by release_loop, which posting statuses cannot delay.
         self._carried = {
             sha: coalescing.name_of(j) for j in apply_jobs for sha in coalescing.job_shas(j)
         }

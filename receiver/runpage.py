@@ -21,6 +21,7 @@ from hooksync.summary import RunSummary
 from receiver import coalescing
 from receiver.app import ReceiverState
 from receiver.links import LinkError, check_run
+from receiver.reporting import last_termination_message
 
 LOG_LINES = 40
 
@@ -62,8 +63,6 @@ def render_run(state: ReceiverState, job_name: str) -> str | None:
             return None
         raise
     job: dict[str, Any] = json.loads(answer.data)  # type: ignore[attr-defined]
-    from receiver.reporting import last_termination_message
-
     annotations = (job.get("metadata") or {}).get("annotations") or {}
     summary_text = annotations.get(names.SUMMARY) or last_termination_message(
         core, state.namespace, job_name

@@ -65,7 +65,7 @@ def final_reports(
     context = context_for(mode, target)
     shas = job_shas(job)
     verb = "preview" if mode == "preview" else "apply"
-    failed = _job_failed(job)
+    failed = job_failure_reason(job) is not None
 
     if summary is None or summary.result in ("failure", "lease-held") or failed:
         if summary is not None and summary.result == "failure":
@@ -92,14 +92,6 @@ def final_reports(
         # The head moved on after these events: it is what got deployed, say so on it too.
         reports.append(StatusReport(applied, SUCCESS, context, summary.message))
     return reports
-
-
-def _job_failed(job: Mapping[str, Any]) -> bool:
-    status = job.get("status") or {}
-    return any(
-        c.get("type") == "Failed" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
 
 
 def job_failure_reason(job: Mapping[str, Any]) -> str | None:

@@ -32,6 +32,7 @@ from hooksync.summary import RunSummary
 from receiver import coalescing, records
 from receiver.app import ReceiverState
 from receiver.cron import CronError, next_fire_time
+from receiver.dispatch import job_selector, list_jobs
 from receiver.links import run_url
 from receiver.records import TargetRecord
 from receiver.statuses import job_failure_reason
@@ -116,18 +117,13 @@ def authorized(header: str | None, tokens: Sequence[str]) -> bool:
 def gather(state: ReceiverState) -> StatusInputs:
     """Three list calls: hooksync's Jobs, its resync CronJobs and the record Leases."""
     batch = client.BatchV1Api(state.api)
-    managed = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
-    jobs = batch.list_namespaced_job(
-        state.namespace, label_selector=managed, _preload_content=False,
-        _request_timeout=API_TIMEOUT,
-    )  # fmt: skip
     cronjobs = batch.list_namespaced_cron_job(
-        state.namespace, label_selector=f"{managed},{names.MODE}=resync",
+        state.namespace, label_selector=job_selector(mode="resync"),
         _preload_content=False, _request_timeout=API_TIMEOUT,
     )  # fmt: skip
     return StatusInputs(
         records=records.load(state.api, state.namespace),
-        jobs=json.loads(jobs.data)["items"],  # type: ignore[attr-defined]
+        jobs=list_jobs(batch, state.namespace, job_selector(), API_TIMEOUT),
         cronjobs=json.loads(cronjobs.data)["items"],  # type: ignore[attr-defined]
     )
 
