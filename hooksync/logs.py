@@ -13,6 +13,8 @@ import logging
 import sys
 from typing import Any
 
+import orjson
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _SECRET_WORDS = ("secret", "token", "password", "authorization", "signature", "key")
 
@@ -30,7 +32,10 @@ class JsonFormatter(logging.Formatter):
         entry.update(_fields(record))
         if record.exc_info and record.levelno >= logging.ERROR:
             entry["error"] = self.formatException(record.exc_info).splitlines()[-1]
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        try:
+            return orjson.dumps(entry, default=str).decode("utf-8")
+        except TypeError:  # a lone surrogate in a field: json escapes what UTF-8 cannot carry
+            return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):

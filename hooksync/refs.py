@@ -3,6 +3,7 @@
 Payload strings are untrusted: a ref is used only after it passes here.
 """
 
+import functools
 import re
 
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
@@ -11,6 +12,7 @@ _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 MAX_REF_LENGTH = 255
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of refs arrive over and over
 def is_valid_ref_name(ref: str) -> bool:
     """Whether `ref` is a well-formed Git ref name (for example refs/heads/main)."""
     if not ref or len(ref.encode("utf-8", "surrogatepass")) > MAX_REF_LENGTH:

@@ -11,10 +11,11 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from kubernetes import client
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -48,11 +49,14 @@ READY_CACHE_SECONDS = 2.0
 
 
 class JSONResponse(_StarletteJSONResponse):
-    """JSON in ASCII: a payload string quoted in a reason (a branch name holding a lone
-    surrogate, which JSON escapes allow) cannot make the answer fail to encode."""
+    """Compact JSON in UTF-8; a string that UTF-8 cannot carry (a lone surrogate) is escaped
+    in ASCII instead, so a reason quoting a payload string never fails to encode."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+        try:
+            return orjson.dumps(content)
+        except TypeError:  # a lone surrogate is not UTF-8; JSON's \u escapes can carry it
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 @dataclass
@@ -130,21 +134,24 @@ def create_app(state: ReceiverState) -> Starlette:
 
 async def _intake(state: ReceiverState, request: Request, provider: str) -> Response:
     started = time.perf_counter()
-    headers = request.headers
+    # Every header as sent, repeats included (the signature checks refuse a repeated one), and
+    # the first value of each for plain lookups. ASGI servers give the names in lower case.
+    pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
+    headers = dict(reversed(pairs))
     event_name = headers.get("x-github-event" if provider == "github" else "x-gitlab-event", "")
-    delivery = _delivery_id(request, provider)
+    delivery = _delivery_id(headers, provider)
     fields = {"provider": provider, "event": event_name[:40], "delivery": delivery}
     metrics = state.metrics
     try:
-        body = await read_body(request, state.config.max_body_bytes)
+        body = await read_body(request, headers.get("content-length"), state.config.max_body_bytes)
         if provider == "github":
-            verify_github_delivery(body, headers, state.secrets.github_webhook)
+            verify_github_delivery(body, pairs, state.secrets.github_webhook)
             event = parse_github(event_name, body, headers.get("content-type"), delivery)
         else:
             _check_gitlab_content_type(headers.get("content-type"))
             verify_gitlab_signature(
                 body,
-                headers,
+                pairs,
                 state.secrets.gitlab_signing_keys,
                 state.secrets.gitlab_webhook_tokens,
                 state.clock(),
@@ -157,7 +164,7 @@ async def _intake(state: ReceiverState, request: Request, provider: str) -> Resp
         if isinstance(exc, SignatureError):
             metrics.signature_failures.labels(provider).inc()
         metrics.rejected.labels(provider, label).inc()
-        metrics.deliveries.labels(provider, metrics.event_label(event_name), "rejected").inc()
+        metrics.count_delivery(provider, event_name, "rejected")
         log.info(
             "delivery rejected", extra=logs.extra(**fields, status=exc.status, reason=exc.reason)
         )
@@ -166,14 +173,14 @@ async def _intake(state: ReceiverState, request: Request, provider: str) -> Resp
         metrics.rejected.labels(provider, "ClientDisconnect").inc()
         response = _error(400, "the client closed the connection before the body was complete")
     except ApiUnavailable as exc:
-        metrics.deliveries.labels(provider, metrics.event_label(event_name), "unavailable").inc()
+        metrics.count_delivery(provider, event_name, "unavailable")
         log.warning("API server unavailable", extra=logs.extra(**fields, reason=str(exc)))
         response = JSONResponse(
             {"error": f"{exc}; retry later"},
             status_code=503,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    metrics.request_seconds.labels(provider).observe(time.perf_counter() - started)
+    metrics.observe_request(provider, time.perf_counter() - started)
     return response
 
 
@@ -181,11 +188,13 @@ async def _dispatch(
     state: ReceiverState, event: Event, routing: Routing, fields: dict[str, Any]
 ) -> Response:
     metrics = state.metrics
-    provider, event_label = fields["provider"], metrics.event_label(fields["event"])
+    provider, event_name = fields["provider"], fields["event"]
     if not routing.routes:
         outcome = "ping" if isinstance(event, PingEvent) else "ignored"
-        metrics.deliveries.labels(provider, event_label, outcome).inc()
-        log.info("delivery ignored", extra=logs.extra(**fields, reason=routing.reason))
+        metrics.count_delivery(provider, event_name, outcome)
+        # Debug only: an organisation's webhook brings every branch of every repository, and
+        # the reason is in the answer, which the Git host shows beside each delivery.
+        log.debug("delivery ignored", extra=logs.extra(**fields, reason=routing.reason))
         body: dict[str, Any] = {"status": outcome, "reason": routing.reason}
         if isinstance(event, PingEvent):
             body["zen"] = event.zen
@@ -222,17 +231,19 @@ async def _dispatch(
         )
     jobs = [{"target": r.target, "job": r.job, "outcome": r.outcome} for r in results]
     if all(r.outcome == "duplicate" for r in results):
-        metrics.deliveries.labels(provider, event_label, "duplicate").inc()
+        metrics.count_delivery(provider, event_name, "duplicate")
         reasons = "; ".join(r.reason for r in results)
         return JSONResponse({"status": "already dispatched", "reason": reasons, "jobs": jobs})
-    metrics.deliveries.labels(provider, event_label, "dispatched").inc()
+    metrics.count_delivery(provider, event_name, "dispatched")
     return JSONResponse({"status": "dispatched", "reason": routing.reason, "jobs": jobs},
                         status_code=202)  # fmt: skip
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing (413) as soon as it passes `limit` without reading the rest."""
-    declared = request.headers.get("content-length")
+async def read_body(request: Request, declared: str | None, limit: int) -> bytes:
+    """The raw body, refusing (413) as soon as it passes `limit` without reading the rest.
+
+    `declared` is the Content-Length header, if one was sent.
+    """
     if declared is not None:
         if not declared.isdigit():
             raise MalformedDelivery("Content-Length is not a number")
@@ -240,12 +251,18 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"body is over the {limit}-byte limit")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _check_gitlab_content_type(content_type: str | None) -> None:
@@ -254,8 +271,7 @@ def _check_gitlab_content_type(content_type: str | None) -> None:
         raise UnsupportedContentType(f"content type {media[:60]!r} is not application/json")
 
 
-def _delivery_id(request: Request, provider: str) -> str | None:
-    headers = request.headers
+def _delivery_id(headers: Mapping[str, str], provider: str) -> str | None:
     if provider == "github":
         return headers.get("x-github-delivery")
     return (

@@ -43,6 +43,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--kubeconfig", help="kubeconfig file; default: in-cluster")
     parser.add_argument("--log-format", choices=("json", "text"), default="json")
     parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning"),
+        default="info",
+        help="debug adds a line for every delivery that needs nothing done",
+    )
+    parser.add_argument(
         "--no-background",
         action="store_true",
         help="intake only: no CronJob reconcile and no status reporting (for benchmarks)",
@@ -116,7 +122,7 @@ class ConfigWatcher:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logs.configure(args.log_format)
+    logs.configure(args.log_format, getattr(logging, args.log_level.upper()))
     try:
         cfg = load_config(args.config)
         secrets = ReceiverSecrets.from_environment()

@@ -10,6 +10,8 @@ Time since the last success is `time() - hooksync_last_success_timestamp_seconds
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 KNOWN_EVENTS = frozenset({"push", "pull_request", "ping", "merge_request", "tag_push", "other"})
@@ -87,11 +89,30 @@ class ReceiverMetrics:
             ["provider", "outcome"],
             registry=r,
         )
+        # Labelled children are looked up once: labels() takes a lock and builds a key each
+        # time, which the intake path would pay on every delivery. Keys are label values,
+        # so these stay as small as the label sets.
+        self._deliveries: dict[tuple[str, str, str], Any] = {}
+        self._requests: dict[str, Any] = {}
         self.leader = Gauge(
             "hooksync_leader",
             "1 while this replica is the leader that watches Jobs and reports statuses.",
             registry=r,
         )
+
+    def count_delivery(self, provider: str, event: str, outcome: str) -> None:
+        """One delivery of `event` (a header value, labelled by `event_label`) and its outcome."""
+        key = (provider, self.event_label(event), outcome)
+        child = self._deliveries.get(key)
+        if child is None:
+            child = self._deliveries[key] = self.deliveries.labels(*key)
+        child.inc()
+
+    def observe_request(self, provider: str, seconds: float) -> None:
+        child = self._requests.get(provider)
+        if child is None:
+            child = self._requests[provider] = self.request_seconds.labels(provider)
+        child.observe(seconds)
 
     @staticmethod
     def event_label(event: str) -> str:

@@ -322,7 +322,7 @@ HOSTILE_REFS: dict[str, frozenset[int | str]] = {
     "refs/heads/{a,b}": expect(200),
     "refs/heads/%2e%2e": expect(200),
     "refs/heads/main\u202e": expect(200),
-    "refs/heads/ma\ud800in": expect(200),  # a lone surrogate: valid JSON escape, not UTF-8
+    "refs/heads/ma\ud800in": expect(400),  # a lone surrogate escape is not Unicode: not JSON
     "refs/heads/é": expect(200),
     "refs/notes/commits": expect(200),
     "refs/tags/$(reboot)": expect(200),
@@ -529,10 +529,14 @@ def header_cases() -> Iterator[Hostile]:
 
 def ping_cases() -> Iterator[Hostile]:
     """GitHub's ping echoes `zen` back: whatever it holds must still make a JSON answer."""
-    zens: list[Any] = ["\ud800", "\x00\n\r", "</script>", "é" * 500, None]
+    zens: list[Any] = ["\x00\n\r", "</script>", "é" * 500, "\u2028\ufeff", None]
     for index, zen in enumerate(zens):
         body = dumps({"zen": zen, "hook_id": 1})
         yield signed_github(f"github ping zen #{index}", "ping", body, expect(200), event="ping")
+    # A lone surrogate escape is valid JSON syntax but no Unicode text (RFC 8259 section 8.2):
+    # the strict decoder refuses it.
+    body = dumps({"zen": "\ud800", "hook_id": 1})
+    yield signed_github("github ping zen lone surrogate", "ping", body, expect(400), event="ping")
     for index, doc in enumerate([{"zen": 1}, {"hook_id": "1"}, {"hook_id": True}, []]):
         yield signed_github(f"github bad ping #{index}", "ping", dumps(doc), expect(400),
                             event="ping")  # fmt: skip
@@ -620,7 +624,7 @@ def size_and_nesting_cases() -> Iterator[Hostile]:
                       tuple(headers(exactly)), expect=expect(200, 400))  # fmt: skip
 
     # Deep nesting under the size limit, signed, so it reaches the JSON decoder.
-    for depth in (65, 1000, 30_000):
+    for depth in (1025, 30_000):
         for opener, closer in (("[", "]"), ('{"a":', "}")):
             if depth * (len(opener) + 1) > MAX_BODY_BYTES - 64:
                 continue
@@ -629,8 +633,12 @@ def size_and_nesting_cases() -> Iterator[Hostile]:
             yield signed_gitlab(f"gitlab nested {depth} {opener}", "nesting", text, expect(400))
     deep_ref = dumps(github_push(ref=json.loads("[" * 70 + "]" * 70)))
     yield signed_github("github ref nested 70 deep", "nesting", deep_ref, expect(400))
-    ok_depth = dumps(github_push(extra=json.loads("[" * 60 + "]" * 60)))
-    yield signed_github("github 61 levels is fine", "nesting", ok_depth, expect(200))
+    # The push object itself is the first level.
+    pushed = dumps(github_push(extra="DEEP"))
+    too_deep = pushed.replace(b'"DEEP"', b"[" * 1024 + b"]" * 1024)
+    yield signed_github("github 1025 levels", "nesting", too_deep, expect(400))
+    at_limit = pushed.replace(b'"DEEP"', b"[" * 1023 + b"]" * 1023)
+    yield signed_github("github 1024 levels is fine", "nesting", at_limit, expect(200))
 
 
 def encoding_cases() -> Iterator[Hostile]:
