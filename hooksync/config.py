@@ -21,6 +21,8 @@ PROVIDERS = ("github", "gitlab")
 MAX_TARGET_NAME = 30
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_LINK_TTL_SECONDS = 7 * 24 * 3600
+DEFAULT_BURST_QUIET_SECONDS = 2
+DEFAULT_BURST_MAX_WAIT_SECONDS = 30
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -73,6 +75,8 @@ class Config:
     link_ttl_seconds: int = DEFAULT_LINK_TTL_SECONDS
     delivery_window_seconds: int = 24 * 3600
     job_ttl_seconds: int = 3600
+    burst_quiet_seconds: int = DEFAULT_BURST_QUIET_SECONDS
+    burst_max_wait_seconds: int = DEFAULT_BURST_MAX_WAIT_SECONDS
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def target(self, name: str) -> Target:
@@ -121,6 +125,8 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         "linkTTLSeconds",
         "deliveryWindowSeconds",
         "jobTTLSeconds",
+        "burstQuietSeconds",
+        "burstMaxWaitSeconds",
     }
     for key in doc:
         if key not in known:
@@ -138,6 +144,12 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
     link_ttl = _int(doc, "linkTTLSeconds", "linkTTLSeconds", errors, DEFAULT_LINK_TTL_SECONDS, 60)
     window = _int(doc, "deliveryWindowSeconds", "deliveryWindowSeconds", errors, 24 * 3600, 60)
     job_ttl = _int(doc, "jobTTLSeconds", "jobTTLSeconds", errors, 3600, 0)
+    quiet = _int(doc, "burstQuietSeconds", "burstQuietSeconds", errors,
+                 DEFAULT_BURST_QUIET_SECONDS, 0)  # fmt: skip
+    max_wait = _int(doc, "burstMaxWaitSeconds", "burstMaxWaitSeconds", errors,
+                    DEFAULT_BURST_MAX_WAIT_SECONDS, 0)  # fmt: skip
+    if max_wait < quiet:
+        errors.append(f"burstMaxWaitSeconds: {max_wait} is less than burstQuietSeconds {quiet}")
 
     raw_targets = doc.get("targets")
     targets: list[Target] = []
@@ -166,6 +178,8 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         link_ttl_seconds=link_ttl,
         delivery_window_seconds=window,
         job_ttl_seconds=job_ttl,
+        burst_quiet_seconds=quiet,
+        burst_max_wait_seconds=max_wait,
     )
 
 

@@ -18,12 +18,17 @@ REF: Final = "hooksync.dev/ref"
 DELIVERY: Final = "hooksync.dev/delivery"
 PULL_REQUEST: Final = "hooksync.dev/pull-request"
 REPORTED: Final = "hooksync.dev/reported"
+# Label and annotation value once a Job's final statuses are all out; the leader lists only
+# Jobs without the label, so its work follows the Jobs in flight, not those kept for their TTL.
+REPORTED_COMPLETE: Final = "complete"
 REPORTED_PENDING: Final = "hooksync.dev/reported-pending"
 REPORTED_FINAL: Final = "hooksync.dev/reported-final"
 SUMMARY: Final = "hooksync.dev/summary"
 STATUS_FINALIZER: Final = "hooksync.dev/commit-status"
 # On a waiting (suspended) apply Job: the name of the apply Job it waits behind.
 WAITS_FOR: Final = "hooksync.dev/waits-for"
+# On a waiting apply Job: when the last push was recorded on it (RFC 3339, UTC).
+LAST_PUSH: Final = "hooksync.dev/last-push-at"
 
 # On applied objects: which target's inventory they belong to (ApplySet-style).
 APPLYSET_PART_OF: Final = "applyset.kubernetes.io/part-of"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hooksync import names
+from hooksync.times import parse_rfc3339, rfc3339
 
 MAX_RECORDED = 500  # SHAs or delivery ids kept on one Job; far more than a burst needs
 
@@ -46,6 +47,10 @@ class Duplicate:
 Decision = Create | CreateWaiting | FoldInto | Duplicate
 
 
+def annotations_of(job: Mapping[str, Any]) -> Mapping[str, str]:
+    return (job.get("metadata") or {}).get("annotations") or {}
+
+
 def is_finished(job: Mapping[str, Any]) -> bool:
     status = job.get("status") or {}
     return any(
@@ -59,13 +64,13 @@ def is_suspended(job: Mapping[str, Any]) -> bool:
 
 
 def annotation_list(job: Mapping[str, Any], key: str) -> list[str]:
-    value = ((job.get("metadata") or {}).get("annotations") or {}).get(key) or ""
+    value = annotations_of(job).get(key) or ""
     return [item for item in value.split(",") if item]
 
 
 def job_shas(job: Mapping[str, Any]) -> list[str]:
     """Every SHA a Job stands for: its own and those folded into it."""
-    own = ((job.get("metadata") or {}).get("annotations") or {}).get(names.SHA)
+    own = annotations_of(job).get(names.SHA)
     return ([own] if own else []) + annotation_list(job, names.COALESCED_SHAS)
 
 
@@ -74,17 +79,43 @@ def name_of(job: Mapping[str, Any]) -> str:
 
 
 def waits_for(job: Mapping[str, Any]) -> str | None:
-    value = ((job.get("metadata") or {}).get("annotations") or {}).get(names.WAITS_FOR)
+    value = annotations_of(job).get(names.WAITS_FOR)
     return str(value) if value else None
 
 
-def to_release(jobs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Waiting Jobs whose predecessor has ended (or is gone): they may run now."""
+@dataclass(frozen=True)
+class BurstWindow:
+    """How long a waiting Job holds on while pushes keep arriving.
+
+    It runs once `quiet_seconds` have passed since the last push recorded on it, and at the
+    latest `max_wait_seconds` after it was created, so a burst that outlasts one converge still
+    costs one more Job rather than one per converge, and a push stream that never pauses still
+    deploys.
+    """
+
+    quiet_seconds: float = 0.0
+    max_wait_seconds: float = 0.0
+
+    def is_over(self, job: Mapping[str, Any], now: float) -> bool:
+        last_push = parse_rfc3339(annotations_of(job).get(names.LAST_PUSH))
+        if last_push is None or now - last_push >= self.quiet_seconds:
+            return True
+        created = parse_rfc3339((job.get("metadata") or {}).get("creationTimestamp"))
+        return created is not None and now - created >= self.max_wait_seconds
+
+
+def to_release(
+    jobs: Sequence[Mapping[str, Any]], now: float, window: BurstWindow = BurstWindow()
+) -> list[Mapping[str, Any]]:
+    """Waiting Jobs whose predecessor has ended (or is gone) and whose burst is over."""
     unfinished = {name_of(j) for j in jobs if not is_finished(j)}
     return [
         job
         for job in jobs
-        if is_suspended(job) and not is_finished(job) and waits_for(job) not in unfinished
+        if is_suspended(job)
+        and not is_finished(job)
+        and waits_for(job) not in unfinished
+        and window.is_over(job, now)
     ]
 
 
@@ -109,8 +140,10 @@ def decide_push(jobs: Sequence[Mapping[str, Any]], sha: str, delivery: str | Non
     return CreateWaiting(name_of(running[-1]))
 
 
-def folded_annotations(job: Mapping[str, Any], sha: str, delivery: str | None) -> dict[str, str]:
-    """The annotations that record `sha` and `delivery` on an existing waiting Job."""
+def folded_annotations(
+    job: Mapping[str, Any], sha: str, delivery: str | None, now: float
+) -> dict[str, str]:
+    """The annotations that record `sha` and `delivery` (pushed at `now`) on a waiting Job."""
     shas = annotation_list(job, names.COALESCED_SHAS)
     if sha not in job_shas(job):
         shas.append(sha)
@@ -120,4 +153,5 @@ def folded_annotations(job: Mapping[str, Any], sha: str, delivery: str | None) -
     return {
         names.COALESCED_SHAS: ",".join(shas[-MAX_RECORDED:]),
         names.DELIVERY: ",".join(deliveries[-MAX_RECORDED:]),
+        names.LAST_PUSH: rfc3339(now, milliseconds=True),
     }

@@ -7,12 +7,13 @@ reached within a few seconds raises ApiUnavailable, which the app answers with 5
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -90,8 +91,9 @@ class Dispatcher:
                 continue  # someone created it first: look again
             if isinstance(decision, coalescing.CreateWaiting):
                 body = build_waiting_job(
-                    self.config, target, decision.active_job, sha, ref, delivery
-                )
+                    self.config, target, decision.active_job, sha, ref, delivery,
+                    pushed_at=time.time(),
+                )  # fmt: skip
                 if self._create(body):
                     return Dispatched(target.name, coalescing.name_of(body), "coalesced")
                 continue
@@ -161,7 +163,7 @@ class Dispatcher:
             "metadata": {
                 # resourceVersion makes the merge patch a compare-and-swap.
                 "resourceVersion": metadata.get("resourceVersion"),
-                "annotations": coalescing.folded_annotations(job, sha, delivery),
+                "annotations": coalescing.folded_annotations(job, sha, delivery, time.time()),
             }
         }
         try:
@@ -180,7 +182,8 @@ class Dispatcher:
 
     def _release_waiting(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Un-suspend waiting Jobs whose predecessor ended; return the Jobs as they are now."""
-        released = {coalescing.name_of(j) for j in coalescing.to_release(jobs)}
+        window = burst_window(self.config)
+        released = {coalescing.name_of(j) for j in coalescing.to_release(jobs, time.time(), window)}
         for name in released:
             release_job(self.batch, self.namespace, name)
         if not released:
@@ -208,13 +211,18 @@ class Dispatcher:
             raise ApiUnavailable(f"API server unreachable: {type(exc).__name__}") from None
 
 
-def job_selector(target: str | None = None, mode: str | None = None) -> str:
-    """The label selector for hooksync's Jobs, optionally of one target and mode."""
+def job_selector(
+    target: str | None = None, mode: str | None = None, *, unreported: bool = False
+) -> str:
+    """The label selector for hooksync's Jobs, optionally of one target and mode, and only
+    those whose final statuses are not all out yet."""
     selector = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
     if target:
         selector += f",{names.TARGET}={target}"
     if mode:
         selector += f",{names.MODE}={mode}"
+    if unreported:
+        selector += f",!{names.REPORTED}"
     return selector
 
 
@@ -229,8 +237,12 @@ def list_jobs(
         namespace, label_selector=selector, _preload_content=False,
         _request_timeout=_request_timeout,
     )  # fmt: skip
-    items: list[dict[str, Any]] = json.loads(answer.data)["items"]
+    items: list[dict[str, Any]] = orjson.loads(answer.data)["items"]
     return items
+
+
+def burst_window(config: Config) -> coalescing.BurstWindow:
+    return coalescing.BurstWindow(config.burst_quiet_seconds, config.burst_max_wait_seconds)
 
 
 def release_job(batch: client.BatchV1Api, namespace: str, name: str) -> None:

@@ -15,6 +15,7 @@ from hooksync import names
 from hooksync.config import Config, Target
 from hooksync.jobspec import GIT_CREDENTIALS_DIR, JobSpec
 from hooksync.refs import is_valid_sha
+from hooksync.times import rfc3339
 
 MAX_JOB_NAME: Final = 63
 # The CronJob controller appends "-<minutes since epoch>" (11 characters) to name its Jobs.
@@ -121,13 +122,21 @@ def build_waiting_job(
     ref: str,
     delivery_id: str | None,
     coalesced_shas: Sequence[str] = (),
+    pushed_at: float | None = None,
 ) -> dict[str, Any]:
-    """The suspended apply Job that waits behind `active_job`; see `waiting_job_name`."""
-    return _job(
+    """The suspended apply Job that waits behind `active_job`; see `waiting_job_name`.
+
+    `pushed_at` (seconds since the epoch) starts its burst window: it is released only once
+    pushes have paused (see `coalescing.BurstWindow`).
+    """
+    job = _job(
         config, target, "apply", sha, ref, delivery_id,
         name=waiting_job_name(target.name, active_job), pr_number=None, suspend=True,
         coalesced_shas=coalesced_shas, waits_for=active_job,
     )  # fmt: skip
+    if pushed_at is not None:
+        job["metadata"]["annotations"][names.LAST_PUSH] = rfc3339(pushed_at, milliseconds=True)
+    return job
 
 
 def build_resync_cronjob(config: Config, target: Target) -> dict[str, Any]:

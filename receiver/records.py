@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from hooksync import names
 from hooksync.refs import is_valid_sha
 from hooksync.summary import RunSummary
+from hooksync.times import parse_rfc3339, rfc3339
 
 RECORD_PREFIX = "hooksync-record-"
 RECORD_LABEL = "hooksync.dev/record"  # value "true": selects record Leases in one list call
@@ -67,7 +68,7 @@ class TargetRecord:
     def from_annotations(cls, target: str, annotations: Mapping[str, str]) -> TargetRecord | None:
         """The record in a Lease's annotations; None when it holds none (or a damaged one)."""
         result, finished = annotations.get(RESULT), annotations.get(FINISHED)
-        if not result or not finished or _timestamp(finished) is None:
+        if not result or not finished or parse_rfc3339(finished) is None:
             return None
         drifted = annotations.get(DRIFTED) or ""
         sha = annotations.get(APPLIED_SHA) or None
@@ -112,7 +113,7 @@ def record_from_run(
     target, mode = labels.get(names.TARGET), labels.get(names.MODE, "apply")
     if not target or mode == "preview":
         return None
-    finished = finished_time(job) or _rfc3339(now)
+    finished = finished_time(job) or rfc3339(now.timestamp())
     sha = summary.sha if summary is not None else None
     applied = result in _OK and sha is not None and is_valid_sha(sha)
     return TargetRecord(
@@ -131,7 +132,7 @@ def merge(old: TargetRecord | None, new: TargetRecord) -> TargetRecord | None:
     """
     if old is None:
         return new
-    if (_timestamp(old.finished) or 0.0) > (_timestamp(new.finished) or 0.0):
+    if (parse_rfc3339(old.finished) or 0.0) > (parse_rfc3339(new.finished) or 0.0):
         return None
     merged = new
     if merged.applied_sha is None:
@@ -144,7 +145,7 @@ def merge(old: TargetRecord | None, new: TargetRecord) -> TargetRecord | None:
 def newest(records: list[TargetRecord | None]) -> TargetRecord | None:
     """Fold `records` (in any order) into one, as `merge` would have recorded them."""
     present = [r for r in records if r is not None]
-    present.sort(key=lambda r: _timestamp(r.finished) or 0.0)
+    present.sort(key=lambda r: parse_rfc3339(r.finished) or 0.0)
     kept: TargetRecord | None = None
     for record in present:
         kept = merge(kept, record) or kept
@@ -231,16 +232,3 @@ def _lease(target: str, annotations: dict[str, str]) -> Any:
         },
         "spec": {},
     }
-
-
-def _rfc3339(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _timestamp(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None

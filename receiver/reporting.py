@@ -8,7 +8,6 @@ is down for an hour loses or repeats a report.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
 import socket
@@ -18,15 +17,17 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from hooksync import logs, names
 from hooksync.config import Config, ConfigError, Target
 from hooksync.summary import RunSummary
+from hooksync.times import parse_rfc3339
 from receiver import coalescing, records
 from receiver.app import ReceiverState
-from receiver.dispatch import job_selector, list_jobs, release_job
+from receiver.dispatch import burst_window, job_selector, list_jobs, release_job
 from receiver.hosts import GitHubStatuses, GitLabStatuses, HostRejected, HostUnavailable
 from receiver.leader import LeaderElector
 from receiver.links import run_url
@@ -41,6 +42,8 @@ log = logging.getLogger("hooksync.receiver")
 
 POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 300.0
+# How long one Job's statuses may take of a pass before the pass moves on.
+JOB_BUDGET_SECONDS = 5.0
 
 
 class Reporter:
@@ -78,14 +81,17 @@ class Reporter:
             if not self.elector.is_leader.is_set():
                 continue
             try:
-                jobs = list_jobs(self.batch, self.state.namespace, job_selector(mode="apply"))
-                for job in coalescing.to_release(jobs):
+                selector = job_selector(mode="apply", unreported=True)
+                jobs = list_jobs(self.batch, self.state.namespace, selector)
+                window = burst_window(self.state.config)
+                for job in coalescing.to_release(jobs, time.time(), window):
                     release_job(self.batch, self.state.namespace, coalescing.name_of(job))
             except Exception as exc:  # the next tick retries
                 log.debug("release pass failed", extra={"reason": str(exc)})
 
     def pass_once(self) -> None:
-        jobs = list_jobs(self.batch, self.state.namespace, job_selector(), (2, 10))
+        # Reported Jobs stay until their TTL; they need nothing more, so they are not listed.
+        jobs = list_jobs(self.batch, self.state.namespace, job_selector(unreported=True), (2, 10))
         apply_jobs = [j for j in jobs if _label(j, names.MODE) == "apply"]
         # Waiting Jobs are released by release_loop, which posting statuses cannot delay.
         self._carried = {
@@ -102,8 +108,8 @@ class Reporter:
         name = coalescing.name_of(job)
         annotations = (job.get("metadata") or {}).get("annotations") or {}
         target = self._target(_label(job, names.TARGET))
-        if annotations.get(names.REPORTED) == "complete" or target is None:
-            self._drop_finalizer(job)
+        if annotations.get(names.REPORTED) == names.REPORTED_COMPLETE or target is None:
+            self._finish(job)
             return
         if not coalescing.is_finished(job):
             posted = self._post_all(target, name, pending_reports(job))
@@ -127,18 +133,27 @@ class Reporter:
                 self._annotate(name, {names.REPORTED_FINAL: record})
             return
         self._record_result(job, target, summary)
-        self._annotate(
+        updated = self._annotate(
             name,
-            {names.REPORTED: "complete", names.REPORTED_FINAL: ",".join(r.sha for r in reports)},
+            {
+                names.REPORTED: names.REPORTED_COMPLETE,
+                names.REPORTED_FINAL: ",".join(r.sha for r in reports),
+            },
         )
-        self._drop_finalizer(job)
+        if updated is not None:
+            self._finish(updated)
 
     def _post_all(self, target: Target, job: str, reports: list[StatusReport]) -> list[str]:
-        """Post in order; stop at the first the host cannot take now. Returns posted SHAs."""
+        """Post in order; stop at the first the host cannot take now, or once this Job has
+        had its share of the pass (the host paces writes, so a Job with hundreds of SHAs
+        would otherwise hold the pass for minutes, and others' statuses, or this Job's own
+        end, would wait). Returns the SHAs posted; the rest go out in later passes."""
         posted: list[str] = []
         provider = target.provider
+        budget_ends = time.monotonic() + JOB_BUDGET_SECONDS
         for report in reports:
-            if time.monotonic() < self._not_before.get(provider, 0.0):
+            now = time.monotonic()
+            if now < self._not_before.get(provider, 0.0) or (posted and now > budget_ends):
                 break
             try:
                 self._host(provider).post(target.repo, report, self._link(job))
@@ -198,7 +213,10 @@ class Reporter:
         metrics.converges.labels(target.name, mode, result).inc()
         status = job.get("status") or {}
         # A failed Job has no completionTime; its Failed condition says when it ended.
-        started, ended = _time(status.get("startTime")), _time(records.finished_time(job))
+        started, ended = (
+            parse_rfc3339(status.get("startTime")),
+            parse_rfc3339(records.finished_time(job)),
+        )
         if started and ended:
             metrics.converge_seconds.labels(target.name, mode).observe(ended - started)
         if mode != "preview" and summary and summary.sha and result in ("success", "no-op"):
@@ -238,23 +256,32 @@ class Reporter:
         keys = self.state.secrets.link_keys
         return run_url(self.state.config.public_url, keys[0], job) if keys else None
 
-    def _annotate(self, job: str, annotations: Mapping[str, str]) -> None:
+    def _annotate(self, job: str, annotations: Mapping[str, str]) -> dict[str, Any] | None:
+        """Record `annotations` on `job`; the Job as it is now, or None once it is gone."""
         try:
-            self.batch.patch_namespaced_job(
+            answer = self.batch.patch_namespaced_job(
                 job, self.state.namespace, {"metadata": {"annotations": dict(annotations)}},
                 _preload_content=False, _request_timeout=(2, 10),
             )  # fmt: skip
         except ApiException as exc:
             if exc.status != 404:
                 raise
+            return None
+        updated: dict[str, Any] = orjson.loads(answer.data)  # type: ignore[attr-defined]
+        return updated
 
-    def _drop_finalizer(self, job: dict[str, Any]) -> None:
-        finalizers = (job.get("metadata") or {}).get("finalizers") or []
-        if names.STATUS_FINALIZER not in finalizers:
+    def _finish(self, job: dict[str, Any]) -> None:
+        """Once every status of `job` is out: drop its finalizer, and label it reported so
+        the leader no longer lists it (one compare-and-swap: if it fails, the next pass still
+        lists the Job and tries again)."""
+        metadata = job.get("metadata") or {}
+        finalizers = metadata.get("finalizers") or []
+        labelled = (metadata.get("labels") or {}).get(names.REPORTED) == names.REPORTED_COMPLETE
+        if labelled and names.STATUS_FINALIZER not in finalizers:
             return
         remaining = [f for f in finalizers if f != names.STATUS_FINALIZER]
-        metadata = job.get("metadata") or {}
         patch = {"metadata": {"finalizers": remaining or None,
+                              "labels": {names.REPORTED: names.REPORTED_COMPLETE},
                               "resourceVersion": metadata.get("resourceVersion")}}  # fmt: skip
         try:
             self.batch.patch_namespaced_job(
@@ -272,7 +299,7 @@ def last_termination_message(core: client.CoreV1Api, namespace: str, job: str) -
         namespace, label_selector=f"job-name={job}", _preload_content=False,
         _request_timeout=(2, 10),
     )  # fmt: skip
-    pods = json.loads(answer.data)["items"]  # type: ignore[attr-defined]
+    pods = orjson.loads(answer.data)["items"]  # type: ignore[attr-defined]
     pods.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
     for pod in reversed(pods):
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -285,15 +312,6 @@ def last_termination_message(core: client.CoreV1Api, namespace: str, job: str) -
 def _label(job: Mapping[str, Any], key: str) -> str | None:
     value = ((job.get("metadata") or {}).get("labels") or {}).get(key)
     return str(value) if value else None
-
-
-def _time(value: Any) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def identity() -> str:

@@ -29,6 +29,7 @@ from hooksync import names
 from hooksync.config import Config, Target
 from hooksync.refs import is_valid_sha
 from hooksync.summary import RunSummary
+from hooksync.times import parse_rfc3339
 from receiver import coalescing, records
 from receiver.app import ReceiverState
 from receiver.cron import CronError, next_fire_time
@@ -322,15 +323,10 @@ def _job_link(job: str, run_link: LinkFor) -> str:
 
 def _age(value: str | None, now: datetime.datetime) -> str:
     """`value` (RFC 3339) as "5m ago"; empty when unknown."""
-    if not value:
+    then = parse_rfc3339(value)
+    if then is None:
         return ""
-    try:
-        then = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return ""
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=datetime.UTC)
-    seconds = int((now - then).total_seconds())
+    seconds = int(now.timestamp() - then)
     if seconds < 0:
         return "just now"
     for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):

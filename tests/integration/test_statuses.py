@@ -132,6 +132,8 @@ def wait_reported(stack: DeliveryStack, shas: list[str], timeout: float = 90) ->
         mine = [j for j in jobs(stack) if set(job_shas(j)) & set(shas)]
         return bool(mine) and all(
             (j["metadata"].get("annotations") or {}).get(names.REPORTED) == "complete"
+            # The label keeps the Job out of the leader's listing from now on.
+            and (j["metadata"].get("labels") or {}).get(names.REPORTED) == "complete"
             and names.STATUS_FINALIZER not in (j["metadata"].get("finalizers") or [])
             for j in mine
         )

@@ -6,6 +6,7 @@ from typing import Any
 
 from hooksync import names
 from receiver.coalescing import (
+    BurstWindow,
     Create,
     CreateWaiting,
     Duplicate,
@@ -65,6 +66,10 @@ WAITING = job(
     waits_for=RUNNING["metadata"]["name"],
     created="2025-01-01T00:00:05Z",
 )
+
+
+# A minute after RUNNING was created (2025-01-01T00:00:00Z), in seconds since the epoch.
+NOW = 1735689660.0
 
 
 # decide_push
@@ -156,28 +161,67 @@ def test_without_delivery_id_only_the_sha_decides() -> None:
 
 def test_waiting_job_is_released_when_its_predecessor_finished() -> None:
     finished = job("hooksync-shop-apply-6113728", SHA_A, finished="Complete")
-    assert to_release([finished, WAITING]) == [WAITING]
+    assert to_release([finished, WAITING], NOW) == [WAITING]
     failed = job("hooksync-shop-apply-6113728", SHA_A, finished="Failed")
-    assert to_release([failed, WAITING]) == [WAITING]
+    assert to_release([failed, WAITING], NOW) == [WAITING]
 
 
 def test_waiting_job_is_released_when_its_predecessor_is_gone() -> None:
-    assert to_release([WAITING]) == [WAITING]
+    assert to_release([WAITING], NOW) == [WAITING]
 
 
 def test_waiting_job_is_kept_while_its_predecessor_runs() -> None:
-    assert to_release([RUNNING, WAITING]) == []
+    assert to_release([RUNNING, WAITING], NOW) == []
 
 
 def test_running_and_finished_jobs_are_never_released() -> None:
     done_waiting = job("w", SHA_B, suspended=True, waits_for="gone", finished="Failed")
-    assert to_release([RUNNING, done_waiting]) == []
-    assert to_release([]) == []
+    assert to_release([RUNNING, done_waiting], NOW) == []
+    assert to_release([], NOW) == []
+
+
+def pushed(job_: dict[str, Any], at: str) -> dict[str, Any]:
+    """`job_` with its last push recorded at `at`."""
+    annotations = {**job_["metadata"]["annotations"], names.LAST_PUSH: at}
+    return {**job_, "metadata": {**job_["metadata"], "annotations": annotations}}
+
+
+FINISHED = job("hooksync-shop-apply-6113728", SHA_A, finished="Complete")
+WINDOW = BurstWindow(quiet_seconds=2, max_wait_seconds=30)
+
+
+def test_waiting_job_holds_while_pushes_keep_arriving() -> None:
+    # Created at 00:00:05, last push at 00:00:10.2: held at 00:00:11, run from 00:00:12.2.
+    recent = pushed(WAITING, "2025-01-01T00:00:10.200Z")
+    at_11 = 1735689611.0
+    assert to_release([FINISHED, recent], at_11, WINDOW) == []
+    assert to_release([FINISHED, recent], at_11 + 1.1, WINDOW) == []
+    assert to_release([FINISHED, recent], at_11 + 1.2, WINDOW) == [recent]
+
+
+def test_waiting_job_runs_after_its_max_wait_even_if_pushes_never_pause() -> None:
+    # Created at 00:00:05; a push every moment; max wait 30 s runs it at 00:00:35.
+    busy = pushed(WAITING, "2025-01-01T00:00:34.900Z")
+    at_34 = 1735689634.95
+    assert to_release([FINISHED, busy], at_34, WINDOW) == []
+    assert to_release([FINISHED, busy], at_34 + 0.1, WINDOW) == [busy]
+
+
+def test_burst_window_never_releases_a_job_whose_predecessor_runs() -> None:
+    quiet_for_long = pushed(WAITING, "2025-01-01T00:00:05Z")
+    assert to_release([RUNNING, quiet_for_long], NOW + 3600, WINDOW) == []
+
+
+def test_waiting_job_without_a_last_push_is_not_held() -> None:
+    # Written before the burst window existed, or by hand: nothing to wait for.
+    assert to_release([FINISHED, WAITING], NOW, WINDOW) == [WAITING]
+    garbled = pushed(WAITING, "yesterday")
+    assert to_release([FINISHED, garbled], NOW, WINDOW) == [garbled]
 
 
 def test_release_then_decide_waits_behind_the_released_job() -> None:
     finished = job("hooksync-shop-apply-6113728", SHA_A, finished="Complete")
-    [released] = to_release([finished, WAITING])
+    [released] = to_release([finished, WAITING], NOW)
     now_running = {**released, "spec": {"suspend": False}}
     decision = decide_push([finished, now_running], SHA_C, "d-3")
     assert decision == CreateWaiting(WAITING["metadata"]["name"])
@@ -187,8 +231,12 @@ def test_release_then_decide_waits_behind_the_released_job() -> None:
 
 
 def test_folded_annotations_append_in_order() -> None:
-    first = folded_annotations(WAITING, SHA_C, "d-3")
-    assert first == {names.COALESCED_SHAS: SHA_C, names.DELIVERY: "d-2,d-3"}
+    first = folded_annotations(WAITING, SHA_C, "d-3", NOW)
+    assert first == {
+        names.COALESCED_SHAS: SHA_C,
+        names.DELIVERY: "d-2,d-3",
+        names.LAST_PUSH: "2025-01-01T00:01:00.000Z",
+    }
     folded = {
         **WAITING,
         "metadata": {
@@ -196,25 +244,29 @@ def test_folded_annotations_append_in_order() -> None:
             "annotations": {**WAITING["metadata"]["annotations"], **first},
         },
     }
-    second = folded_annotations(folded, SHA_D, "d-4")
+    second = folded_annotations(folded, SHA_D, "d-4", NOW + 1.5)
     assert second[names.COALESCED_SHAS] == f"{SHA_C},{SHA_D}"
     assert second[names.DELIVERY] == "d-2,d-3,d-4"
+    assert second[names.LAST_PUSH] == "2025-01-01T00:01:01.500Z"
 
 
 def test_folded_annotations_never_repeat_a_sha_or_delivery() -> None:
     waiting = job("w", SHA_B, delivery="d-2,d-3", suspended=True, coalesced=[SHA_C])
-    again = folded_annotations(waiting, SHA_C, "d-3")
-    assert again == {names.COALESCED_SHAS: SHA_C, names.DELIVERY: "d-2,d-3"}
+    again = folded_annotations(waiting, SHA_C, "d-3", NOW)
+    assert again[names.COALESCED_SHAS] == SHA_C
+    assert again[names.DELIVERY] == "d-2,d-3"
     # The Job's own SHA is not copied into the coalesced list.
-    own = folded_annotations(waiting, SHA_B, None)
-    assert own == {names.COALESCED_SHAS: SHA_C, names.DELIVERY: "d-2,d-3"}
+    own = folded_annotations(waiting, SHA_B, None, NOW)
+    assert own[names.COALESCED_SHAS] == SHA_C
+    assert own[names.DELIVERY] == "d-2,d-3"
     after = {"metadata": {"annotations": {**waiting["metadata"]["annotations"], **own}}}
     assert job_shas(after) == [SHA_B, SHA_C]
 
 
 def test_folded_annotations_without_prior_annotations() -> None:
     bare = {"metadata": {"name": "w"}, "spec": {"suspend": True}}
-    assert folded_annotations(bare, SHA_A, None) == {
+    assert folded_annotations(bare, SHA_A, None, NOW) == {
         names.COALESCED_SHAS: SHA_A,
         names.DELIVERY: "",
+        names.LAST_PUSH: "2025-01-01T00:01:00.000Z",
     }

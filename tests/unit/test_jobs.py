@@ -301,8 +301,9 @@ def test_namespace_is_left_to_the_receiver_when_not_configured() -> None:
 def test_waiting_job_is_suspended_and_names_what_it_waits_for() -> None:
     active = job_name("shop", "apply", SHA)
     job = build_waiting_job(
-        CONFIG, SHOP, active, OTHER_SHA, "refs/heads/main", "d-3", coalesced_shas=[THIRD_SHA]
-    )
+        CONFIG, SHOP, active, OTHER_SHA, "refs/heads/main", "d-3", coalesced_shas=[THIRD_SHA],
+        pushed_at=1735689660.25,
+    )  # fmt: skip
     assert job["metadata"]["name"] == waiting_job_name("shop", active)
     assert job["spec"]["suspend"] is True
     assert job["metadata"]["labels"][names.MODE] == "apply"
@@ -310,6 +311,7 @@ def test_waiting_job_is_suspended_and_names_what_it_waits_for() -> None:
     assert annotations[names.WAITS_FOR] == active
     assert annotations[names.SHA] == OTHER_SHA
     assert annotations[names.COALESCED_SHAS] == THIRD_SHA
+    assert annotations[names.LAST_PUSH] == "2025-01-01T00:01:00.250Z"
     assert "--sha" not in container(job)["args"]
 
 
