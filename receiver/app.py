@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse as _StarletteJSONResponse
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from hooksync import logs
 from hooksync.config import Config
@@ -92,14 +93,37 @@ class ReceiverState:
         return self._ready
 
 
-def create_app(state: ReceiverState) -> Starlette:
-    """The Starlette app for one receiver process."""
+HOOK_PATHS = {"/hooks/github": "github", "/hooks/gitlab": "gitlab"}
+
+
+class ReceiverApp:
+    """The receiver's ASGI app. A POST to a webhook path, the one path under load, goes
+    straight to intake without the framework's routing and request objects; every other
+    request goes through the Starlette app (health, metrics, pages, and the JSON 404 and 405
+    answers, including those for webhook paths)."""
+
+    def __init__(self, state: ReceiverState, pages: Starlette) -> None:
+        self.state = state
+        self.pages = pages
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            provider = HOOK_PATHS.get(scope["path"])
+            if provider is not None:
+                response = await _intake(self.state, scope, receive, provider)
+                await response(scope, receive, send)
+                return
+        await self.pages(scope, receive, send)
+
+
+def create_app(state: ReceiverState) -> ReceiverApp:
+    """The ASGI app for one receiver process."""
 
     async def github(request: Request) -> Response:
-        return await _intake(state, request, "github")
+        return await _intake(state, request.scope, request.receive, "github")
 
     async def gitlab(request: Request) -> Response:
-        return await _intake(state, request, "gitlab")
+        return await _intake(state, request.scope, request.receive, "gitlab")
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -113,6 +137,7 @@ def create_app(state: ReceiverState) -> Starlette:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
+        # Reached by other methods (405 with Allow: POST), and under a root path.
         Route("/hooks/github", github, methods=["POST"]),
         Route("/hooks/gitlab", gitlab, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -127,23 +152,22 @@ def create_app(state: ReceiverState) -> Starlette:
         return JSONResponse({"error": exc.detail.splitlines()[0] if exc.detail else "refused"},
                             status_code=exc.status_code, headers=exc.headers)  # fmt: skip
 
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
-    app.state.receiver = state
-    return app
+    pages = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    return ReceiverApp(state, pages)
 
 
-async def _intake(state: ReceiverState, request: Request, provider: str) -> Response:
+async def _intake(state: ReceiverState, scope: Scope, receive: Receive, provider: str) -> Response:
     started = time.perf_counter()
     # Every header as sent, repeats included (the signature checks refuse a repeated one), and
     # the first value of each for plain lookups. ASGI servers give the names in lower case.
-    pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
+    pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
     headers = dict(reversed(pairs))
     event_name = headers.get("x-github-event" if provider == "github" else "x-gitlab-event", "")
     delivery = _delivery_id(headers, provider)
     fields = {"provider": provider, "event": event_name[:40], "delivery": delivery}
     metrics = state.metrics
     try:
-        body = await read_body(request, headers.get("content-length"), state.config.max_body_bytes)
+        body = await read_body(receive, headers.get("content-length"), state.config.max_body_bytes)
         if provider == "github":
             verify_github_delivery(body, pairs, state.secrets.github_webhook)
             event = parse_github(event_name, body, headers.get("content-type"), delivery)
@@ -194,7 +218,8 @@ async def _dispatch(
         metrics.count_delivery(provider, event_name, outcome)
         # Debug only: an organisation's webhook brings every branch of every repository, and
         # the reason is in the answer, which the Git host shows beside each delivery.
-        log.debug("delivery ignored", extra=logs.extra(**fields, reason=routing.reason))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("delivery ignored", extra=logs.extra(**fields, reason=routing.reason))
         body: dict[str, Any] = {"status": outcome, "reason": routing.reason}
         if isinstance(event, PingEvent):
             body["zen"] = event.zen
@@ -239,7 +264,7 @@ async def _dispatch(
                         status_code=202)  # fmt: skip
 
 
-async def read_body(request: Request, declared: str | None, limit: int) -> bytes:
+async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     """The raw body, refusing (413) as soon as it passes `limit` without reading the rest.
 
     `declared` is the Content-Length header, if one was sent.
@@ -251,7 +276,6 @@ async def read_body(request: Request, declared: str | None, limit: int) -> bytes
             raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
-    receive = request.receive
     while True:
         message = await receive()
         if message["type"] != "http.request":

@@ -10,6 +10,7 @@ Time since the last success is `time() - hooksync_last_success_timestamp_seconds
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -115,6 +116,7 @@ class ReceiverMetrics:
         child.observe(seconds)
 
     @staticmethod
+    @functools.lru_cache(maxsize=256)  # header values repeat; the labels are a fixed few
     def event_label(event: str) -> str:
         """A GitHub event name as is, a GitLab one in the same words ("Push Hook" -> push)."""
         name = event.strip().lower().removesuffix(" hook").replace(" ", "_")
