@@ -28,7 +28,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from hooksync import names
-from receiver.coalescing import job_shas
+from receiver.coalescing import is_finished, is_suspended, job_shas
 from receiver.leader import LEASE_NAME
 from receiver.links import sign_run
 from tests.world.cluster import LocalCluster
@@ -321,6 +321,48 @@ def test_a_burst_of_pushes_ends_every_sha_and_deploys_the_last(
     # At most one Job ran and one more waited (design rule 2).
     burst_jobs = [j for j in jobs(github_stack) if set(job_shas(j)) & set(shas)]
     assert len(burst_jobs) == 2, [j["metadata"]["name"] for j in burst_jobs]
+
+
+def apply_job_of(stack: DeliveryStack, sha: str) -> dict[str, Any] | None:
+    return next((j for j in jobs(stack) if sha in job_shas(j)), None)
+
+
+def test_a_burst_that_outlasts_a_converge_still_costs_one_waiting_job(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    # A long quiet period, so that the pushes below (each a commit and a webhook) are always
+    # closer together than it, however slow the machine.
+    settings = {"burstQuietSeconds": 15, "burstMaxWaitSeconds": 120}
+    with DeliveryStack(cluster, tmp_path, target="storm", settings=settings) as stack:
+        revision = fresh()
+        shas: list[str] = []
+
+        def push(n: int) -> None:
+            sha = stack.commit(app(greeting=f"storm-{n}", revision=revision), f"storm {n}")
+            assert stack.push_event(sha).status_code == 202
+            shas.append(sha)
+
+        with rollouts_paused(stack):
+            push(0)
+            wait_for(lambda: deployed_revision(stack) == revision, "the first commit applied")
+            push(1)  # queues behind the first Job, which waits for its rollout
+        wait_for(lambda: is_finished(apply_job_of(stack, shas[0]) or {}), "the first Job ended")
+        # Pushes keep arriving after the first Job has ended: they fold into the waiting Job,
+        # which holds on until they pause, instead of running and queueing a third Job.
+        for n in range(2, 7):
+            push(n)
+            waiting = apply_job_of(stack, shas[1])
+            assert waiting is not None and is_suspended(waiting), n
+            assert shas[n] in job_shas(waiting)
+
+        for sha in shas:
+            stack.wait_final_status(sha, timeout=120)
+        wait_reported(stack, shas)
+        assert greeting(stack) == "storm-6"
+        storm_jobs = [j for j in jobs(stack) if set(job_shas(j)) & set(shas)]
+        assert len(storm_jobs) == 2, [j["metadata"]["name"] for j in storm_jobs]
+        last = stack.final_status(shas[-1]) or {}
+        assert last["state"] == "success" and last["description"].startswith("applied "), last
 
 
 # -- the run page ------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ class DeliveryStack:
         provider: str = "github",
         receivers: int = 1,
         timeout_seconds: int = 60,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         self.cluster = cluster
         self.directory = directory
@@ -52,6 +53,7 @@ class DeliveryStack:
         self.link_key = secrets.token_hex(32)
         self.timeout_seconds = timeout_seconds
         self.receiver_count = receivers
+        self.settings = dict(settings or {})  # top-level configuration fields to add
         self.api = client.ApiClient(_configuration(cluster))
         self.git = GitServer(directory / "git", token=self.git_token)
         self.host: GitHubStandIn | GitLabStandIn = (
@@ -129,6 +131,7 @@ class DeliveryStack:
                     "timeoutSeconds": self.timeout_seconds,
                 }
             ],
+            **self.settings,
         }
 
     def receiver_env(self, index: int) -> dict[str, str]:
