@@ -1,9 +1,11 @@
 """Intake throughput and latency: signed GitHub pushes for a branch no target follows.
 
-Measured with wrk at concurrency 32 against three servers in the same run:
+Measured with wrk at concurrency 32 against four servers in the same run:
   hooksync   the real receiver process (`python -m receiver.cli --no-background`)
   floor      a Starlette endpoint on the same uvicorn settings that answers 200 without
              reading the body: what the framework costs before any work
+  bare       the floor plus only the essential work: read the body, check its HMAC-SHA256,
+             decode it with orjson; no field checks, routing, metrics or answer reasons
   go-hmac    a compiled peer doing the same HMAC-SHA256 check (bench/gohmac, Go net/http)
 for the 7 KB fixture and a padded 1 MB body. Prints requests/s, p50/p99, errors, the receiver's
 peak RSS, and the ratios. Run by hand: `.venv/bin/python -m bench.intake_bench [--seconds N]`.
@@ -48,6 +50,25 @@ from starlette.routing import Route
 
 async def hook(request):
     return JSONResponse({"status": "ignored"})
+
+app = Starlette(routes=[Route("/hooks/github", hook, methods=["POST"])])
+"""
+
+BARE_APP = """
+import hashlib, hmac, orjson
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+KEY = {secret!r}.encode()
+
+async def hook(request):
+    body = await request.body()
+    expected = "sha256=" + hmac.new(KEY, body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, request.headers.get("x-hub-signature-256", "")):
+        return JSONResponse({{"error": "bad signature"}}, status_code=401)
+    orjson.loads(body)
+    return JSONResponse({{"status": "ignored"}})
 
 app = Starlette(routes=[Route("/hooks/github", hook, methods=["POST"])])
 """
@@ -130,14 +151,19 @@ def start_receiver(directory: Path, port: int) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
-def start_floor(directory: Path, port: int) -> subprocess.Popen[bytes]:
+def start_floor(directory: Path, port: int, module: str = "floor_app") -> subprocess.Popen[bytes]:
     (directory / "floor_app.py").write_text(FLOOR_APP)
+    (directory / "bare_app.py").write_text(BARE_APP.format(secret=SECRET))
     return subprocess.Popen(
         [sys.executable, "-c",
-         "import uvicorn, floor_app; uvicorn.run(floor_app.app, host='127.0.0.1', "
+         f"import uvicorn, {module}; uvicorn.run({module}.app, host='127.0.0.1', "
          f"port={port}, log_level='warning', access_log=False)"],
         cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def start_bare(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    return start_floor(directory, port, module="bare_app")
 
 
 def start_go_peer(directory: Path, port: int) -> subprocess.Popen[bytes]:
@@ -188,7 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hooksync-bench-") as folder:
         directory = Path(folder)
         payloads = bodies(directory)
-        starters = {"hooksync": start_receiver, "floor": start_floor, "go-hmac": start_go_peer}
+        starters = {
+            "hooksync": start_receiver,
+            "floor": start_floor,
+            "bare": start_bare,
+            "go-hmac": start_go_peer,
+        }
         for server, start in starters.items():
             port = free_port()
             process = start(directory, port)
@@ -219,11 +250,18 @@ def print_table(results: list[Result]) -> None:
         print(f"{r.payload:<7} {r.server:<9} {r.requests_per_second:9.0f} {r.p50_ms:8.2f} "
               f"{r.p99_ms:8.2f} {r.errors:7d} {rss:>9}")  # fmt: skip
     for payload in ("7 KB", "1 MB"):
-        ours, floor, peer = (by.get((s, payload)) for s in ("hooksync", "floor", "go-hmac"))
-        if ours and floor and peer:
-            to_floor = ours.requests_per_second / floor.requests_per_second
-            to_peer = ours.requests_per_second / peer.requests_per_second
-            print(f"{payload}: hooksync/floor = {to_floor:.2f}, hooksync/go-hmac = {to_peer:.2f}")
+        ours = by.get(("hooksync", payload))
+        ratios = [
+            f"hooksync/{server} = {ours.requests_per_second / other.requests_per_second:.2f}"
+            for server in ("floor", "bare", "go-hmac")
+            if ours and (other := by.get((server, payload)))
+        ]
+        bare, floor = by.get(("bare", payload)), by.get(("floor", payload))
+        if bare and floor:
+            ratios.append(
+                f"bare/floor = {bare.requests_per_second / floor.requests_per_second:.2f}"
+            )
+        print(f"{payload}: " + ", ".join(ratios))
     small = by.get(("hooksync", "7 KB"))
     floor_small = by.get(("floor", "7 KB"))
     if small and floor_small:
