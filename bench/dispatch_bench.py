@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 import tempfile
@@ -34,8 +33,8 @@ from kubernetes import client, config
 from bench import webhooks
 from bench.figures import goal, median, percentile, ratio
 from bench.load import Call, paced
-from hooksync import names
 from hooksync.config import Config, parse_config
+from receiver import dispatch
 from receiver.jobs import build_job
 from tests.world.cluster import LocalCluster
 from tests.world.receiver import ReceiverProcess
@@ -84,14 +83,7 @@ def admin_client(kubeconfig: Path) -> client.ApiClient:
 
 
 def list_jobs(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
-    answer = client.BatchV1Api(api).list_namespaced_job(
-        namespace,
-        label_selector=f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}",
-        _preload_content=False,
-        _request_timeout=60,
-    )
-    items: list[dict[str, Any]] = json.loads(answer.data)["items"]  # type: ignore[attr-defined]
-    return items
+    return dispatch.list_jobs(client.BatchV1Api(api), namespace, dispatch.job_selector(), (5, 60))
 
 
 def direct_phase(

@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client
 
 from bench import webhooks
 from bench.figures import Memory, goal, memory, percentile
 from bench.load import paced
-from hooksync import names
+from bench.marker_app import app, marker_now
 from receiver.coalescing import job_shas
+from receiver.dispatch import job_selector, list_jobs
 from tests.world.cluster import LocalCluster
 from tests.world.stack import WEBHOOK_SECRET, DeliveryStack
 
@@ -46,16 +46,6 @@ EXPECTED = {"valid": 202, "duplicate": 200, "bad-signature": 401, "malformed": 4
 REPLAY_AGE = (1.0, 90.0)  # replay deliveries answered this long ago (seconds): Jobs still exist
 FLAT_MB = 10.0
 SAMPLE_SECONDS = 60.0
-
-
-def app(marker: str) -> dict[str, str | None]:
-    configmap = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "web"},
-        "data": {"marker": marker},
-    }
-    return {"deploy/configmap.yaml": yaml.safe_dump(configmap)}
 
 
 @dataclass
@@ -187,14 +177,8 @@ class MemorySampler:
 
 
 def apply_jobs(stack: DeliveryStack) -> list[dict[str, Any]]:
-    answer = client.BatchV1Api(stack.api).list_namespaced_job(
-        stack.jobs_namespace,
-        label_selector=f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE},{names.MODE}=apply",
-        _preload_content=False,
-        _request_timeout=60,
-    )
-    items: list[dict[str, Any]] = json.loads(answer.data)["items"]  # type: ignore[attr-defined]
-    return items
+    batch = client.BatchV1Api(stack.api)
+    return list_jobs(batch, stack.jobs_namespace, job_selector(mode="apply"), (5, 60))
 
 
 def account(stack: DeliveryStack, shas: list[str]) -> dict[str, list[str]]:
@@ -209,16 +193,6 @@ def account(stack: DeliveryStack, shas: list[str]) -> dict[str, list[str]]:
         else:
             result["missing"].append(sha)
     return result
-
-
-def marker_now(stack: DeliveryStack) -> str | None:
-    try:
-        item = client.CoreV1Api(stack.api).read_namespaced_config_map(
-            "web", stack.target_namespace, _request_timeout=10
-        )
-    except Exception:
-        return None
-    return (item.data or {}).get("marker")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,39 +28,21 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from kubernetes import client
 
 from bench.figures import goal, median, percentile, ratio
 from bench.jobwatch import JobCensus
 from bench.load import Call, paced
+from bench.marker_app import app, marker_now
 from hooksync import names
+from receiver.coalescing import annotations_of
+from receiver.dispatch import job_selector, list_jobs
 from tests.world.cluster import LocalCluster
 from tests.world.stack import DeliveryStack
 
 SETTLE_TIMEOUT = 900.0
 MAX_AT_A_TIME = 2
 MAX_IN_ALL = 3
-
-
-def app(marker: str) -> dict[str, str | None]:
-    configmap = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "web"},
-        "data": {"marker": marker},
-    }
-    return {"deploy/configmap.yaml": yaml.safe_dump(configmap)}
-
-
-def marker_now(stack: DeliveryStack) -> str | None:
-    try:
-        item = client.CoreV1Api(stack.api).read_namespaced_config_map(
-            "web", stack.target_namespace, _request_timeout=10
-        )
-    except Exception:
-        return None
-    return (item.data or {}).get("marker")
 
 
 @dataclass
@@ -96,13 +78,11 @@ def wait_settled(
 
 def converge_results(stack: DeliveryStack, jobs: set[str]) -> Counter[str]:
     """What the named Jobs' converges said (their summaries, as the reporter saved them)."""
-    answer = client.BatchV1Api(stack.api).list_namespaced_job(
-        stack.jobs_namespace, _preload_content=False, _request_timeout=30
-    )
+    batch = client.BatchV1Api(stack.api)
     results: Counter[str] = Counter()
-    for job in json.loads(answer.data)["items"]:  # type: ignore[attr-defined]
+    for job in list_jobs(batch, stack.jobs_namespace, job_selector(), (5, 30)):
         if job["metadata"]["name"] in jobs:
-            summary = (job["metadata"].get("annotations") or {}).get(names.SUMMARY)
+            summary = annotations_of(job).get(names.SUMMARY)
             results[json.loads(summary).get("result", "?") if summary else "no summary"] += 1
     return results
 

@@ -106,7 +106,7 @@ class Reporter:
 
     def report(self, job: dict[str, Any]) -> None:
         name = coalescing.name_of(job)
-        annotations = (job.get("metadata") or {}).get("annotations") or {}
+        annotations = coalescing.annotations_of(job)
         target = self._target(_label(job, names.TARGET))
         if annotations.get(names.REPORTED) == names.REPORTED_COMPLETE or target is None:
             self._finish(job)
@@ -192,7 +192,7 @@ class Reporter:
 
     def _summary(self, job: dict[str, Any]) -> RunSummary | None:
         """The run's summary: saved on the Job, else read from its last pod and saved."""
-        annotations = (job.get("metadata") or {}).get("annotations") or {}
+        annotations = coalescing.annotations_of(job)
         if names.SUMMARY in annotations:
             return RunSummary.from_json(annotations[names.SUMMARY])
         name = coalescing.name_of(job)

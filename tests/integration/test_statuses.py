@@ -29,6 +29,7 @@ from kubernetes.client.exceptions import ApiException
 
 from hooksync import names
 from receiver.coalescing import is_finished, is_suspended, job_shas
+from receiver.dispatch import job_selector, list_jobs
 from receiver.leader import LEASE_NAME
 from receiver.links import sign_run
 from tests.world.cluster import LocalCluster
@@ -199,6 +200,14 @@ def test_push_deploys_and_reports_success_with_a_run_link(github_stack: Delivery
     assert set(github_stack.objects()) == {"ConfigMap/web", "Service/web", "Deployment/web"}
     wait_reported(github_stack, [sha])
     assert states(github_stack, sha) == ["pending", "success"]
+    # Reported, the Job stays until its TTL but drops out of what the leader lists.
+    batch = client.BatchV1Api(github_stack.api)
+    namespace = github_stack.jobs_namespace
+    listed = {n for j in list_jobs(batch, namespace, job_selector()) for n in job_shas(j)}
+    in_flight = {
+        n for j in list_jobs(batch, namespace, job_selector(unreported=True)) for n in job_shas(j)
+    }
+    assert sha in listed and sha not in in_flight
 
     page = httpx.get(status["target_url"])
     assert page.status_code == 200
