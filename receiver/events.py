@@ -7,6 +7,7 @@ malformed is refused with a reason that names the field.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -104,7 +105,7 @@ def parse_github(
     been checked on the raw body before this is called. Raises UnsupportedContentType (415)
     or MalformedDelivery (400).
     """
-    text, what = _github_json_text(body, content_type)
+    text, what = _github_json(body, content_type)
     if not event_name:
         raise MalformedDelivery("X-GitHub-Event header is missing")
     delivery = _delivery_id(delivery_id, "X-GitHub-Delivery")
@@ -124,7 +125,7 @@ def parse_gitlab(body: bytes, event_header: str | None, delivery_id: str | None)
     Routes on the body's `object_kind` (then `event_name`, then the header), so project,
     group and System Hooks all work. Raises MalformedDelivery (400).
     """
-    doc = _json_object(_utf8(body), "body")
+    doc = _json_object(_checked_utf8(body), "body")
     delivery = _delivery_id(delivery_id, "delivery id")
     kind = _gitlab_kind(doc, event_header)
     if kind in ("push", "tag_push"):
@@ -137,11 +138,11 @@ def parse_gitlab(body: bytes, event_header: str | None, delivery_id: str | None)
 # GitHub
 
 
-def _github_json_text(body: bytes, content_type: str | None) -> tuple[str, str]:
-    """The JSON text of a delivery, and what to call it in reasons."""
+def _github_json(body: bytes, content_type: str | None) -> tuple[bytes | str, str]:
+    """The JSON document of a delivery, checked to be UTF-8, and what to call it in reasons."""
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type == "application/json":
-        return _utf8(body), "body"
+        return _checked_utf8(body), "body"
     if media_type == "application/x-www-form-urlencoded":
         return _form_payload(body), "payload"
     raise UnsupportedContentType(
@@ -296,6 +297,7 @@ def _deletion(kind: str, ref: str, repo: str) -> IgnoredEvent:
     return IgnoredEvent(f"{kind} {name} of {repo} was deleted; nothing to deploy")
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of refs arrive over and over
 def _ref_kind(ref: str, where: str) -> str | None:
     """'branch' or 'tag' for a valid ref, None for other valid refs; invalid refs are refused."""
     if not is_valid_ref_name(ref):
@@ -317,8 +319,12 @@ def _commit_ids(doc: dict[str, Any]) -> tuple[str, ...]:
     if not isinstance(commits, list):
         raise MalformedDelivery(f"commits: expected a list, got {_kind(commits)}")
     ids: list[str] = []
-    for index, commit in enumerate(commits):
-        where = f"commits[{index}]"
+    for commit in commits:
+        sha = commit.get("id") if type(commit) is dict else None
+        if type(sha) is str and is_valid_sha(sha):
+            ids.append(sha)
+            continue
+        where = f"commits[{len(ids)}]"  # only a refusal needs the index in words
         if not isinstance(commit, dict):
             raise MalformedDelivery(f"{where}: expected an object, got {_kind(commit)}")
         ids.append(_sha(commit, "id", where=f"{where}.id"))
@@ -348,7 +354,14 @@ def _utf8(body: bytes) -> str:
         raise MalformedDelivery("body is not UTF-8") from None
 
 
-def _json_object(text: str, what: str) -> dict[str, Any]:
+def _checked_utf8(body: bytes) -> bytes:
+    """`body`, once known to be UTF-8; the JSON parser reads the bytes themselves."""
+    if not body.isascii():  # ASCII, the usual case, is UTF-8; telling takes no decoding
+        _utf8(body)
+    return body
+
+
+def _json_object(text: bytes | str, what: str) -> dict[str, Any]:
     # orjson parses strictly (RFC 8259: no NaN, no lone surrogates) and refuses documents
     # nested deeper than MAX_NESTING levels on its own, without deep recursion.
     try:
@@ -369,11 +382,16 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
 
 def _lookup(doc: dict[str, Any], path: str, *, required: bool) -> Any:
     node: Any = doc
-    for key in path.split("."):  # the common case: every step is there
+    for key in _keys(path):  # the common case: every step is there
         if type(node) is not dict or key not in node:
             return _lookup_slowly(doc, path, required=required)
         node = node[key]
     return node
+
+
+@functools.lru_cache(maxsize=128)  # the paths are the parsers' own constants
+def _keys(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
 
 
 def _lookup_slowly(doc: dict[str, Any], path: str, *, required: bool) -> Any:
@@ -408,13 +426,13 @@ def _string(doc: dict[str, Any], path: str, *, where: str | None = None) -> str:
 
 
 def _sha(doc: dict[str, Any], path: str, *, where: str | None = None) -> str:
+    value = _lookup(doc, path, required=True)
+    if type(value) is str and is_valid_sha(value):
+        return value
     value = _string(doc, path, where=where)
-    # is_valid_sha's `$` also matches before a final newline; a SHA never holds one.
-    if "\n" in value or not is_valid_sha(value):
-        raise MalformedDelivery(
-            f"{where or path}: {_show(value)} is not a full commit SHA (40 lower-case hex digits)"
-        )
-    return value
+    raise MalformedDelivery(
+        f"{where or path}: {_show(value)} is not a full commit SHA (40 lower-case hex digits)"
+    )
 
 
 def _branch(doc: dict[str, Any], path: str) -> str:
@@ -426,10 +444,15 @@ def _branch(doc: dict[str, Any], path: str) -> str:
 
 def _repo(doc: dict[str, Any], path: str, provider: str) -> str:
     value = _string(doc, path)
-    pattern = _GITHUB_REPO if provider == GITHUB else _GITLAB_REPO
-    if len(value) > 255 or ".." in value or not pattern.fullmatch(value):
+    if not _is_repo_path(value, provider):
         raise MalformedDelivery(f"{path}: {_show(value)} is not a repository path")
     return value
+
+
+@functools.lru_cache(maxsize=1024)  # a webhook's repository arrives over and over
+def _is_repo_path(value: str, provider: str) -> bool:
+    pattern = _GITHUB_REPO if provider == GITHUB else _GITLAB_REPO
+    return len(value) <= 255 and ".." not in value and pattern.fullmatch(value) is not None
 
 
 def _positive_int(doc: dict[str, Any], path: str) -> int:

@@ -12,10 +12,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from receiver.errors import SignatureError
+from receiver.headers import ReceivedHeaders
 
-# A Mapping (a dict, or Starlette's Headers, whose items() keeps repeated headers), or the raw
-# (name, value) pairs, which is the only form that can show a header sent twice.
-HeaderSource = Mapping[str, str] | Iterable[tuple[str, str]]
+# ReceivedHeaders, which keeps every value of a repeated header; a Mapping (a dict, or
+# Starlette's Headers, whose items() keeps repeats); or the raw (name, value) pairs.
+HeaderSource = ReceivedHeaders | Mapping[str, str] | Iterable[tuple[str, str]]
 
 GITHUB_SIGNATURE_HEADER = "X-Hub-Signature-256"
 GITHUB_SHA1_HEADER = "X-Hub-Signature"
@@ -34,6 +35,8 @@ _TIMESTAMP = re.compile(r"[0-9]{1,15}")
 
 def header_values(headers: HeaderSource, name: str) -> list[str]:
     """Every value of header `name`, matched case-insensitively, in the order sent."""
+    if isinstance(headers, ReceivedHeaders):
+        return headers.getlist(name)
     pairs: Iterable[tuple[str, str]] = headers.items() if isinstance(headers, Mapping) else headers
     wanted = name.lower()
     return [value for key, value in pairs if key.lower() == wanted]

@@ -458,6 +458,8 @@ def test_github_invalid_delivery_id_is_malformed() -> None:
     ("body", "expected"),
     [
         (b"\xff\xfe{}", "body is not UTF-8"),
+        (b'{"ref": "refs/heads/caf\xe9"}', "body is not UTF-8"),
+        (b'{"ref": "\xed\xa0\x80"}', "body is not UTF-8"),  # an encoded lone surrogate
         (b"", "body is not valid JSON: Input is a zero-length, empty document (line 1, column 1)"),
         (b'{"ref": ', "body is not valid JSON: unexpected end of data (line 1, column 9)"),
         (b"[]", "body is not a JSON object but a list"),
@@ -468,6 +470,22 @@ def test_github_invalid_delivery_id_is_malformed() -> None:
 def test_body_that_is_not_a_json_object(body: bytes, expected: str) -> None:
     assert malformed_reason(parse_github, "push", body, JSON, DELIVERY) == expected
     assert malformed_reason(parse_gitlab, body, "Push Hook", DELIVERY) == expected
+
+
+def test_body_that_is_not_utf8_is_refused_whatever_the_event() -> None:
+    assert malformed_reason(parse_github, "issues", b'{"a": "\xff"}', JSON, DELIVERY) == (
+        "body is not UTF-8"
+    )
+
+
+def test_non_ascii_utf8_in_a_push_is_read_as_such() -> None:
+    doc = fixture("github/push/with-new-branch.payload.json")
+    doc["ref"] = "refs/heads/café"
+    body = json.dumps(doc, ensure_ascii=False).encode()
+    assert not body.isascii()
+    event = parse_github("push", body, JSON, DELIVERY)
+    assert isinstance(event, PushEvent)
+    assert event.branch == "café"
 
 
 # Nesting: refused by rule, never by RecursionError

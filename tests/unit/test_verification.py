@@ -10,6 +10,7 @@ import pytest
 from starlette.datastructures import Headers
 
 from receiver.errors import RejectedDelivery, SignatureError
+from receiver.headers import ReceivedHeaders
 from receiver.verification import (
     header_values,
     signing_key_bytes,
@@ -153,6 +154,24 @@ def test_github_delivery_with_repeated_signature_header_is_refused(second: str) 
     with pytest.raises(SignatureError) as excinfo:
         verify_github_delivery(GITHUB_BODY, headers, [GITHUB_SECRET])
     assert "sent 2 times" in reason(excinfo)
+
+
+def test_repeated_signature_header_is_refused_in_received_headers_too() -> None:
+    headers = ReceivedHeaders.from_asgi(
+        [
+            (b"x-hub-signature-256", GITHUB_SIGNATURE.encode()),
+            (b"content-type", b"application/json"),
+            (b"x-hub-signature-256", GITHUB_SIGNATURE.encode()),
+        ]
+    )
+    with pytest.raises(SignatureError) as excinfo:
+        verify_github_delivery(GITHUB_BODY, headers, [GITHUB_SECRET])
+    assert "sent 2 times" in reason(excinfo)
+    verify_github_delivery(
+        GITHUB_BODY,
+        ReceivedHeaders.from_asgi([(b"x-hub-signature-256", GITHUB_SIGNATURE.encode())]),
+        [GITHUB_SECRET],
+    )
 
 
 def test_header_values_keeps_repeats_and_ignores_case() -> None:
