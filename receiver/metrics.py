@@ -10,24 +10,26 @@ Time since the last success is `time() - hooksync_last_success_timestamp_seconds
 
 from __future__ import annotations
 
+import bisect
 import functools
-from typing import Any
+import itertools
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 KNOWN_EVENTS = frozenset({"push", "pull_request", "ping", "merge_request", "tag_push", "other"})
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class ReceiverMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.deliveries = Counter(
-            "hooksync_deliveries_total",
-            "Webhook deliveries by provider, event and outcome.",
-            ["provider", "event", "outcome"],
-            registry=r,
-        )
+        # The two metrics every delivery updates, kept by the intake itself (see IntakeTally).
+        self.intake = IntakeTally(REQUEST_BUCKETS)
+        r.register(self.intake)
         self.rejected = Counter(
             "hooksync_deliveries_rejected_total",
             "Deliveries refused, by provider and reason.",
@@ -38,13 +40,6 @@ class ReceiverMetrics:
             "hooksync_signature_failures_total",
             "Deliveries whose signature or token did not verify.",
             ["provider"],
-            registry=r,
-        )
-        self.request_seconds = Histogram(
-            "hooksync_request_duration_seconds",
-            "Time to answer a webhook delivery.",
-            ["provider"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
         self.jobs_created = Counter(
@@ -90,11 +85,6 @@ class ReceiverMetrics:
             ["provider", "outcome"],
             registry=r,
         )
-        # Labelled children are looked up once: labels() takes a lock and builds a key each
-        # time, which the intake path would pay on every delivery. Keys are label values,
-        # so these stay as small as the label sets.
-        self._deliveries: dict[tuple[str, str, str], Any] = {}
-        self._requests: dict[str, Any] = {}
         self.leader = Gauge(
             "hooksync_leader",
             "1 while this replica is the leader that watches Jobs and reports statuses.",
@@ -103,17 +93,10 @@ class ReceiverMetrics:
 
     def count_delivery(self, provider: str, event: str, outcome: str) -> None:
         """One delivery of `event` (a header value, labelled by `event_label`) and its outcome."""
-        key = (provider, self.event_label(event), outcome)
-        child = self._deliveries.get(key)
-        if child is None:
-            child = self._deliveries[key] = self.deliveries.labels(*key)
-        child.inc()
+        self.intake.count(provider, self.event_label(event), outcome)
 
     def observe_request(self, provider: str, seconds: float) -> None:
-        child = self._requests.get(provider)
-        if child is None:
-            child = self._requests[provider] = self.request_seconds.labels(provider)
-        child.observe(seconds)
+        self.intake.observe(provider, seconds)
 
     @staticmethod
     @functools.lru_cache(maxsize=256)  # header values repeat; the labels are a fixed few
@@ -121,3 +104,55 @@ class ReceiverMetrics:
         """A GitHub event name as is, a GitLab one in the same words ("Push Hook" -> push)."""
         name = event.strip().lower().removesuffix(" hook").replace(" ", "_")
         return name if name in KNOWN_EVENTS else "other"
+
+
+class IntakeTally(Collector):
+    """`hooksync_deliveries_total` and `hooksync_request_duration_seconds`, kept as plain
+    numbers and turned into samples only when scraped.
+
+    Every delivery updates both, so they are the intake's one metrics cost. The metric
+    objects of prometheus_client take a lock on each update, for threads; here every update
+    and every scrape runs on the event loop's thread (intake and /metrics are coroutines), so
+    none is needed.
+    """
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self._bounds = tuple(sorted(buckets))
+        self._deliveries: dict[tuple[str, str, str], int] = {}
+        # provider -> observations per bucket (the last is above every bound), and their sum
+        self._buckets: dict[str, list[int]] = {}
+        self._sums: dict[str, float] = {}
+
+    def count(self, provider: str, event: str, outcome: str) -> None:
+        key = (provider, event, outcome)
+        self._deliveries[key] = self._deliveries.get(key, 0) + 1
+
+    def observe(self, provider: str, seconds: float) -> None:
+        counts = self._buckets.get(provider)
+        if counts is None:
+            counts = self._buckets[provider] = [0] * (len(self._bounds) + 1)
+            self._sums[provider] = 0.0
+        counts[bisect.bisect_left(self._bounds, seconds)] += 1  # the first bound >= seconds
+        self._sums[provider] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        deliveries = CounterMetricFamily(
+            "hooksync_deliveries",
+            "Webhook deliveries by provider, event and outcome.",
+            labels=["provider", "event", "outcome"],
+        )
+        for key, total in sorted(self._deliveries.items()):
+            deliveries.add_metric(list(key), total)
+        yield deliveries
+        durations = HistogramMetricFamily(
+            "hooksync_request_duration_seconds",
+            "Time to answer a webhook delivery.",
+            labels=["provider"],
+        )
+        for provider, counts in sorted(self._buckets.items()):
+            cumulative = list(itertools.accumulate(counts))
+            bounds = [repr(float(bound)) for bound in self._bounds] + ["+Inf"]  # as Go writes them
+            durations.add_metric(
+                [provider], list(zip(bounds, cumulative, strict=True)), self._sums[provider]
+            )
+        yield durations

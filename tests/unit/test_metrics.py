@@ -44,3 +44,58 @@ def test_last_applied_keeps_one_series_per_target():
         ("docs", "d" * 40),
         ("shop", "c" * 40),
     ]
+
+
+def samples_of(
+    metrics: ReceiverMetrics, family_name: str, *labels: str
+) -> dict[tuple[str, ...], float]:
+    """{(sample name, values of `labels` in that order): value} for one family's samples."""
+    text = generate_latest(metrics.registry).decode()
+    return {
+        (sample.name, *(sample.labels[name] for name in labels if name in sample.labels)): (
+            sample.value
+        )
+        for family in text_string_to_metric_families(text)
+        if family.name == family_name
+        for sample in family.samples
+    }
+
+
+def test_deliveries_are_counted_by_provider_event_label_and_outcome():
+    metrics = ReceiverMetrics()
+    for _ in range(3):
+        metrics.count_delivery("github", "push", "ignored")
+    metrics.count_delivery("github", "push", "dispatched")
+    metrics.count_delivery("gitlab", "Push Hook", "ignored")
+    assert samples_of(metrics, "hooksync_deliveries", "provider", "event", "outcome") == {
+        ("hooksync_deliveries_total", "github", "push", "dispatched"): 1,
+        ("hooksync_deliveries_total", "github", "push", "ignored"): 3,
+        ("hooksync_deliveries_total", "gitlab", "push", "ignored"): 1,
+    }
+
+
+def test_request_durations_fall_in_the_first_bucket_at_or_above_them():
+    metrics = ReceiverMetrics()
+    for seconds in (0.0004, 0.001, 0.0011, 0.3, 60.0):
+        metrics.observe_request("github", seconds)
+    metrics.observe_request("gitlab", 0.002)
+    samples = samples_of(metrics, "hooksync_request_duration_seconds", "provider", "le")
+    bucket = "hooksync_request_duration_seconds_bucket"
+    # Buckets count every observation at or below their bound ("le"), as Prometheus reads them.
+    assert samples[(bucket, "github", "0.001")] == 2
+    assert samples[(bucket, "github", "0.0025")] == 3
+    assert samples[(bucket, "github", "0.25")] == 3
+    assert samples[(bucket, "github", "0.5")] == 4
+    assert samples[(bucket, "github", "10.0")] == 4
+    assert samples[(bucket, "github", "+Inf")] == 5
+    assert samples[("hooksync_request_duration_seconds_count", "github")] == 5
+    assert samples[("hooksync_request_duration_seconds_sum", "github")] == pytest.approx(60.3025)
+    assert samples[(bucket, "gitlab", "0.001")] == 0
+    assert samples[(bucket, "gitlab", "0.0025")] == 1
+    assert samples[("hooksync_request_duration_seconds_count", "gitlab")] == 1
+
+
+def test_no_delivery_yet_means_no_series():
+    metrics = ReceiverMetrics()
+    assert samples_of(metrics, "hooksync_deliveries") == {}
+    assert samples_of(metrics, "hooksync_request_duration_seconds") == {}
