@@ -110,7 +110,16 @@ _DAY = datetime.timedelta(days=1)
 
 
 def _is_star(field: str) -> bool:
-    return field.startswith(("*", "?"))
+    """Whether a day field counts as "any day" in cron's either-day rule.
+
+    As the CronJob controller's parser (robfig/cron v3) reads it: some item is `*` or `?`
+    with no step above 1. `*/2` names every other day, so it restricts like `1-31/2`.
+    """
+    for item in field.split(","):
+        span, _, step = item.partition("/")
+        if span in ("*", "?") and (not step or (step.isdigit() and int(step) == 1)):
+            return True
+    return False
 
 
 def _field(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.cron import CronError, Schedule, next_fire_time, parse
+from receiver.cron import SEARCH_YEARS, CronError, Schedule, next_fire_time, parse
 
 UTC = datetime.UTC
 # Monday 10 March 2025, 12:34:56 UTC.
@@ -67,9 +67,18 @@ def test_day_of_month_and_weekday_both_set_means_either():
     assert next_fire_time("0 0 13 * FRI", at(2025, 3, 13, 0, 0)) == at(2025, 3, 14, 0, 0)
 
 
-def test_a_restricted_field_with_a_star_step_counts_as_star():
-    # "*/2" in day-of-month is a star field: the weekday must match as well.
-    assert next_fire_time("0 0 */2 * MON", MONDAY) == at(2025, 3, 17, 0, 0)
+def test_a_star_with_a_step_restricts_like_a_range():
+    # As the CronJob controller reads it (robfig/cron v3): "*/2" is the odd days, a
+    # restriction, so either day field may match: the 11th is odd, though not a Monday.
+    assert next_fire_time("0 0 */2 * MON", MONDAY) == at(2025, 3, 11, 0, 0)
+    # The 6th of September, or any Sunday in September ("*/7" is Sunday alone).
+    assert next_fire_time("* * 6 9 */7", at(2000, 1, 1, 0, 0)) == at(2000, 9, 3, 0, 0)
+
+
+@pytest.mark.parametrize("star", ["*", "?", "*/1", "*,5", "5,*"])
+def test_a_star_without_a_step_above_one_means_any_day(star: str):
+    # Any day of the month: only Mondays count.
+    assert next_fire_time(f"0 0 {star} * MON", MONDAY) == at(2025, 3, 17, 0, 0)
 
 
 def test_times_are_read_in_utc_whatever_the_input_zone():
@@ -127,7 +136,8 @@ def _first_fire_by_days(schedule: Schedule, after: datetime.datetime) -> datetim
     """A slow, obvious reference: walk day by day, then try each allowed time that day."""
     start = after.replace(second=0, microsecond=0, tzinfo=UTC) + datetime.timedelta(minutes=1)
     day = start.date()
-    for _ in range(366 * 9):
+    # As far as next_fire_time searches: to the 1st of January, SEARCH_YEARS years on.
+    while day < datetime.date(start.year + SEARCH_YEARS, 1, 1):
         if day.month in schedule.months and schedule.day_matches(day):
             for hour in sorted(schedule.hours):
                 for minute in sorted(schedule.minutes):
