@@ -13,21 +13,46 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
-import orjson
-
 from hooksync.refs import is_valid_branch_name, is_valid_ref_name, is_valid_sha
 from receiver.errors import MalformedDelivery, UnsupportedContentType
+from receiver.jsonbody import JSONBody, Shape, json_kind
 
 GITHUB: Final = "github"
 GITLAB: Final = "gitlab"
-
-MAX_NESTING: Final = 1024  # orjson's own limit
 
 GITHUB_PREVIEW_ACTIONS: Final = frozenset({"opened", "reopened", "synchronize"})
 GITLAB_PREVIEW_ACTIONS: Final = frozenset({"open", "reopen"})
 
 BRANCH_PREFIX: Final = "refs/heads/"
 TAG_PREFIX: Final = "refs/tags/"
+
+# What each parser reads of a body (see receiver.jsonbody for how shapes are read).
+_GITHUB_FIELDS: Final[dict[str, dict[str, Shape | None]]] = {
+    "push": {
+        "ref": None, "before": None, "after": None, "deleted": None,
+        "repository": {"full_name": None}, "commits": [{"id": None}],
+    },
+    "pull_request": {
+        "action": None, "number": None, "repository": {"full_name": None},
+        "pull_request": {
+            "base": {"ref": None, "repo": {"full_name": None}},
+            "head": {"sha": None, "repo": {"full_name": None}},
+        },
+    },
+    "ping": {"zen": None, "hook_id": None},
+}  # fmt: skip
+_GITLAB_PUSH_FIELDS: Final[dict[str, Shape | None]] = {
+    "ref": None, "before": None, "after": None,
+    "project": {"path_with_namespace": None}, "commits": [{"id": None}],
+}  # fmt: skip
+_GITLAB_MERGE_REQUEST_FIELDS: Final[dict[str, Shape | None]] = {
+    "project": {"path_with_namespace": None},
+    "object_attributes": {
+        "action": None, "oldrev": None, "iid": None, "target_branch": None,
+        "last_commit": {"id": None}, "source_project_id": None, "target_project_id": None,
+        "source": {"path_with_namespace": None},
+    },
+}  # fmt: skip
 
 # GitLab System Hooks may lack object_kind; these header values say what the body is then.
 _GITLAB_HEADER_KINDS: Final = {
@@ -109,9 +134,10 @@ def parse_github(
     if not event_name:
         raise MalformedDelivery("X-GitHub-Event header is missing")
     delivery = _delivery_id(delivery_id, "X-GitHub-Delivery")
-    if event_name not in ("push", "pull_request", "ping"):
+    shape = _GITHUB_FIELDS.get(event_name)
+    if shape is None:
         return IgnoredEvent(f"GitHub event {_show(event_name)} is not one hooksync acts on")
-    doc = _json_object(text, what)
+    doc = JSONBody(text, what).fields(shape)
     if event_name == "push":
         return _github_push(doc, delivery)
     if event_name == "pull_request":
@@ -125,13 +151,13 @@ def parse_gitlab(body: bytes, event_header: str | None, delivery_id: str | None)
     Routes on the body's `object_kind` (then `event_name`, then the header), so project,
     group and System Hooks all work. Raises MalformedDelivery (400).
     """
-    doc = _json_object(_checked_utf8(body), "body")
+    document = JSONBody(_checked_utf8(body), "body")
     delivery = _delivery_id(delivery_id, "delivery id")
-    kind = _gitlab_kind(doc, event_header)
+    kind = _gitlab_kind(document, event_header)
     if kind in ("push", "tag_push"):
-        return _gitlab_push(doc, delivery)
+        return _gitlab_push(document.fields(_GITLAB_PUSH_FIELDS), delivery)
     if kind == "merge_request":
-        return _gitlab_merge_request(doc, delivery)
+        return _gitlab_merge_request(document.fields(_GITLAB_MERGE_REQUEST_FIELDS), delivery)
     return IgnoredEvent(f"GitLab event {_show(kind or event_header)} is not one hooksync acts on")
 
 
@@ -211,23 +237,23 @@ def _github_pull_request(doc: dict[str, Any], delivery: str | None) -> Event:
 def _github_ping(doc: dict[str, Any], delivery: str | None) -> PingEvent:
     zen = _optional(doc, "zen")
     if zen is not None and not isinstance(zen, str):
-        raise MalformedDelivery(f"zen: expected a string, got {_kind(zen)}")
+        raise MalformedDelivery(f"zen: expected a string, got {json_kind(zen)}")
     hook_id = _optional(doc, "hook_id")
     if hook_id is not None and (isinstance(hook_id, bool) or not isinstance(hook_id, int)):
-        raise MalformedDelivery(f"hook_id: expected a number, got {_kind(hook_id)}")
+        raise MalformedDelivery(f"hook_id: expected a number, got {json_kind(hook_id)}")
     return PingEvent(provider=GITHUB, zen=zen or "", hook_id=hook_id, delivery_id=delivery)
 
 
 # GitLab
 
 
-def _gitlab_kind(doc: dict[str, Any], event_header: str | None) -> str | None:
+def _gitlab_kind(document: JSONBody, event_header: str | None) -> str | None:
     for field in ("object_kind", "event_name"):
-        value = doc.get(field)
+        value = document.fields({field: None}).get(field)
         if value is None:
             continue
         if not isinstance(value, str):
-            raise MalformedDelivery(f"{field}: expected a string, got {_kind(value)}")
+            raise MalformedDelivery(f"{field}: expected a string, got {json_kind(value)}")
         return value
     return _GITLAB_HEADER_KINDS.get(event_header or "")
 
@@ -317,7 +343,7 @@ def _commit_ids(doc: dict[str, Any]) -> tuple[str, ...]:
     if commits is None:
         return ()
     if not isinstance(commits, list):
-        raise MalformedDelivery(f"commits: expected a list, got {_kind(commits)}")
+        raise MalformedDelivery(f"commits: expected a list, got {json_kind(commits)}")
     ids: list[str] = []
     for commit in commits:
         sha = commit.get("id") if type(commit) is dict else None
@@ -326,7 +352,7 @@ def _commit_ids(doc: dict[str, Any]) -> tuple[str, ...]:
             continue
         where = f"commits[{len(ids)}]"  # only a refusal needs the index in words
         if not isinstance(commit, dict):
-            raise MalformedDelivery(f"{where}: expected an object, got {_kind(commit)}")
+            raise MalformedDelivery(f"{where}: expected an object, got {json_kind(commit)}")
         ids.append(_sha(commit, "id", where=f"{where}.id"))
     return tuple(ids)
 
@@ -361,22 +387,6 @@ def _checked_utf8(body: bytes) -> bytes:
     return body
 
 
-def _json_object(text: bytes | str, what: str) -> dict[str, Any]:
-    # orjson parses strictly (RFC 8259: no NaN, no lone surrogates) and refuses documents
-    # nested deeper than MAX_NESTING levels on its own, without deep recursion.
-    try:
-        doc = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        if "depth" in exc.msg or "recursion" in exc.msg:
-            raise MalformedDelivery(f"{what} is nested deeper than {MAX_NESTING} levels") from None
-        raise MalformedDelivery(
-            f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from None
-    if not isinstance(doc, dict):
-        raise MalformedDelivery(f"{what} is not a JSON object but {_kind(doc)}")
-    return doc
-
-
 # Field access: each failure names the dotted path of the field.
 
 
@@ -402,7 +412,8 @@ def _lookup_slowly(doc: dict[str, Any], path: str, *, required: bool) -> Any:
         if node is None and not required:
             return None
         if not isinstance(node, dict):
-            raise MalformedDelivery(f"{'.'.join(walked)}: expected an object, got {_kind(node)}")
+            where = ".".join(walked)
+            raise MalformedDelivery(f"{where}: expected an object, got {json_kind(node)}")
         walked.append(key)
         if key not in node:
             if required:
@@ -419,7 +430,7 @@ def _optional(doc: dict[str, Any], path: str) -> Any:
 def _string(doc: dict[str, Any], path: str, *, where: str | None = None) -> str:
     value = _lookup(doc, path, required=True)
     if not isinstance(value, str):
-        raise MalformedDelivery(f"{where or path}: expected a string, got {_kind(value)}")
+        raise MalformedDelivery(f"{where or path}: expected a string, got {json_kind(value)}")
     if not value:
         raise MalformedDelivery(f"{where or path}: empty")
     return value
@@ -458,7 +469,7 @@ def _is_repo_path(value: str, provider: str) -> bool:
 def _positive_int(doc: dict[str, Any], path: str) -> int:
     value = _lookup(doc, path, required=True)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise MalformedDelivery(f"{path}: expected a number, got {_kind(value)}")
+        raise MalformedDelivery(f"{path}: expected a number, got {json_kind(value)}")
     if value <= 0:
         raise MalformedDelivery(f"{path}: {value} is not a positive number")
     return value
@@ -469,17 +480,8 @@ def _optional_bool(doc: dict[str, Any], path: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise MalformedDelivery(f"{path}: expected true or false, got {_kind(value)}")
+        raise MalformedDelivery(f"{path}: expected true or false, got {json_kind(value)}")
     return value
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    return {
-        bool: "a boolean", int: "a number", float: "a number", str: "a string",
-        list: "a list", dict: "an object",
-    }.get(type(value), type(value).__name__)  # fmt: skip
 
 
 def _show(value: str | None, limit: int = 60) -> str:
