@@ -81,6 +81,15 @@ class GitLabStatuses:
             timeout=TIMEOUT_SECONDS,
             retry_transient_errors=False,
         )
+        # python-gitlab's errors carry no headers; the wait a 429 asks for is noted here.
+        self._throttled_for = 0.0
+        self.client.session.hooks["response"].append(self._note_throttle)
+
+    def _note_throttle(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.status_code == 429:
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            known = "retry-after" in headers or "ratelimit-reset" in headers
+            self._throttled_for = _rate_limit_wait(headers) if known else 0.0
 
     def post(self, repo: str, report: StatusReport, target_url: str | None) -> None:
         state = {"failure": "failed"}.get(report.state, report.state)
@@ -91,6 +100,7 @@ class GitLabStatuses:
         }
         if target_url:
             fields["target_url"] = target_url
+        self._throttled_for = 0.0
         try:
             project = self.client.projects.get(repo, lazy=True)
             # obey_rate_limit is a per-request option (the constructor does not take it):
@@ -103,7 +113,9 @@ class GitLabStatuses:
             message = str(exc.error_message)
             if code == 400 and "Cannot transition status" in message:
                 return  # this state is already on the commit: as good as posted
-            if code == 429 or code >= 500:
+            if code == 429:
+                raise HostUnavailable(f"GitLab answered {code}", self._throttled_for) from None
+            if code >= 500:
                 raise HostUnavailable(f"GitLab answered {code}", 0) from None
             if code in (401, 403, 404):
                 raise HostRejected(f"GitLab answered {code}: {message[:200]}") from None
@@ -128,16 +140,17 @@ def _github_error(exc: github.GithubException) -> Exception:
 
 
 def _rate_limit_wait(headers: dict[str, str]) -> float:
+    """Seconds to wait, from Retry-After, else the limit's reset time (Unix seconds: GitHub's
+    X-RateLimit-Reset, GitLab's RateLimit-Reset), else a minute; never over MAX_WAIT_SECONDS."""
     if "retry-after" in headers:
         try:
             return min(MAX_WAIT_SECONDS, max(0.0, float(headers["retry-after"])))
         except ValueError:
             pass
-    if "x-ratelimit-reset" in headers:
-        try:
-            return min(
-                MAX_WAIT_SECONDS, max(0.0, float(headers["x-ratelimit-reset"]) - time.time())
-            )
-        except ValueError:
-            pass
+    for name in ("x-ratelimit-reset", "ratelimit-reset"):
+        if name in headers:
+            try:
+                return min(MAX_WAIT_SECONDS, max(0.0, float(headers[name]) - time.time()))
+            except ValueError:
+                pass
     return 60.0
