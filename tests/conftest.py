@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: the local cluster (started once per session) and namespaces."""
+"""Fixtures shared by every test: the local cluster (started once per session), namespaces,
+and the GitHub and GitLab stand-ins with one repository each."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.world.cluster import LocalCluster
+from tests.world.githosts import STANDIN_TOKEN, GitHubStandIn, GitLabStandIn
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +44,19 @@ def namespace(kube: client.ApiClient) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def github_host() -> Iterator[GitHubStandIn]:
+    """The GitHub stand-in with the repository acme/shop; it accepts STANDIN_TOKEN."""
+    with GitHubStandIn(STANDIN_TOKEN) as host:
+        host.add_repo("acme/shop")
+        yield host
+
+
+@pytest.fixture
+def gitlab_host() -> Iterator[GitLabStandIn]:
+    """The GitLab stand-in with the project acme/platform/shop; it accepts STANDIN_TOKEN."""
+    with GitLabStandIn(STANDIN_TOKEN) as host:
+        host.add_repo("acme/platform/shop")
+        yield host

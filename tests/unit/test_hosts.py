@@ -3,16 +3,13 @@ PyGithub and python-gitlab clients against the local stand-ins."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from hooksync.config import Config, parse_config
 from receiver.hosts import GitHubStatuses, GitLabStatuses, HostRejected, HostUnavailable
 from receiver.statuses import StatusReport
-from tests.world.githosts import GitHubStandIn, GitLabStandIn
+from tests.world.githosts import STANDIN_TOKEN, GitHubStandIn, GitLabStandIn
 
-TOKEN = "host-test-token"
+TOKEN = STANDIN_TOKEN
+PROJECT = "acme/platform/shop"
 SHA = "c" * 40
 REPORT = StatusReport(sha=SHA, state="pending", context="hooksync/deploy: shop",
                       description="deploying the branch head")  # fmt: skip
@@ -29,20 +26,6 @@ def config_for(
     )
 
 
-@pytest.fixture
-def github_host() -> Iterator[GitHubStandIn]:
-    with GitHubStandIn(TOKEN) as host:
-        host.add_repo("acme/shop")
-        yield host
-
-
-@pytest.fixture
-def gitlab_host() -> Iterator[GitLabStandIn]:
-    with GitLabStandIn(TOKEN) as host:
-        host.add_repo("acme/shop")
-        yield host
-
-
 def posting_error(statuses: GitHubStatuses | GitLabStatuses, repo: str) -> Exception | None:
     try:
         statuses.post(repo, REPORT, None)
@@ -54,20 +37,20 @@ def posting_error(statuses: GitHubStatuses | GitLabStatuses, repo: str) -> Excep
 def test_gitlab_429_waits_as_long_as_retry_after_says(gitlab_host: GitLabStandIn) -> None:
     statuses = GitLabStatuses(config_for(gitlab_url=gitlab_host.url), TOKEN)
     gitlab_host.fail_next(1, status=429, retry_after=37)
-    error = posting_error(statuses, "acme/shop")
+    error = posting_error(statuses, PROJECT)
     assert isinstance(error, HostUnavailable)
     assert error.retry_after == 37
     # The next post goes through and carries no wait from the one before.
-    assert posting_error(statuses, "acme/shop") is None
-    assert [s["status"] for s in gitlab_host.statuses("acme/shop", SHA)] == ["pending"]
+    assert posting_error(statuses, PROJECT) is None
+    assert [s["status"] for s in gitlab_host.statuses(PROJECT, SHA)] == ["pending"]
 
 
 def test_gitlab_5xx_leaves_the_wait_to_backoff(gitlab_host: GitLabStandIn) -> None:
     statuses = GitLabStatuses(config_for(gitlab_url=gitlab_host.url), TOKEN)
     gitlab_host.fail_next(1, status=429, retry_after=37)
-    assert isinstance(posting_error(statuses, "acme/shop"), HostUnavailable)
+    assert isinstance(posting_error(statuses, PROJECT), HostUnavailable)
     gitlab_host.fail_next(1, status=503)
-    error = posting_error(statuses, "acme/shop")
+    error = posting_error(statuses, PROJECT)
     assert isinstance(error, HostUnavailable)
     assert error.retry_after == 0  # not the 37 s asked for by the earlier 429
 

@@ -7,8 +7,6 @@ PyGithub client to the local GitHub stand-in; no cluster is involved in posting.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from kubernetes.client import ApiClient
 
@@ -19,17 +17,10 @@ from receiver.leader import LeaderElector
 from receiver.reporting import Reporter
 from receiver.secrets import ReceiverSecrets
 from receiver.statuses import StatusReport
-from tests.world.githosts import GitHubStandIn
+from tests.world.githosts import STANDIN_TOKEN, GitHubStandIn
 
-TOKEN = "ghs_budget-test-token"
+TOKEN = STANDIN_TOKEN
 REPO = "acme/shop"
-
-
-@pytest.fixture
-def host() -> Iterator[GitHubStandIn]:
-    with GitHubStandIn(TOKEN) as standin:
-        standin.add_repo(REPO)
-        yield standin
 
 
 def reporter_for(host: GitHubStandIn) -> Reporter:
@@ -61,10 +52,10 @@ def posted_once_each(host: GitHubStandIn, reports: list[StatusReport]) -> bool:
 
 
 def test_a_spent_budget_still_posts_one_status_a_pass(
-    host: GitHubStandIn, monkeypatch: pytest.MonkeyPatch
+    github_host: GitHubStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reporting, "JOB_BUDGET_SECONDS", 0.0)
-    reporter = reporter_for(host)
+    reporter = reporter_for(github_host)
     target = reporter.state.config.targets[0]
     reports = pending(3)
     passes: list[list[str]] = []
@@ -77,14 +68,14 @@ def test_a_spent_budget_still_posts_one_status_a_pass(
         done.update(passes[-1])
     # Every pass makes progress, in order, and nothing is posted twice.
     assert passes == [[report.sha] for report in reports]
-    assert posted_once_each(host, reports)
+    assert posted_once_each(github_host, reports)
 
 
 def test_a_long_list_is_cut_at_the_budget_and_finished_in_later_passes(
-    host: GitHubStandIn, monkeypatch: pytest.MonkeyPatch
+    github_host: GitHubStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reporting, "JOB_BUDGET_SECONDS", 1.5)
-    reporter = reporter_for(host)
+    reporter = reporter_for(github_host)
     target = reporter.state.config.targets[0]
     reports = pending(5)
     first = reporter._post_all(target, "job-a", reports)
@@ -94,16 +85,16 @@ def test_a_long_list_is_cut_at_the_budget_and_finished_in_later_passes(
     rest = [report for report in reports if report.sha not in first]
     second = reporter._post_all(target, "job-a", rest)
     assert second == [report.sha for report in rest]
-    assert posted_once_each(host, reports)
+    assert posted_once_each(github_host, reports)
 
 
 def test_without_a_budget_cut_every_status_goes_out_in_one_pass(
-    host: GitHubStandIn, monkeypatch: pytest.MonkeyPatch
+    github_host: GitHubStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reporting, "JOB_BUDGET_SECONDS", 60.0)
-    reporter = reporter_for(host)
+    reporter = reporter_for(github_host)
     reports = pending(3)
     assert reporter._post_all(reporter.state.config.targets[0], "job-a", reports) == [
         report.sha for report in reports
     ]
-    assert posted_once_each(host, reports)
+    assert posted_once_each(github_host, reports)

@@ -29,6 +29,9 @@ __all__ = ["Call", "GitHubStandIn", "GitLabStandIn"]
 
 _SHA = re.compile(r"[0-9a-f]{40}")
 
+# The token the shared stand-in fixtures (tests/conftest.py) accept.
+STANDIN_TOKEN = "s3cret-token"
+
 
 @dataclass(frozen=True)
 class Call:

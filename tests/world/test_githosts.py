@@ -14,9 +14,9 @@ from github.CommitStatus import CommitStatus
 from github.GithubRetry import GithubRetry
 from github.PaginatedList import PaginatedList
 
-from tests.world.githosts import GitHubStandIn, GitLabStandIn
+from tests.world.githosts import STANDIN_TOKEN, GitHubStandIn, GitLabStandIn
 
-TOKEN = "s3cret-token"
+TOKEN = STANDIN_TOKEN
 SHA = "0123456789abcdef0123456789abcdef01234567"
 OTHER_SHA = "89abcdef0123456789abcdef0123456789abcdef"
 CONTEXT = "hooksync/shop"
@@ -49,24 +49,10 @@ def gitlab_client(host: GitLabStandIn, token: str = TOKEN, *, per_page: int = 20
 
 
 @pytest.fixture
-def github_host() -> Iterator[GitHubStandIn]:
-    with GitHubStandIn(TOKEN) as host:
-        host.add_repo("acme/shop")
-        yield host
-
-
-@pytest.fixture
 def gh(github_host: GitHubStandIn) -> Iterator[github.Github]:
     client = github_client(github_host)
     yield client
     client.close()
-
-
-@pytest.fixture
-def gitlab_host() -> Iterator[GitLabStandIn]:
-    with GitLabStandIn(TOKEN) as host:
-        host.add_repo("acme/platform/shop")
-        yield host
 
 
 @pytest.fixture
