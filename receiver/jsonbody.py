@@ -35,14 +35,14 @@ class JSONBody:
 
     def __init__(self, data: bytes | str, what: str) -> None:
         self._lazy = read_lazily(data)
-        self._full = None if self._lazy is not None else _decide(data, what)
+        self._whole: dict[str, Any] = {} if self._lazy is not None else _decide(data, what)
 
     def fields(self, shape: dict[str, Shape | None]) -> dict[str, Any]:
-        """The parts of the object that `shape` names, as plain Python values."""
-        if self._lazy is None:
-            assert self._full is not None
-            return self._full
-        return _copy_object(self._lazy, shape)
+        """The parts of the object that `shape` names, as plain Python values (all of it when
+        orjson read it)."""
+        if self._lazy is not None:
+            return _copy_object(self._lazy, shape)
+        return self._whole
 
 
 def read_lazily(data: bytes | str) -> simdjson.Object | None:
