@@ -7,6 +7,8 @@ PyGithub client to the local GitHub stand-in; no cluster is involved in posting.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from kubernetes.client import ApiClient
 
@@ -21,6 +23,17 @@ from tests.world.githosts import STANDIN_TOKEN, GitHubStandIn
 
 TOKEN = STANDIN_TOKEN
 REPO = "acme/shop"
+
+
+def pass_poster(
+    host: GitHubStandIn, monkeypatch: pytest.MonkeyPatch, budget_seconds: float
+) -> Callable[[list[StatusReport]], list[str]]:
+    """Posts one pass of a Job's statuses, with `budget_seconds` for the Job; returns the
+    SHAs posted."""
+    monkeypatch.setattr(reporting, "JOB_BUDGET_SECONDS", budget_seconds)
+    reporter = reporter_for(host)
+    target = reporter.state.config.targets[0]
+    return lambda reports: reporter._post_all(target, "job-a", reports)
 
 
 def reporter_for(host: GitHubStandIn) -> Reporter:
@@ -54,9 +67,7 @@ def posted_once_each(host: GitHubStandIn, reports: list[StatusReport]) -> bool:
 def test_a_spent_budget_still_posts_one_status_a_pass(
     github_host: GitHubStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reporting, "JOB_BUDGET_SECONDS", 0.0)
-    reporter = reporter_for(github_host)
-    target = reporter.state.config.targets[0]
+    post = pass_poster(github_host, monkeypatch, budget_seconds=0.0)
     reports = pending(3)
     passes: list[list[str]] = []
     done: set[str] = set()
@@ -64,7 +75,7 @@ def test_a_spent_budget_still_posts_one_status_a_pass(
         if len(done) == len(reports):
             break
         todo = [report for report in reports if report.sha not in done]
-        passes.append(reporter._post_all(target, "job-a", todo))
+        passes.append(post(todo))
         done.update(passes[-1])
     # Every pass makes progress, in order, and nothing is posted twice.
     assert passes == [[report.sha] for report in reports]
@@ -74,16 +85,14 @@ def test_a_spent_budget_still_posts_one_status_a_pass(
 def test_a_long_list_is_cut_at_the_budget_and_finished_in_later_passes(
     github_host: GitHubStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reporting, "JOB_BUDGET_SECONDS", 1.5)
-    reporter = reporter_for(github_host)
-    target = reporter.state.config.targets[0]
+    post = pass_poster(github_host, monkeypatch, budget_seconds=1.5)
     reports = pending(5)
-    first = reporter._post_all(target, "job-a", reports)
+    first = post(reports)
     # At one write a second, 1.5 s holds two or three writes, never all five.
     assert 1 < len(first) < len(reports)
     assert first == [report.sha for report in reports[: len(first)]]
     rest = [report for report in reports if report.sha not in first]
-    second = reporter._post_all(target, "job-a", rest)
+    second = post(rest)
     assert second == [report.sha for report in rest]
     assert posted_once_each(github_host, reports)
 
@@ -91,10 +100,7 @@ def test_a_long_list_is_cut_at_the_budget_and_finished_in_later_passes(
 def test_without_a_budget_cut_every_status_goes_out_in_one_pass(
     github_host: GitHubStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reporting, "JOB_BUDGET_SECONDS", 60.0)
-    reporter = reporter_for(github_host)
+    post = pass_poster(github_host, monkeypatch, budget_seconds=60.0)
     reports = pending(3)
-    assert reporter._post_all(reporter.state.config.targets[0], "job-a", reports) == [
-        report.sha for report in reports
-    ]
+    assert post(reports) == [report.sha for report in reports]
     assert posted_once_each(github_host, reports)
