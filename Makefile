@@ -26,7 +26,7 @@ binaries:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy hooksync receiver jobimage tests hack
+	$(BIN)/mypy hooksync receiver jobimage world tests hack
 
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

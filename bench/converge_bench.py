@@ -30,8 +30,8 @@ import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from tests.world.cluster import LocalCluster
-from tests.world.gitserver import GitServer
+from world.cluster import LocalCluster
+from world.gitserver import GitServer
 
 PER_KIND = 100
 REPEATS = 3

@@ -7,9 +7,9 @@ a burst, and nothing else competes. Pushes go round-robin over the targets (100 
 at a steady rate (20/s) for a while (15 s): a target's first push creates its Job, its second
 creates the waiting Job, later ones are folded into the waiting Job (a compare-and-swap patch).
 
-Baseline, in the same run: the same Job manifests (receiver.jobs.build_job) created directly
-with the Python Kubernetes client at the same rate, half before and half after the receiver's
-turn. Goal: p99 from request to 202 under 100 ms at 20 deliveries/s.
+Baseline, in the same run: the same Job manifests (receiver.dispatch.manifests.build_job) created
+directly with the Python Kubernetes client at the same rate, half before and half after the
+receiver's turn. Goal: p99 from request to 202 under 100 ms at 20 deliveries/s.
 
     .venv/bin/python -m bench.dispatch_bench [--seconds 15] [--rate 20] [--targets 100]
 """
@@ -34,10 +34,10 @@ from bench import webhooks
 from bench.figures import goal, median, percentile, ratio
 from bench.load import Call, paced
 from hooksync.config import Config, parse_config
-from receiver import dispatch
-from receiver.jobs import build_job
-from tests.world.cluster import LocalCluster
-from tests.world.receiver import ReceiverProcess
+from receiver.dispatch import dispatcher as dispatch
+from receiver.dispatch.manifests import build_job
+from world.cluster import LocalCluster
+from world.receiver import ReceiverProcess
 
 SECRET = "bench-dispatch-secret"
 JOBS_NAMESPACE = "hooksync-bench"

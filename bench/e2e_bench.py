@@ -31,8 +31,8 @@ import yaml
 from kubernetes import client
 
 from bench.figures import goal, median, ratio
-from tests.world.cluster import LocalCluster
-from tests.world.stack import DeliveryStack
+from world.cluster import LocalCluster
+from world.stack import DeliveryStack
 
 CONFIGMAPS, SERVICES, DEPLOYMENTS = 7, 7, 6
 GOAL_MEDIAN_SECONDS = 5.0

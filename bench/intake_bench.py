@@ -30,18 +30,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.world.controlplane import free_port
+from world.controlplane import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = (
-    ROOT.parent
-    / "shared"
-    / "fixtures"
-    / "webhooks"
-    / "github"
-    / "push"
-    / "with-new-branch.payload.json"
-)
+FIXTURE = ROOT / "tests/fixtures/webhooks/github/push/with-new-branch.payload.json"
 SECRET = "bench-secret"
 
 FLOOR_APP = """

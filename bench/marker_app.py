@@ -6,7 +6,7 @@ from __future__ import annotations
 import yaml
 from kubernetes import client
 
-from tests.world.stack import DeliveryStack
+from world.stack import DeliveryStack
 
 
 def app(marker: str) -> dict[str, str | None]:

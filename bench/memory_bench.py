@@ -32,16 +32,16 @@ from typing import Any
 from bench import webhooks
 from bench.figures import Memory, goal, memory, ratio
 from bench.load import FloodResult, flood, raw_request
-from tests.world.controlplane import free_port
-from tests.world.receiver import ReceiverProcess
+from world.controlplane import free_port
+from world.receiver import ReceiverProcess
 
 SECRET = "bench-memory-secret"
 TARGETS = 50
 GOAL_GROWTH_MB = 10.0
 SETTLE_SECONDS = 2.0
 FIXTURE = (
-    Path(__file__).resolve().parents[2]
-    / "shared/fixtures/webhooks/github/push/with-new-branch.payload.json"
+    Path(__file__).resolve().parents[1]
+    / "tests/fixtures/webhooks/github/push/with-new-branch.payload.json"
 )
 
 FLOOR_APP = """

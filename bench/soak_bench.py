@@ -35,10 +35,10 @@ from bench import webhooks
 from bench.figures import Memory, goal, memory, percentile
 from bench.load import paced
 from bench.marker_app import app, marker_now
-from receiver.coalescing import job_shas
-from receiver.dispatch import job_selector, list_jobs
-from tests.world.cluster import LocalCluster
-from tests.world.stack import WEBHOOK_SECRET, DeliveryStack
+from receiver.dispatch.coalescing import job_shas
+from receiver.dispatch.dispatcher import job_selector, list_jobs
+from world.cluster import LocalCluster
+from world.stack import WEBHOOK_SECRET, DeliveryStack
 
 # Per second at the default rate: 1 valid, 2 replays, 1 bad signature, 1 malformed.
 ROTATION = ("valid", "duplicate", "bad-signature", "duplicate", "malformed")

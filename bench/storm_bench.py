@@ -35,10 +35,10 @@ from bench.jobwatch import JobCensus
 from bench.load import Call, paced
 from bench.marker_app import app, marker_now
 from hooksync import names
-from receiver.coalescing import annotations_of
-from receiver.dispatch import job_selector, list_jobs
-from tests.world.cluster import LocalCluster
-from tests.world.stack import DeliveryStack
+from receiver.dispatch.coalescing import annotations_of
+from receiver.dispatch.dispatcher import job_selector, list_jobs
+from world.cluster import LocalCluster
+from world.stack import DeliveryStack
 
 SETTLE_TIMEOUT = 900.0
 MAX_AT_A_TIME = 2

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.world.cluster import LocalCluster
-from tests.world.stack import DeliveryStack
+from world.cluster import LocalCluster
+from world.stack import DeliveryStack
 
 CONFIGMAP = """apiVersion: v1
 kind: ConfigMap

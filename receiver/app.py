@@ -29,20 +29,20 @@ from starlette.types import Receive, Scope, Send
 
 from hooksync import logs
 from hooksync.config import Config
-from receiver.dispatch import ApiUnavailable, Dispatched, Dispatcher
-from receiver.errors import (
+from receiver.dispatch.dispatcher import ApiUnavailable, Dispatched, Dispatcher
+from receiver.intake.errors import (
     MalformedDelivery,
     PayloadTooLarge,
     RejectedDelivery,
     SignatureError,
     UnsupportedContentType,
 )
-from receiver.events import Event, PingEvent, parse_github, parse_gitlab
-from receiver.headers import ReceivedHeaders
+from receiver.intake.events import Event, PingEvent, parse_github, parse_gitlab
+from receiver.intake.headers import ReceivedHeaders
+from receiver.intake.routing import PREVIEW, Routing, route
+from receiver.intake.verification import verify_github_delivery, verify_gitlab_signature
 from receiver.metrics import ReceiverMetrics
-from receiver.routing import PREVIEW, Routing, route
 from receiver.secrets import ReceiverSecrets
-from receiver.verification import verify_github_delivery, verify_gitlab_signature
 
 log = logging.getLogger("hooksync.receiver")
 

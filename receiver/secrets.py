@@ -1,4 +1,4 @@
-"""The receiver's secrets, read from the environment or from files (see DESIGN.md).
+"""The receiver's secrets, read from the environment or from files (README.md, "Security model").
 
 Several values per name are allowed so webhook secrets can be rotated without downtime.
 """
@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hooksync.config import ConfigError, read_secret
-from receiver.verification import signing_key_bytes
+from receiver.intake.verification import signing_key_bytes
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,16 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 from kubernetes import client, config
 
-from tests.world.cluster import LocalCluster
-from tests.world.githosts import STANDIN_TOKEN, GitHubStandIn, GitLabStandIn
+from world.cluster import LocalCluster
+from world.githosts import STANDIN_TOKEN, GitHubStandIn, GitLabStandIn
+
+# Property tests check what is accepted, never how fast: a loaded CI machine must not fail them
+# on Hypothesis's per-example deadline.
+settings.register_profile("hooksync", deadline=None)
+settings.load_profile("hooksync")
 
 
 @pytest.fixture(scope="session")

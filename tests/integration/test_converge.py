@@ -31,9 +31,9 @@ from kubernetes.client.exceptions import ApiException
 from hooksync.inventory import decode_inventory, inventory_labels, parent_name
 from hooksync.names import PRUNE, PRUNE_DISABLED, lease_name
 from hooksync.summary import RunSummary
-from tests.world.cluster import LocalCluster
-from tests.world.gitserver import GitServer, Repo
-from tests.world.kubelet import wait_until
+from world.cluster import LocalCluster
+from world.gitserver import GitServer, Repo
+from world.kubelet import wait_until
 
 pytestmark = pytest.mark.cluster
 

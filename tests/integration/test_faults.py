@@ -39,13 +39,13 @@ from kubernetes.client.exceptions import ApiException
 
 from hooksync import names
 from hooksync.inventory import decode_inventory, inventory_labels, parent_name
-from receiver.coalescing import job_shas
-from tests.world.cluster import LocalCluster
-from tests.world.controlplane import ControlPlane
-from tests.world.kubelet import wait_until
-from tests.world.receiver import ReceiverProcess
-from tests.world.rollouts import RolloutStandIn
-from tests.world.stack import DeliveryStack
+from receiver.dispatch.coalescing import job_shas
+from world.cluster import LocalCluster
+from world.controlplane import ControlPlane
+from world.kubelet import wait_until
+from world.receiver import ReceiverProcess
+from world.rollouts import RolloutStandIn
+from world.stack import DeliveryStack
 
 pytestmark = pytest.mark.cluster
 

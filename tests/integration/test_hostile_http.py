@@ -41,8 +41,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.world.cluster import LocalCluster
-from tests.world.receiver import ReceiverProcess
+from world.cluster import LocalCluster
+from world.receiver import ReceiverProcess
 
 pytestmark = pytest.mark.cluster
 

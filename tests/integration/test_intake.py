@@ -33,14 +33,14 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from hooksync import names
-from tests.world.cluster import LocalCluster
-from tests.world.controlplane import ControlPlane
-from tests.world.kubelet import wait_until
-from tests.world.receiver import ReceiverProcess
+from world.cluster import LocalCluster
+from world.controlplane import ControlPlane
+from world.kubelet import wait_until
+from world.receiver import ReceiverProcess
 
 pytestmark = pytest.mark.cluster
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "webhooks"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 
 GITHUB_SECRET = f"gh-{secrets.token_hex(16)}"
 GITLAB_TOKEN = f"gl-{secrets.token_hex(16)}"

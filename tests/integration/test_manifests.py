@@ -31,13 +31,13 @@ from jobimage.errors import PermanentError
 from jobimage.kube import Cluster
 from jobimage.lease import TargetLease
 from receiver.cli import parse_args
-from receiver.cronjobs import reconcile_cronjobs
-from receiver.jobs import build_job, resync_cronjob_name
-from receiver.leader import LEASE_NAME, LeaderElector
-from receiver.statuspage import STATUS_TOKEN_ENV
-from tests.world.cluster import LocalCluster
-from tests.world.controlplane import binaries_dir, run_kubectl
-from tests.world.kubelet import wait_until
+from receiver.dispatch.cronjobs import reconcile_cronjobs
+from receiver.dispatch.manifests import build_job, resync_cronjob_name
+from receiver.pages.status import STATUS_TOKEN_ENV
+from receiver.reporting.leader import LEASE_NAME, LeaderElector
+from world.cluster import LocalCluster
+from world.controlplane import binaries_dir, run_kubectl
+from world.kubelet import wait_until
 
 pytestmark = pytest.mark.cluster
 

@@ -29,11 +29,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hooksync import names
 from hooksync.summary import RunSummary
-from tests.world.cluster import LocalCluster
-from tests.world.controlplane import ControlPlane
-from tests.world.kubelet import wait_until
-from tests.world.receiver import ReceiverProcess
-from tests.world.stack import WEBHOOK_SECRET, DeliveryStack
+from world.cluster import LocalCluster
+from world.controlplane import ControlPlane
+from world.kubelet import wait_until
+from world.receiver import ReceiverProcess
+from world.stack import WEBHOOK_SECRET, DeliveryStack
 
 pytestmark = pytest.mark.cluster
 

@@ -20,10 +20,10 @@ from kubernetes import client
 
 from hooksync import names
 from hooksync.summary import RunSummary
-from tests.world.cluster import LocalCluster
-from tests.world.kubelet import wait_until
-from tests.world.receiver import ReceiverProcess
-from tests.world.stack import DeliveryStack
+from world.cluster import LocalCluster
+from world.kubelet import wait_until
+from world.receiver import ReceiverProcess
+from world.stack import DeliveryStack
 
 pytestmark = pytest.mark.cluster
 

@@ -28,13 +28,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from hooksync import names
-from receiver.coalescing import is_finished, is_suspended, job_shas
-from receiver.dispatch import job_selector, list_jobs
-from receiver.leader import LEASE_NAME
-from receiver.links import sign_run
-from tests.world.cluster import LocalCluster
-from tests.world.rollouts import RolloutStandIn
-from tests.world.stack import DeliveryStack
+from receiver.dispatch.coalescing import is_finished, is_suspended, job_shas
+from receiver.dispatch.dispatcher import job_selector, list_jobs
+from receiver.reporting.leader import LEASE_NAME
+from receiver.reporting.links import sign_run
+from world.cluster import LocalCluster
+from world.rollouts import RolloutStandIn
+from world.stack import DeliveryStack
 
 pytestmark = pytest.mark.cluster
 

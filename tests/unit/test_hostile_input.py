@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from hooksync.config import parse_config
 from hooksync.refs import is_valid_branch_name, is_valid_ref_name
-from receiver.errors import RejectedDelivery
-from receiver.events import (
+from receiver.intake.errors import RejectedDelivery
+from receiver.intake.events import (
     IgnoredEvent,
     PingEvent,
     PreviewEvent,
@@ -26,8 +26,8 @@ from receiver.events import (
     parse_github,
     parse_gitlab,
 )
-from receiver.routing import route
-from receiver.verification import verify_github_delivery, verify_gitlab_signature
+from receiver.intake.routing import route
+from receiver.intake.verification import verify_github_delivery, verify_gitlab_signature
 
 SECRET = "hostile-test-secret"
 CONFIG = parse_config(

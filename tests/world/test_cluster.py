@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.world.cluster import LocalCluster
-from tests.world.kubelet import wait_until
+from world.cluster import LocalCluster
+from world.kubelet import wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -280,7 +280,7 @@ def test_cronjob_schedule_produces_a_completed_job(kube, namespace) -> None:
 
 def test_control_plane_starts_quickly_and_stops_cleanly(cluster: LocalCluster) -> None:
     # A second, independent control plane on the warm cache; its folder is removed on stop.
-    from tests.world.controlplane import ControlPlane
+    from world.controlplane import ControlPlane
 
     started = time.monotonic()
     with ControlPlane() as second:

@@ -14,7 +14,7 @@ from github.CommitStatus import CommitStatus
 from github.GithubRetry import GithubRetry
 from github.PaginatedList import PaginatedList
 
-from tests.world.githosts import STANDIN_TOKEN, GitHubStandIn, GitLabStandIn
+from world.githosts import STANDIN_TOKEN, GitHubStandIn, GitLabStandIn
 
 TOKEN = STANDIN_TOKEN
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.world.gitserver import GitServer, RequestRecord, basic_auth, isolated_git_env
+from world.gitserver import GitServer, RequestRecord, basic_auth, isolated_git_env
 
 TOKEN = "s3cret-token"
 

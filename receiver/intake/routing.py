@@ -1,0 +1,143 @@
+"""Which targets an event reaches, and in which mode; or, when none, why not.
+
+Pure: an event and the configured targets in, routes and a one-line reason out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hooksync.config import Target
+from receiver.intake.events import Event, PingEvent, PreviewEvent, PushEvent
+
+APPLY = "apply"
+PREVIEW = "preview"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Route:
+    """One Job to start: `target` in `mode`, prompted by commit `sha` on `ref`.
+
+    For apply the Job converges the branch head as fetched when it runs (a webhook is a nudge);
+    `sha` is then only what to report on. For preview `sha` is the exact commit checked, and
+    `ref` is the provider's read-only ref for the PR/MR head, which a fork's commits reach too.
+    """
+
+    target: Target
+    mode: str
+    sha: str
+    ref: str
+    delivery_id: str | None = None
+    pr_number: int | None = None
+    commits: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Routing:
+    """The routes for one event; `reason` says in one line what was decided, or why nothing."""
+
+    routes: tuple[Route, ...]
+    reason: str
+
+
+def route(event: Event, targets: Sequence[Target]) -> Routing:
+    """Match `event` against `targets`.
+
+    A branch push reaches every target of the same provider and repository that follows the
+    branch. A tag push, or a deletion, reaches none: targets follow branches, and Git (not an
+    event) says what a branch holds. A PR/MR reaches targets of the same repository whose
+    branch is its base branch, that have previews on, and, for forks, previewsFromForks.
+    """
+    if isinstance(event, PushEvent):
+        return _route_push(event, targets)
+    if isinstance(event, PreviewEvent):
+        return _route_preview(event, targets)
+    if isinstance(event, PingEvent):
+        zen = f": {event.zen}" if event.zen else ""
+        return Routing((), f"ping from {event.provider}{zen}")
+    return Routing((), event.reason)
+
+
+def _route_push(event: PushEvent, targets: Sequence[Target]) -> Routing:
+    if event.deleted:
+        return Routing((), f"{event.ref} of {event.repo} was deleted; nothing to deploy")
+    if event.branch is None:
+        return Routing(
+            (), f"tag {event.tag} of {event.repo} deploys nothing: targets follow branches"
+        )
+    followers = _following(event.provider, event.repo, event.branch, targets)
+    if not followers:
+        return Routing((), f"no target follows {event.repo} branch {event.branch}")
+    routes = tuple(
+        Route(
+            target=target,
+            mode=APPLY,
+            sha=event.after,
+            ref=event.ref,
+            delivery_id=event.delivery_id,
+            commits=event.commits,
+        )
+        for target in followers
+    )
+    return Routing(routes, _routed(routes))
+
+
+def _route_preview(event: PreviewEvent, targets: Sequence[Target]) -> Routing:
+    change = _change_name(event)
+    followers = _following(event.provider, event.repo, event.base_branch, targets)
+    if not followers:
+        return Routing((), f"no target follows {event.repo} branch {event.base_branch} ({change})")
+    previewing = [target for target in followers if target.previews]
+    if not previewing:
+        return Routing((), f"previews are off for target {_names(followers)} ({change})")
+    allowed = [t for t in previewing if t.previews_from_forks] if event.is_fork else previewing
+    if not allowed:
+        source = event.head_repo or "a deleted repository"
+        return Routing(
+            (),
+            f"{change} comes from fork {source}; target {_names(previewing)} does not preview "
+            "forks (previewsFromForks: false)",
+        )
+    routes = tuple(
+        Route(
+            target=target,
+            mode=PREVIEW,
+            sha=event.head_sha,
+            ref=_head_ref(event),
+            delivery_id=event.delivery_id,
+            pr_number=event.number,
+        )
+        for target in allowed
+    )
+    return Routing(routes, _routed(routes))
+
+
+def _following(provider: str, repo: str, branch: str, targets: Sequence[Target]) -> list[Target]:
+    return [
+        target
+        for target in targets
+        if target.provider == provider and target.repo_matches(repo) and target.branch == branch
+    ]
+
+
+def _head_ref(event: PreviewEvent) -> str:
+    # Both hosts keep the head of every PR/MR, forks included, under these refs.
+    if event.provider == "gitlab":
+        return f"refs/merge-requests/{event.number}/head"
+    return f"refs/pull/{event.number}/head"
+
+
+def _change_name(event: PreviewEvent) -> str:
+    if event.provider == "gitlab":
+        return f"merge request !{event.number}"
+    return f"pull request #{event.number}"
+
+
+def _routed(routes: Sequence[Route]) -> str:
+    first = routes[0]
+    return f"{first.mode} {first.sha[:7]} for target {_names([r.target for r in routes])}"
+
+
+def _names(targets: Sequence[Target]) -> str:
+    return ", ".join(target.name for target in targets)

@@ -1,0 +1,1 @@
+"""Pages: the status page and the run page, the receiver's two HTML views."""

@@ -1,0 +1,156 @@
+"""Posting commit statuses to GitHub (PyGithub) and GitLab (python-gitlab).
+
+A post either succeeds, counts as already done (GitLab's "Cannot transition status"), or
+raises HostUnavailable with how long to wait: Retry-After or the rate-limit reset when the host
+says, exponential backoff for 5xx and network errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import github
+import gitlab
+import requests
+
+from hooksync.config import Config
+from receiver.reporting.statuses import (
+    FAILURE,
+    GITHUB_DESCRIPTION_LIMIT,
+    GITLAB_DESCRIPTION_LIMIT,
+    StatusReport,
+    shorten,
+)
+
+log = logging.getLogger("hooksync.receiver")
+
+TIMEOUT_SECONDS = 10
+MAX_WAIT_SECONDS = 900.0
+
+
+class HostUnavailable(Exception):
+    """The Git host refused or failed for now; try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class HostRejected(Exception):
+    """The Git host refused this status for good (unknown repository, bad token)."""
+
+
+class GitHubStatuses:
+    def __init__(self, config: Config, token: str | None) -> None:
+        self.client = github.Github(
+            base_url=config.github_api_url,
+            auth=github.Auth.Token(token) if token else None,
+            retry=None,
+            timeout=TIMEOUT_SECONDS,
+        )
+
+    def post(self, repo: str, report: StatusReport, target_url: str | None) -> None:
+        state = "failure" if report.state == FAILURE else report.state
+        fields: dict[str, Any] = {
+            "state": state,
+            "description": shorten(report.description, GITHUB_DESCRIPTION_LIMIT),
+            "context": report.context,
+        }
+        if target_url:
+            fields["target_url"] = target_url
+        try:
+            # One POST per status, through PyGithub's requester (which keeps GitHub's documented
+            # pacing of content-creating requests): reading the commit first would double the
+            # calls. `repo` and the SHA were validated when the config and event were parsed.
+            self.client.requester.requestJsonAndCheck(
+                "POST", f"/repos/{repo}/statuses/{report.sha}", input=fields
+            )
+        except github.GithubException as exc:
+            raise _github_error(exc) from None
+        except (requests.RequestException, OSError) as exc:
+            raise HostUnavailable(f"GitHub unreachable: {type(exc).__name__}", 0) from None
+
+
+class GitLabStatuses:
+    def __init__(self, config: Config, token: str | None) -> None:
+        self.client = gitlab.Gitlab(
+            url=config.gitlab_api_url,
+            private_token=token,
+            timeout=TIMEOUT_SECONDS,
+            retry_transient_errors=False,
+        )
+        # python-gitlab's errors carry no headers; the wait a 429 asks for is noted here.
+        self._throttled_for = 0.0
+        self.client.session.hooks["response"].append(self._note_throttle)
+
+    def _note_throttle(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.status_code == 429:
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            known = "retry-after" in headers or "ratelimit-reset" in headers
+            self._throttled_for = _rate_limit_wait(headers) if known else 0.0
+
+    def post(self, repo: str, report: StatusReport, target_url: str | None) -> None:
+        state = {"failure": "failed"}.get(report.state, report.state)
+        fields: dict[str, Any] = {
+            "state": state,
+            "name": report.context,
+            "description": shorten(report.description, GITLAB_DESCRIPTION_LIMIT),
+        }
+        if target_url:
+            fields["target_url"] = target_url
+        self._throttled_for = 0.0
+        try:
+            project = self.client.projects.get(repo, lazy=True)
+            # obey_rate_limit is a per-request option (the constructor does not take it):
+            # a 429 must come back to the reporter, not sleep in this thread.
+            project.commits.get(report.sha, lazy=True).statuses.create(
+                fields, obey_rate_limit=False
+            )
+        except gitlab.exceptions.GitlabError as exc:
+            code = exc.response_code or 0
+            message = str(exc.error_message)
+            if code == 400 and "Cannot transition status" in message:
+                return  # this state is already on the commit: as good as posted
+            if code == 429:
+                raise HostUnavailable(f"GitLab answered {code}", self._throttled_for) from None
+            if code >= 500:
+                raise HostUnavailable(f"GitLab answered {code}", 0) from None
+            if code in (401, 403, 404):
+                raise HostRejected(f"GitLab answered {code}: {message[:200]}") from None
+            raise HostRejected(f"GitLab answered {code}: {message[:200]}") from None
+        except (requests.RequestException, OSError) as exc:
+            raise HostUnavailable(f"GitLab unreachable: {type(exc).__name__}", 0) from None
+
+
+def _github_error(exc: github.GithubException) -> Exception:
+    status = exc.status or 0
+    headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+    if status in (403, 429) and (
+        "retry-after" in headers
+        or headers.get("x-ratelimit-remaining") == "0"
+        or isinstance(exc, github.RateLimitExceededException)
+    ):
+        return HostUnavailable(f"GitHub rate limit ({status})", _rate_limit_wait(headers))
+    if status >= 500 or status == 429:
+        return HostUnavailable(f"GitHub answered {status}", 0)
+    message = exc.data.get("message") if isinstance(exc.data, dict) else str(exc.data)
+    return HostRejected(f"GitHub answered {status}: {str(message)[:200]}")
+
+
+def _rate_limit_wait(headers: dict[str, str]) -> float:
+    """Seconds to wait, from Retry-After, else the limit's reset time (Unix seconds: GitHub's
+    X-RateLimit-Reset, GitLab's RateLimit-Reset), else a minute; never over MAX_WAIT_SECONDS."""
+    if "retry-after" in headers:
+        try:
+            return min(MAX_WAIT_SECONDS, max(0.0, float(headers["retry-after"])))
+        except ValueError:
+            pass
+    for name in ("x-ratelimit-reset", "ratelimit-reset"):
+        if name in headers:
+            try:
+                return min(MAX_WAIT_SECONDS, max(0.0, float(headers[name]) - time.time()))
+            except ValueError:
+                pass
+    return 60.0

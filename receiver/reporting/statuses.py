@@ -1,0 +1,126 @@
+"""Which commit statuses a Job's state calls for (pure): pending when it is created, a final
+state for every SHA it stood for when it ends (design rule 4: every pending status ends)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hooksync import names
+from hooksync.summary import RunSummary
+from receiver.dispatch.coalescing import (
+    annotation_list,
+    is_finished,
+    is_suspended,
+    job_shas,
+    waits_for,
+)
+
+GITHUB_DESCRIPTION_LIMIT = 140
+GITLAB_DESCRIPTION_LIMIT = 255
+
+PENDING, SUCCESS, FAILURE = "pending", "success", "failure"
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """One commit status to post: on `sha`, under `context`."""
+
+    sha: str
+    state: str  # pending | success | failure (the provider's own words are chosen on posting)
+    context: str
+    description: str
+
+
+def context_for(mode: str, target: str) -> str:
+    kind = "preview" if mode == "preview" else "deploy"
+    return f"hooksync/{kind}: {target}"
+
+
+def pending_reports(job: Mapping[str, Any]) -> list[StatusReport]:
+    """Pending statuses for SHAs on an unfinished Job that have not had one yet."""
+    if is_finished(job):
+        return []
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    mode, target = labels.get(names.MODE, "apply"), labels.get(names.TARGET, "")
+    if mode == "resync":
+        return []  # a resync reports only what it changed, once it has changed it
+    done = set(annotation_list(job, names.REPORTED_PENDING))
+    if is_suspended(job):
+        description = f"queued behind {waits_for(job) or 'the running deploy'}"
+    elif mode == "preview":
+        description = "checking what this commit would change"
+    else:
+        description = "deploying the branch head"
+    context = context_for(mode, target)
+    return [StatusReport(sha, PENDING, context, description)
+            for sha in job_shas(job) if sha not in done]  # fmt: skip
+
+
+def final_reports(
+    job: Mapping[str, Any], summary: RunSummary | None, failure_reason: str | None
+) -> list[StatusReport]:
+    """The final statuses once a Job has ended.
+
+    `summary` is the Job's termination summary (None when the pod never wrote one);
+    `failure_reason` is what the Job's Failed condition says, for that case.
+    """
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    mode, target = labels.get(names.MODE, "apply"), labels.get(names.TARGET, "")
+    context = context_for(mode, target)
+    shas = job_shas(job)
+    verb = "preview" if mode == "preview" else "apply"
+    failed = job_failure_reason(job) is not None
+
+    if summary is None or summary.result in ("failure", "lease-held") or failed:
+        if summary is not None and summary.result == "failure":
+            message = summary.message
+        else:
+            message = f"{verb} failed: {failure_reason or 'the Job ended without a summary'}"
+        targets = shas or ([summary.sha] if summary and summary.sha else [])
+        return [StatusReport(sha, FAILURE, context, message) for sha in targets]
+
+    applied = summary.sha
+    if mode == "resync":
+        changed = any(summary.counts.get(k, 0) for k in ("created", "configured", "pruned"))
+        if not applied or not (changed or summary.counts.get("drifted", 0)):
+            return []  # nothing changed: nothing to say
+        return [StatusReport(applied, SUCCESS, context, summary.message)]
+
+    reports = []
+    for sha in shas:
+        if mode == "preview" or sha == applied or not applied:
+            reports.append(StatusReport(sha, SUCCESS, context, summary.message))
+        else:
+            reports.append(StatusReport(sha, SUCCESS, context, f"included in {applied[:7]}"))
+    if applied and applied not in shas and mode != "preview":
+        # The head moved on after these events: it is what got deployed, say so on it too.
+        reports.append(StatusReport(applied, SUCCESS, context, summary.message))
+    return reports
+
+
+def job_failure_reason(job: Mapping[str, Any]) -> str | None:
+    """The Failed condition's reason and message (deadline, backoff limit, pod failure policy)."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Failed" and condition.get("status") == "True":
+            reason = condition.get("reason") or "Failed"
+            message = condition.get("message") or ""
+            return f"{reason}: {message}" if message else str(reason)
+    return None
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, cut at a word boundary with an ellipsis.
+
+    Limits count characters (code points), as both hosts do, so a multi-byte UTF-8 character
+    is never split.
+    """
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"

@@ -1,0 +1,313 @@
+"""The status page's HTML (pure), its commit links, and who may see it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+from kubernetes.client import ApiClient
+from starlette.applications import Starlette
+
+from hooksync import names
+from hooksync.config import Config, Target, parse_config
+from hooksync.summary import RunSummary
+from receiver.app import ReceiverState
+from receiver.pages import status as statuspage
+from receiver.pages.status import (
+    HEADERS,
+    StatusInputs,
+    authorized,
+    commit_url,
+    render,
+    status_page_route,
+)
+from receiver.reporting.records import TargetRecord
+from receiver.secrets import ReceiverSecrets
+
+SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+NEW_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+NOW = datetime.datetime(2025, 3, 10, 12, 34, 56, tzinfo=datetime.UTC)
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+CONFIG_YAML = """
+jobImage: ghcr.io/acme/hooksync-job:0.1.0
+publicURL: https://hooksync.example.com
+github: {apiURL: https://api.github.com}
+gitlab: {apiURL: https://gitlab.example.com}
+targets:
+  - name: shop
+    provider: github
+    repo: acme/shop
+    cloneURL: https://deploy:hunter2@github.com/acme/shop.git
+    branch: feat/<b>x
+    path: deploy
+    namespace: shop
+    serviceAccount: hooksync-shop
+    gitSecret: hooksync-shop-git
+    resync: "*/15 * * * *"
+  - name: docs
+    provider: gitlab
+    repo: acme/web/docs
+    branch: main
+    path: .
+    namespace: docs
+    serviceAccount: hooksync-docs
+    resync: ""
+"""
+
+
+def config() -> Config:
+    return parse_config(CONFIG_YAML)
+
+
+def job(
+    name: str,
+    created: str,
+    *,
+    target: str = "shop",
+    mode: str = "apply",
+    state: str = "succeeded",
+    sha: str = SHA,
+    summary: RunSummary | None = None,
+) -> dict[str, Any]:
+    annotations = {names.SHA: sha}
+    if summary is not None:
+        annotations[names.SUMMARY] = summary.to_json()
+    status: dict[str, Any] = {"startTime": created}
+    spec: dict[str, Any] = {}
+    if state == "succeeded":
+        status["completionTime"] = "2025-03-10T12:00:00Z"
+        status["conditions"] = [{"type": "Complete", "status": "True"}]
+    elif state == "failed":
+        failed = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}
+        status["conditions"] = [{**failed, "lastTransitionTime": "2025-03-10T12:20:00Z"}]
+    elif state == "waiting":
+        spec["suspend"] = True
+    return {
+        "metadata": {
+            "name": name,
+            "creationTimestamp": created,
+            "labels": {names.MANAGED_BY: "hooksync", names.TARGET: target, names.MODE: mode},
+            "annotations": annotations,
+        },
+        "spec": spec,
+        "status": status,
+    }
+
+
+def record(**changes: Any) -> TargetRecord:
+    values: dict[str, Any] = {
+        "target": "shop", "result": "success", "finished": "2025-03-10T12:00:00Z",
+        "job": "hooksync-shop-apply-6113728", "mode": "apply",
+        "message": "applied 3, pruned 0, 0 drifted", "drifted": 0,
+        "applied_sha": SHA, "applied_at": "2025-03-10T12:00:00Z",
+    }  # fmt: skip
+    values.update(changes)
+    return TargetRecord(**values)
+
+
+def cronjob(target: str, schedule: str) -> dict[str, Any]:
+    return {"metadata": {"labels": {names.TARGET: target}}, "spec": {"schedule": schedule}}
+
+
+def link(job_name: str) -> str:
+    return f"https://hooksync.example.com/runs/{job_name}?sig=s"
+
+
+class Elements(HTMLParser):
+    """The element names and the text a browser would build from the page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.hrefs: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.hrefs += [value or "" for key, value in attrs if key == "href"]
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parsed(page: str) -> Elements:
+    elements = Elements()
+    elements.feed(page)
+    return elements
+
+
+def test_a_target_row_shows_source_namespace_applied_commit_result_and_next_resync():
+    inputs = StatusInputs(
+        records={"shop": record(drifted=2)},
+        jobs=[],
+        cronjobs=[cronjob("shop", "*/15 * * * *")],
+    )
+    page = render(config(), inputs, NOW, link)
+    row = page.split("<tr id='target-shop'>")[1].split("</tr>")[0]
+    assert "acme/shop" in row and "<code class='namespace'>shop</code>" in row
+    assert f"href='https://github.com/acme/shop/commit/{SHA}'" in row
+    assert "success" in row and "34m ago" in row
+    assert "<td class='drifted'>2</td>" in row
+    assert "2025-03-10 12:45 UTC" in row  # the next quarter hour
+    assert f"href='{link('hooksync-shop-apply-6113728')}'" in row
+    docs = page.split("<tr id='target-docs'>")[1].split("</tr>")[0]
+    assert "no run recorded" in docs and "off" in docs
+
+
+def test_running_and_waiting_jobs_show_on_their_target():
+    inputs = StatusInputs(
+        records={},
+        jobs=[
+            job("hooksync-shop-apply-aaaaaaa", "2025-03-10T12:30:00Z", state="running"),
+            job("hooksync-shop-apply-next-1", "2025-03-10T12:31:00Z", state="waiting"),
+        ],
+        cronjobs=[],
+    )
+    page = render(config(), inputs, NOW, link)
+    active = page.split("<td class='active'>")[1].split("</td>")[0]
+    assert "running" in active and "hooksync-shop-apply-aaaaaaa" in active
+    assert "waiting" in active and "hooksync-shop-apply-next-1" in active
+    # A schedule in the configuration whose CronJob is not there yet says so.
+    assert "not created yet" in page
+
+
+def test_a_finished_job_not_yet_recorded_updates_the_row():
+    newer = RunSummary(result="success", sha=NEW_SHA, message="applied 1")
+    inputs = StatusInputs(
+        records={"shop": record()},
+        jobs=[
+            job("hooksync-shop-apply-ec26c3e", "2025-03-10T12:10:00Z", sha=NEW_SHA, summary=newer)
+        ],
+        cronjobs=[],
+    )
+    row = render(config(), inputs, NOW, link).split("<tr id='target-shop'>")[1]
+    assert NEW_SHA in row.split("</tr>")[0]
+
+
+def test_a_failed_job_keeps_the_last_applied_commit_on_show():
+    inputs = StatusInputs(
+        records={"shop": record()},
+        jobs=[job("hooksync-shop-apply-ec26c3e", "2025-03-10T12:10:00Z", state="failed")],
+        cronjobs=[],
+    )
+    row = render(config(), inputs, NOW, link).split("<tr id='target-shop'>")[1].split("</tr>")[0]
+    assert "failure" in row and SHA in row and "hooksync-shop-apply-ec26c3e" in row
+
+
+def test_runs_are_the_newest_twenty_newest_first_with_signed_links():
+    jobs = [
+        job(f"hooksync-shop-apply-{i:07d}", f"2025-03-10T11:{i:02d}:00Z",
+            summary=RunSummary(result="success", sha=SHA, message=f"run {i}"))
+        for i in range(25)
+    ]  # fmt: skip
+    page = render(config(), StatusInputs(records={}, jobs=jobs[::-1][3:] + jobs[-3:], cronjobs=[]),
+                  NOW, link)  # fmt: skip
+    runs = page.split("<table id='runs'>")[1]
+    shown = [f"hooksync-shop-apply-{i:07d}" for i in range(24, 4, -1)]
+    positions = [runs.index(f"<code>{name}</code>") for name in shown]
+    assert positions == sorted(positions)
+    assert "hooksync-shop-apply-0000004" not in runs
+    assert f"href='{link('hooksync-shop-apply-0000024')}'" in runs
+
+
+def test_every_value_from_git_or_a_payload_renders_as_text():
+    hostile = RunSummary(result="success", sha=SHA, message=f"deployed {HOSTILE}<script>x</script>")
+    inputs = StatusInputs(
+        records={"shop": record(message=HOSTILE, mode="<i>apply</i>")},
+        jobs=[job("hooksync-shop-apply-6113728", "2025-03-10T12:00:00Z", summary=hostile)],
+        cronjobs=[cronjob("shop", "<b>bad</b>")],
+    )
+    page = render(config(), inputs, NOW, link)
+    elements = parsed(page)
+    assert not {"img", "script", "b", "i"} & set(elements.tags)
+    text = "".join(elements.text)
+    assert "feat/<b>x" in text  # the branch, shown as typed
+    assert f"deployed {HOSTILE}<script>x</script>" in text
+    assert "schedule <b>bad</b> not understood" in text
+
+
+def test_the_page_names_no_credential_from_the_configuration():
+    page = render(config(), StatusInputs(records={}, jobs=[], cronjobs=[]), NOW, link)
+    assert "hunter2" not in page and "hooksync-shop-git" not in page
+
+
+def test_no_link_key_means_plain_job_names():
+    inputs = StatusInputs(records={"shop": record()}, jobs=[], cronjobs=[])
+    page = render(config(), inputs, NOW, lambda job: None)
+    assert "/runs/" not in page and "hooksync-shop-apply-6113728" in page
+
+
+@pytest.mark.parametrize(
+    ("provider", "api", "expected"),
+    [
+        ("github", "https://api.github.com", f"https://github.com/acme/shop/commit/{SHA}"),
+        ("github", "https://ghe.example.com/api/v3",
+         f"https://ghe.example.com/acme/shop/commit/{SHA}"),
+        ("gitlab", "https://gitlab.example.com", f"https://gitlab.example.com/acme/shop/-/commit/{SHA}"),
+        ("gitlab", "https://git.example.com/gitlab/",
+         f"https://git.example.com/gitlab/acme/shop/-/commit/{SHA}"),
+    ],
+)  # fmt: skip
+def test_commit_links_follow_the_configured_host(provider: str, api: str, expected: str):
+    cfg = Config(job_image="x", public_url="https://h", targets=(), github_api_url=api,
+                 gitlab_api_url=api)  # fmt: skip
+    target = Target(name="shop", provider=provider, repo="acme/shop", clone_url="https://x/y.git",
+                    branch="main", path=".", namespace="shop", service_account="sa")  # fmt: skip
+    assert commit_url(cfg, target, SHA) == expected
+    assert commit_url(cfg, target, "not-a-sha") is None
+
+
+@pytest.mark.parametrize(
+    ("header", "allowed"),
+    [
+        ("Bearer s3cret", True),
+        ("bearer s3cret", True),
+        ("Bearer old-token", True),
+        ("Bearer s3cret2", False),
+        ("Bearer ", False),
+        ("Basic s3cret", False),
+        ("s3cret", False),
+        (None, False),
+    ],
+)
+def test_authorized_takes_any_configured_bearer_token(header: str | None, allowed: bool):
+    assert authorized(header, ["s3cret", "old-token"]) is allowed
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Starlette:
+    monkeypatch.setattr(
+        statuspage, "gather", lambda state: StatusInputs(records={}, jobs=[], cronjobs=[])
+    )
+    state = ReceiverState(config=config(), secrets=ReceiverSecrets(), api=ApiClient(),
+                          namespace="hooksync")  # fmt: skip
+    return Starlette(routes=[status_page_route(state, ["s3cret"])])
+
+
+def get(app: Starlette, authorization: str | None = None) -> httpx.Response:
+    async def fetch() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://status") as client:
+            headers = {"Authorization": authorization} if authorization else {}
+            return await client.get("/", headers=headers)
+
+    return asyncio.run(fetch())
+
+
+def test_with_a_token_the_page_needs_it(app: Starlette):
+    assert get(app).status_code == 401
+    denied = get(app, "Bearer wrong")
+    assert denied.status_code == 401
+    assert denied.headers["www-authenticate"].startswith("Bearer")
+    assert "acme/shop" not in denied.text
+    answer = get(app, "Bearer s3cret")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "acme/shop" in answer.text
+    for header, value in HEADERS.items():
+        assert answer.headers[header] == value
