@@ -11,16 +11,17 @@ import hmac
 import logging
 import os
 import re
-import socket
 import subprocess
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO, Any, cast
 from urllib.parse import unquote, urlsplit
+
+from world.httpserver import LoopbackHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -210,35 +211,11 @@ class Repo:
             self._git("update-ref", "-d", ref, bare=True)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    # Non-daemon handler threads so server_close() can join them: stop() must leave no
-    # stray threads or CGI processes behind.
-    daemon_threads = False
-    block_on_close = True
-
+class _GitHTTPServer(LoopbackHTTPServer):
     def __init__(self, git: GitServer) -> None:
         self.git = git
-        self.open_sockets: set[socket.socket] = set()
-        self.sockets_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.sockets_lock:
-            self.open_sockets.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.sockets_lock:
-            self.open_sockets.discard(request)
-        super().shutdown_request(request)
-
-    def wake_connections(self) -> None:
-        """Unblock handler threads waiting on idle keep-alive connections."""
-        with self.sockets_lock:
-            sockets = list(self.open_sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        # Handlers are joined on close: stop() must leave no stray threads or CGI processes.
+        super().__init__(_Handler, join_handlers=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -249,7 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def git(self) -> GitServer:
-        return cast(_HTTPServer, self.server).git
+        return cast(_GitHTTPServer, self.server).git
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -444,8 +421,7 @@ class GitServer:
         self._repos: dict[str, Repo] = {}
         self._requests: list[RequestRecord] = []
         self._lock = threading.Lock()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._httpd: _GitHTTPServer | None = None
 
     def __enter__(self) -> GitServer:
         self.start()
@@ -462,30 +438,19 @@ class GitServer:
     def start(self) -> None:
         if self._httpd is not None:
             raise RuntimeError("GitServer already started")
-        self._httpd = _HTTPServer(self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"git-server-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._httpd = _GitHTTPServer(self)
+        self._httpd.serve_in_background(f"git-server-{self.port}")
 
     def stop(self) -> None:
-        httpd, thread = self._httpd, self._thread
-        if httpd is None or thread is None:
-            return
-        httpd.shutdown()
-        thread.join()
-        httpd.wake_connections()
-        httpd.server_close()
-        self._httpd = self._thread = None
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.close()
 
     @property
     def port(self) -> int:
         if self._httpd is None:
             raise RuntimeError("GitServer not started")
-        return int(self._httpd.server_address[1])
+        return self._httpd.port
 
     @property
     def base_url(self) -> str:

@@ -240,6 +240,7 @@ class ProcessKubelet:
             try:
                 if not resource_version:
                     pods = self.core.list_pod_for_all_namespaces()
+                    assert pods.metadata is not None, "a list always carries its metadata"
                     resource_version = str(pods.metadata.resource_version)
                     for pod in pods.items:
                         self._handle(pod)
@@ -593,6 +594,8 @@ class ProcessKubelet:
         answer = self.core.create_namespaced_service_account_token(
             account, pod.metadata.namespace, request
         )
+        if answer.status is None:
+            raise RuntimeError(f"TokenRequest for {account!r} came back without a token")
         return str(answer.status.token).encode()
 
     # -- status ----------------------------------------------------------------------------

@@ -6,18 +6,17 @@ Used by the status tests and by `make demo`, so both exercise exactly the same p
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import secrets
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 from kubernetes import client
 
+from hooksync import names
+from world import webhooks
 from world.cluster import LocalCluster
 from world.githosts import GitHubStandIn, GitLabStandIn
 from world.gitserver import GitServer, Repo
@@ -148,42 +147,41 @@ class DeliveryStack:
         core = client.CoreV1Api(self.api)
         rbac = client.RbacAuthorizationV1Api(self.api)
         for name in (self.jobs_namespace, self.target_namespace):
-            core.create_namespace({"metadata": {"name": name}})
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
         core.create_namespaced_service_account(
-            self.jobs_namespace, {"metadata": {"name": self.service_account}}
+            self.jobs_namespace,
+            client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=self.service_account)),
         )
         core.create_namespaced_secret(
             self.jobs_namespace,
-            {
-                "metadata": {"name": f"{self.service_account}-git"},
-                "stringData": {"token": self.git_token},
-            },
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=f"{self.service_account}-git"),
+                string_data={"token": self.git_token},
+            ),
         )
         # The target's Job identity may do anything, but only in the target namespace.
+        everything = client.V1PolicyRule(api_groups=["*"], resources=["*"], verbs=["*"])
         rbac.create_namespaced_role(
             self.target_namespace,
-            {
-                "metadata": {"name": "hooksync-converge"},
-                "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
-            },
+            client.V1Role(
+                metadata=client.V1ObjectMeta(name="hooksync-converge"), rules=[everything]
+            ),
         )
         rbac.create_namespaced_role_binding(
             self.target_namespace,
-            {
-                "metadata": {"name": "hooksync-converge"},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "Role",
-                    "name": "hooksync-converge",
-                },
-                "subjects": [
-                    {
-                        "kind": "ServiceAccount",
-                        "name": self.service_account,
-                        "namespace": self.jobs_namespace,
-                    }
+            client.V1RoleBinding(
+                metadata=client.V1ObjectMeta(name="hooksync-converge"),
+                role_ref=client.V1RoleRef(
+                    api_group="rbac.authorization.k8s.io", kind="Role", name="hooksync-converge"
+                ),
+                subjects=[
+                    client.RbacV1Subject(
+                        kind="ServiceAccount",
+                        name=self.service_account,
+                        namespace=self.jobs_namespace,
+                    )
                 ],
-            },
+            ),
         )
 
     # -- acting like the Git host ---------------------------------------------------------
@@ -197,67 +195,24 @@ class DeliveryStack:
 
     def push_event(self, sha: str, before: str | None = None, receiver: int = 0) -> httpx.Response:
         """The signed push webhook the Git host would send for `sha` on main."""
+        repo, secret = self.repo_name, WEBHOOK_SECRET
         if self.provider == "github":
-            payload = {
-                "ref": "refs/heads/main",
-                "before": before or "0" * 40,
-                "after": sha,
-                "created": before is None,
-                "deleted": False,
-                "repository": {"full_name": self.repo_name, "name": self.target},
-                "commits": [{"id": sha, "message": "change"}],
-                "head_commit": {"id": sha},
-            }
-            return self._send_github("push", payload, receiver)
-        payload = {
-            "object_kind": "push",
-            "ref": "refs/heads/main",
-            "before": before or "0" * 40,
-            "after": sha,
-            "checkout_sha": sha,
-            "project": {"path_with_namespace": self.repo_name, "id": 1},
-            "commits": [{"id": sha}],
-        }
-        return self._send_gitlab("Push Hook", payload, receiver)
+            delivery = webhooks.github_push(repo, sha, before=before, secret=secret)
+        else:
+            delivery = webhooks.gitlab_push(repo, sha, before=before, token=secret)
+        return self.send(delivery, receiver)
 
     def pull_request_event(
         self, head_sha: str, number: int = 1, head_branch: str = "feature", receiver: int = 0
     ) -> httpx.Response:
-        repo = {"full_name": self.repo_name, "id": 1}
-        payload = {
-            "action": "synchronize",
-            "number": number,
-            "pull_request": {
-                "number": number,
-                "state": "open",
-                "head": {"sha": head_sha, "ref": head_branch, "repo": repo},
-                "base": {"sha": "0" * 40, "ref": "main", "repo": repo},
-            },
-            "repository": repo,
-        }
-        return self._send_github("pull_request", payload, receiver)
+        """The signed pull_request webhook (synchronize) GitHub would send for `head_sha`."""
+        delivery = webhooks.github_pull_request(
+            self.repo_name, head_sha, number=number, head_branch=head_branch, secret=WEBHOOK_SECRET
+        )
+        return self.send(delivery, receiver)
 
-    def _send_github(self, event: str, payload: dict[str, Any], receiver: int) -> httpx.Response:
-        body = json.dumps(payload).encode()
-        signature = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-        headers = {
-            "X-GitHub-Event": event,
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": f"sha256={signature}",
-            "Content-Type": "application/json",
-        }
-        url = f"{self.receivers[receiver].url}/hooks/github"
-        return httpx.post(url, content=body, headers=headers, timeout=30)
-
-    def _send_gitlab(self, event: str, payload: dict[str, Any], receiver: int) -> httpx.Response:
-        headers = {
-            "X-Gitlab-Event": event,
-            "X-Gitlab-Token": WEBHOOK_SECRET,
-            "Idempotency-Key": str(uuid.uuid4()),
-            "Content-Type": "application/json",
-        }
-        url = f"{self.receivers[receiver].url}/hooks/gitlab"
-        return httpx.post(url, content=json.dumps(payload).encode(), headers=headers, timeout=30)
+    def send(self, delivery: webhooks.Delivery, receiver: int = 0) -> httpx.Response:
+        return webhooks.send(self.receivers[receiver].url, delivery)
 
     # -- observing -----------------------------------------------------------------------
 
@@ -286,6 +241,17 @@ class DeliveryStack:
             f"no final status on {sha[:7]} after {timeout}s; statuses: {self.statuses(sha)}"
         )
 
+    def jobs(self) -> list[dict[str, Any]]:
+        """The hooksync Jobs in the Jobs namespace, as the API server's JSON."""
+        # Unparsed, so fields read exactly as the API server wrote them (timestamps included).
+        raw: Any = client.BatchV1Api(self.api).list_namespaced_job(
+            self.jobs_namespace,
+            label_selector=f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}",
+            _preload_content=False,
+        )
+        items: list[dict[str, Any]] = json.loads(raw.data)["items"]
+        return items
+
     def objects(self) -> dict[str, dict[str, Any]]:
         """The target namespace's ConfigMaps, Services and Deployments, by Kind/name."""
         core, apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
@@ -297,11 +263,10 @@ class DeliveryStack:
             ("Deployment", apps.list_namespaced_deployment(ns).items),
         ):
             for item in items:
-                if item.metadata.name in ("kube-root-ca.crt",) or item.metadata.name.startswith(
-                    "hooksync-inventory-"
-                ):
+                name = item.metadata.name if item.metadata else None
+                if not name or name == "kube-root-ca.crt" or name.startswith("hooksync-inventory-"):
                     continue
-                found[f"{kind}/{item.metadata.name}"] = self.api.sanitize_for_serialization(item)
+                found[f"{kind}/{name}"] = self.api.sanitize_for_serialization(item)
         return found
 
 
