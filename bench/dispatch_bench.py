@@ -30,12 +30,12 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 
-from bench import webhooks
 from bench.figures import goal, median, percentile, ratio
 from bench.load import Call, paced
 from hooksync.config import Config, parse_config
 from receiver.dispatch import dispatcher as dispatch
 from receiver.dispatch.manifests import build_job
+from world import webhooks
 from world.cluster import LocalCluster
 from world.receiver import ReceiverProcess
 
@@ -113,7 +113,7 @@ def hooksync_phase(
 ) -> tuple[list[Call], list[int], float]:
     """Push `count` new SHAs round-robin over `targets`; the calls, ordinals and wall time."""
     deliveries = [
-        webhooks.push(SECRET, f"acme/app-{i % targets:03d}", webhooks.random_sha())
+        webhooks.github_push(f"acme/app-{i % targets:03d}", webhooks.random_sha(), secret=SECRET)
         for i in range(count)
     ]
     ordinals = [i // targets for i in range(count)]
@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                 # Warm both paths up: connection pools, first API discovery, imports.
                 for i in range(WARM_UP):
                     repo = f"acme/app-{args.targets + i:03d}"
-                    answer = sender.send(webhooks.push(SECRET, repo, webhooks.random_sha()))
+                    delivery = webhooks.github_push(repo, webhooks.random_sha(), secret=SECRET)
+                    answer = sender.send(delivery)
                     if answer.status != 202:
                         raise SystemExit(f"warm-up push answered {answer.status}: {answer.body!r}")
                 warm_cfg = dataclasses.replace(direct_cfg, targets=direct_cfg.targets[-WARM_UP:])

@@ -15,8 +15,6 @@ peak RSS, and the ratios. Run by hand: `.venv/bin/python -m bench.intake_bench [
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -31,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from world.controlplane import free_port
+from world.webhooks import github_signature
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests/fixtures/webhooks/github/push/with-new-branch.payload.json"
@@ -181,7 +180,7 @@ def peak_rss_mb(pid: int) -> float | None:
 
 
 def run_wrk(url: str, body: Path, seconds: int, directory: Path) -> tuple[float, float, float, int]:
-    signature = "sha256=" + hmac.new(SECRET.encode(), body.read_bytes(), hashlib.sha256).hexdigest()
+    signature = github_signature(body.read_bytes(), SECRET)
     script = directory / f"wrk-{body.stem}.lua"
     script.write_text(WRK_SCRIPT.format(body=body, signature=signature))
     output = subprocess.run(

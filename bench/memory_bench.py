@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import webhooks
 from bench.figures import Memory, goal, memory, ratio
 from bench.load import FloodResult, flood, raw_request
+from world import webhooks
 from world.controlplane import free_port
 from world.receiver import ReceiverProcess
 
@@ -97,7 +97,11 @@ def body() -> bytes:
     try:
         document = json.loads(FIXTURE.read_text())
     except OSError:
-        return webhooks.push_payload("acme/app-00", webhooks.random_sha(), branch="not-followed")
+        return webhooks.as_body(
+            webhooks.github_push_payload(
+                "acme/app-00", webhooks.random_sha(), ref="refs/heads/not-followed"
+            )
+        )
     document["ref"] = "refs/heads/not-followed"
     document["repository"]["full_name"] = "acme/app-00"
     document["repository"]["name"] = "app-00"
@@ -110,10 +114,10 @@ def requests(port: int) -> Any:
     headers = {
         "Content-Type": "application/json",
         "X-GitHub-Event": "push",
-        "X-Hub-Signature-256": webhooks.signature(SECRET, payload),
+        "X-Hub-Signature-256": webhooks.github_signature(payload, SECRET),
         "X-GitHub-Delivery": "@@",
     }
-    encoded = raw_request(webhooks.PATH, headers, payload, f"127.0.0.1:{port}")
+    encoded = raw_request(webhooks.GITHUB_PATH, headers, payload, f"127.0.0.1:{port}")
     head, tail = encoded.split(b"@@")
 
     def request(index: int) -> bytes:

@@ -25,18 +25,18 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
-from bench import webhooks
 from bench.figures import Memory, goal, memory, percentile
 from bench.load import paced
 from bench.marker_app import app, marker_now
 from receiver.dispatch.coalescing import job_shas
 from receiver.dispatch.dispatcher import job_selector, list_jobs
+from world import webhooks
 from world.cluster import LocalCluster
 from world.stack import WEBHOOK_SECRET, DeliveryStack
 
@@ -91,7 +91,7 @@ class Soak:
         with self._lock:
             self.commit_seconds.append(time.perf_counter() - started)
             self.markers[sha] = marker
-        delivery = webhooks.push(WEBHOOK_SECRET, self.stack.repo_name, sha)
+        delivery = webhooks.github_push(self.stack.repo_name, sha, secret=WEBHOOK_SECRET)
         answer = self.sender.send(delivery)
         if answer.status == 202:
             with self._lock:
@@ -106,36 +106,39 @@ class Soak:
 
     def _bad_signature(self, index: int) -> webhooks.Delivery:
         sha = webhooks.random_sha()
-        delivery = webhooks.push(WEBHOOK_SECRET, self.stack.repo_name, sha)
+        delivery = webhooks.github_push(self.stack.repo_name, sha, secret=WEBHOOK_SECRET)
         headers = dict(delivery.headers)
         variant = index // len(ROTATION) % 3
         if variant == 0:  # signed with another secret
-            headers["X-Hub-Signature-256"] = webhooks.signature("not-the-secret", delivery.body)
+            wrong = webhooks.github_signature(delivery.body, "not-the-secret")
+            headers["X-Hub-Signature-256"] = wrong
         elif variant == 1:  # no signature at all
             del headers["X-Hub-Signature-256"]
         else:  # the signature of a different body
-            headers["X-Hub-Signature-256"] = webhooks.signature(WEBHOOK_SECRET, b"{}")
-        return webhooks.Delivery(delivery.body, headers, sha, delivery.delivery_id)
+            headers["X-Hub-Signature-256"] = webhooks.github_signature(b"{}", WEBHOOK_SECRET)
+        return replace(delivery, headers=headers)
 
     def _malformed(self, index: int) -> webhooks.Delivery:
         variant = index // len(ROTATION) % 3
         if variant == 0:  # not JSON
             body = b'{"ref": "refs/heads/main", "after": '
         else:
-            document = json.loads(webhooks.push_payload(self.stack.repo_name, "0" * 40))
+            document = webhooks.github_push_payload(self.stack.repo_name, webhooks.ZERO_SHA)
             document["after"] = "not-a-sha"
             body = json.dumps(document).encode()
         headers = {
             "Content-Type": "application/json",
             "X-GitHub-Event": "push",
             "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": webhooks.signature(WEBHOOK_SECRET, body),
+            "X-Hub-Signature-256": webhooks.github_signature(body, WEBHOOK_SECRET),
         }
         if variant == 2:  # a valid body, but no event name
-            body = webhooks.push_payload(self.stack.repo_name, webhooks.random_sha())
-            headers["X-Hub-Signature-256"] = webhooks.signature(WEBHOOK_SECRET, body)
+            body = webhooks.as_body(
+                webhooks.github_push_payload(self.stack.repo_name, webhooks.random_sha())
+            )
+            headers["X-Hub-Signature-256"] = webhooks.github_signature(body, WEBHOOK_SECRET)
             del headers["X-GitHub-Event"]
-        return webhooks.Delivery(body, headers)
+        return webhooks.Delivery(webhooks.GITHUB_PATH, body, headers)
 
     @staticmethod
     def _record(kind: str, answer: webhooks.Answer, sha: str = "") -> Sent:
