@@ -12,26 +12,22 @@ and a no-op resync of 300 objects takes under 2 s.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import yaml
-from kubernetes import client, config, watch
-from kubernetes.client.exceptions import ApiException
+from kubernetes import client, config
 
 from world.cluster import LocalCluster
 from world.gitserver import GitServer
+from world.rollouts import RolloutStandIn
 
 PER_KIND = 100
 REPEATS = 3
@@ -91,56 +87,6 @@ def manifests(per_kind: int = PER_KIND) -> dict[str, str]:
             }
         )
     return files
-
-
-class RolloutStandIn:
-    """Plays the deployment controller (the local control plane runs none): each Deployment
-    whose generation is ahead of its status is reported observed and rolled out at once."""
-
-    def __init__(self, api: client.ApiClient) -> None:
-        self.apps = client.AppsV1Api(api)
-        self._watch = watch.Watch()
-        self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=8)
-        self._thread = threading.Thread(target=self._loop, name="rollout-stand-in", daemon=True)
-
-    def __enter__(self) -> RolloutStandIn:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._watch.stop()
-        self._thread.join(timeout=5)
-        self._pool.shutdown(wait=True)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for event in self._watch.stream(
-                    self.apps.list_deployment_for_all_namespaces, timeout_seconds=60
-                ):
-                    item = event["object"]
-                    observed = item.status.observed_generation if item.status else None
-                    if event["type"] != "DELETED" and observed != item.metadata.generation:
-                        self._pool.submit(self._report, item)
-            except Exception:  # noqa: S112 - the watch restarts; the benchmark notices a hang
-                continue
-
-    def _report(self, item: Any) -> None:
-        replicas = item.spec.replicas if item.spec.replicas is not None else 1
-        status = {
-            "observedGeneration": item.metadata.generation,
-            "replicas": replicas,
-            "updatedReplicas": replicas,
-            "readyReplicas": replicas,
-            "availableReplicas": replicas,
-        }
-        # Gone already (or a newer generation raced in, which the watch reports again).
-        with contextlib.suppress(ApiException):
-            self.apps.patch_namespaced_deployment_status(
-                item.metadata.name, item.metadata.namespace, {"status": status}
-            )
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -235,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 "kubectl_noop": kubectl_reapply,
             }
             results: dict[str, list[float]] = {key: [] for key in measures}
-            with RolloutStandIn(api):
+            with RolloutStandIn(api, interval=0.1, workers=8):
                 print(f"measuring ({args.repeats} rounds, {total} objects)...", flush=True)
                 # Rounds interleave engine and kubectl, so a busy moment on the machine hurts
                 # both sides alike rather than one whole column.
