@@ -3,14 +3,13 @@ and the GitHub and GitLab stand-ins with one repository each."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
 from kubernetes import client, config
 
-from world.cluster import LocalCluster
+from world.cluster import LocalCluster, temporary_namespace
 from world.githosts import STANDIN_TOKEN, GitHubStandIn, GitLabStandIn
 
 # Property tests check what is accepted, never how fast: a loaded CI machine must not fail them
@@ -43,13 +42,8 @@ def kube(cluster: LocalCluster) -> Iterator[client.ApiClient]:
 @pytest.fixture
 def namespace(kube: client.ApiClient) -> Iterator[str]:
     """A fresh namespace, deleted after the test."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    core = client.CoreV1Api(kube)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+    with temporary_namespace(kube) as name:
         yield name
-    finally:
-        core.delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture

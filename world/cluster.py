@@ -6,13 +6,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+
+from kubernetes import client
 
 from world.controlplane import REPO_ROOT, ControlPlane
 from world.kubelet import ProcessKubelet
@@ -70,6 +75,18 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def temporary_namespace(api: client.ApiClient, prefix: str = "t") -> Iterator[str]:
+    """A fresh namespace `<prefix>-<10 hex digits>`, deleted (in the background) afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")
 
 
 def main(argv: list[str] | None = None) -> int:

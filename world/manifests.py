@@ -47,3 +47,12 @@ def deployment(name: str, replicas: int = 1, image: str = "registry.local/web:1"
             },
         }
     )
+
+
+def shop_files(version: str = "v1", path: str = "deploy") -> dict[str, str | bytes | None]:
+    """The usual target: one ConfigMap, one Service and one Deployment, a file each."""
+    return {
+        f"{path}/config.yaml": configmap("settings", {"version": version}),
+        f"{path}/service.yaml": service("web"),
+        f"{path}/deployment.yaml": deployment("web"),
+    }
