@@ -12,17 +12,11 @@ duplicate detection deterministic and the process kubelet idle.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
-import secrets
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -30,27 +24,39 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
 from hooksync import names
 from world.cluster import LocalCluster
 from world.controlplane import ControlPlane
 from world.kubelet import wait_until
 from world.receiver import ReceiverProcess
+from world.stage import Stage
+from world.webhooks import (
+    ABSENT_SERVICE_ACCOUNT,
+    NOWHERE_CLONE_URL,
+    RECEIVER_ENV,
+    Delivery,
+    Provider,
+    chunked,
+    github_delivery,
+    gitlab_signed_delivery,
+    gitlab_token_delivery,
+    new_signing_key,
+    random_sha,
+    send,
+    target_config,
+)
 
 pytestmark = pytest.mark.cluster
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 
-GITHUB_SECRET = f"gh-{secrets.token_hex(16)}"
-GITLAB_TOKEN = f"gl-{secrets.token_hex(16)}"
-GITLAB_SIGNING_KEY = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-WRONG_SIGNING_KEY = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+WRONG_SIGNING_KEY = new_signing_key()
 
 MAX_BODY_BYTES = 64 * 1024
 OVERSIZE_BYTES = 1024 * 1024
-CLONE_URL = "http://127.0.0.1:9/x.git"  # nothing listens on the discard port
-ABSENT_SERVICE_ACCOUNT = "hooksync-test-absent"
+# Beside the targets in every receiver configuration here.
+SETTINGS = {"maxBodyBytes": MAX_BODY_BYTES}
 
 # What the fixtures carry (see SOURCES.md next to them).
 GITHUB_REPO = "Codertocat/Hello-World"
@@ -74,19 +80,9 @@ def fixture(relative: str) -> bytes:
 # --- targets and configuration --------------------------------------------------------------------
 
 
-def target(name: str, provider: str, repo: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "provider": provider,
-        "repo": repo,
-        "cloneURL": CLONE_URL,
-        "branch": "master",
-        "path": "deploy",
-        "namespace": f"app-{name}",
-        "serviceAccount": ABSENT_SERVICE_ACCOUNT,
-        "previews": True,
-        **extra,
-    }
+def target(name: str, provider: Provider, repo: str, **extra: Any) -> dict[str, Any]:
+    """A target following the fixtures' branch (master), previews on, whose Jobs never run."""
+    return target_config(name, provider, repo, branch="master", previews=True, **extra)
 
 
 # The targets the fixtures reach: each fixture routes to exactly one of them (or to none).
@@ -110,132 +106,6 @@ SHARED_TARGETS = [
 ]
 
 
-def receiver_config(namespace: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "namespace": namespace,
-        "jobImage": "hooksync-job:test",
-        "publicURL": "http://127.0.0.1:9",
-        # Nothing listens there: no status report can leave the machine.
-        "github": {"apiURL": "http://127.0.0.1:9"},
-        "gitlab": {"apiURL": "http://127.0.0.1:9"},
-        "maxBodyBytes": MAX_BODY_BYTES,
-        "targets": targets,
-    }
-
-
-RECEIVER_ENV = {
-    "HOOKSYNC_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
-    "HOOKSYNC_GITLAB_WEBHOOK_TOKEN": GITLAB_TOKEN,
-    "HOOKSYNC_GITLAB_SIGNING_TOKEN": GITLAB_SIGNING_KEY,
-}
-
-
-# --- deliveries -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One HTTP request as a Git host sends it."""
-
-    path: str
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    delivery_id: str = ""
-    chunked: bool = False  # no Content-Length: the receiver must count as it reads
-
-
-def chunked(delivery: Delivery) -> Delivery:
-    return replace(delivery, chunked=True)
-
-
-def github_delivery(
-    event: str,
-    body: bytes,
-    *,
-    secret: str | None = GITHUB_SECRET,
-    content_type: str = "application/json",
-    delivery_id: str | None = None,
-    signed_body: bytes | None = None,
-) -> Delivery:
-    """A GitHub delivery; `signed_body` is what the signature covers (default: `body`)."""
-    delivery_id = delivery_id or str(uuid.uuid4())
-    headers = {
-        "Content-Type": content_type,
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery_id,
-        "User-Agent": "GitHub-Hookshot/test",
-    }
-    if secret is not None:
-        digest = hmac.new(secret.encode(), signed_body or body, hashlib.sha256).hexdigest()
-        headers["X-Hub-Signature-256"] = f"sha256={digest}"
-    return Delivery("/hooks/github", body, headers, delivery_id)
-
-
-def gitlab_token_delivery(
-    event: str,
-    body: bytes,
-    *,
-    token: str | None = GITLAB_TOKEN,
-    content_type: str = "application/json",
-    delivery_id: str | None = None,
-) -> Delivery:
-    """A GitLab delivery authenticated by X-Gitlab-Token."""
-    delivery_id = delivery_id or str(uuid.uuid4())
-    headers = {
-        "Content-Type": content_type,
-        "X-Gitlab-Event": event,
-        "X-Gitlab-Event-UUID": delivery_id,
-        "User-Agent": "GitLab/test",
-    }
-    if token is not None:
-        headers["X-Gitlab-Token"] = token
-    return Delivery("/hooks/gitlab", body, headers, delivery_id)
-
-
-def standard_webhook_signature(key: str, message_id: str, timestamp: int, body: bytes) -> str:
-    secret = base64.b64decode(key.removeprefix("whsec_"))
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest()).decode()
-
-
-def gitlab_signed_delivery(
-    event: str,
-    body: bytes,
-    *,
-    key: str = GITLAB_SIGNING_KEY,
-    delivery_id: str | None = None,
-    timestamp: int | None = None,
-    signed_body: bytes | None = None,
-    content_type: str = "application/json",
-) -> Delivery:
-    """A GitLab delivery signed the Standard Webhooks way (webhook-id/-timestamp/-signature)."""
-    delivery_id = delivery_id or str(uuid.uuid4())
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    signature = standard_webhook_signature(key, delivery_id, timestamp, signed_body or body)
-    headers = {
-        "Content-Type": content_type,
-        "X-Gitlab-Event": event,
-        "webhook-id": delivery_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature,
-        "User-Agent": "GitLab/test",
-    }
-    return Delivery("/hooks/gitlab", body, headers, delivery_id)
-
-
-def send(base_url: str, delivery: Delivery) -> httpx.Response:
-    content: bytes | Iterator[bytes] = delivery.body
-    if delivery.chunked:
-        body = delivery.body
-        content = (body[i : i + 16384] for i in range(0, len(body), 16384))
-    return httpx.post(
-        f"{base_url}{delivery.path}",
-        content=content,
-        headers=delivery.headers,
-        timeout=HTTP_TIMEOUT,
-    )
-
-
 def synthetic_push(repo: str, sha: str) -> bytes:
     """The fixture branch push, moved to another repository and head commit."""
     doc = json.loads(fixture("github/push/with-new-branch.payload.json"))
@@ -247,79 +117,7 @@ def synthetic_push(repo: str, sha: str) -> bytes:
     return json.dumps(doc).encode()
 
 
-def random_sha() -> str:
-    return secrets.token_hex(20)
-
-
 # --- the receiver and its Jobs --------------------------------------------------------------------
-
-
-class Stage:
-    """A receiver process whose Jobs go to their own namespace, and readers for those Jobs."""
-
-    def __init__(
-        self,
-        kube: client.ApiClient,
-        kubeconfig: Path,
-        directory: Path,
-        targets: list[dict[str, Any]],
-        namespace: str | None = None,
-    ) -> None:
-        self.kube = kube
-        self.core = client.CoreV1Api(kube)
-        self.batch = client.BatchV1Api(kube)
-        self.namespace = namespace or f"t-{uuid.uuid4().hex[:10]}"
-        self.core.create_namespace(
-            client.V1Namespace(metadata=client.V1ObjectMeta(name=self.namespace))
-        )
-        directory.mkdir(parents=True, exist_ok=True)
-        self.config = receiver_config(self.namespace, targets)
-        self.receiver = ReceiverProcess(directory, self.config, kubeconfig, env=RECEIVER_ENV)
-        self.receiver.start()
-
-    @property
-    def url(self) -> str:
-        return self.receiver.url
-
-    def send(self, delivery: Delivery) -> httpx.Response:
-        return send(self.url, delivery)
-
-    def jobs(self, target: str | None = None) -> dict[str, dict[str, Any]]:
-        """The hooksync Jobs in the stage's namespace, by name, as plain API dicts."""
-        selector = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
-        if target:
-            selector += f",{names.TARGET}={target}"
-        listed = self.batch.list_namespaced_job(self.namespace, label_selector=selector)
-        return {
-            str(job.metadata.name): self.kube.sanitize_for_serialization(job)
-            for job in listed.items
-        }
-
-    def explain(self) -> str:
-        return f"receiver log ends:\n{self.receiver.log()[-3000:]}"
-
-    def recorded_deliveries(self) -> set[str]:
-        """Every delivery id any hooksync Job in the namespace records."""
-        found: set[str] = set()
-        for job in self.jobs().values():
-            value = (job["metadata"].get("annotations") or {}).get(names.DELIVERY, "")
-            found.update(item for item in value.split(",") if item)
-        return found
-
-    def close(self) -> None:
-        self.receiver.stop()
-        # With the receiver gone nothing posts final statuses, so nothing would lift the
-        # status finalizer and the namespace would stay Terminating: lift it here.
-        for name, job in self.jobs().items():
-            if job["metadata"].get("finalizers"):
-                self.batch.patch_namespaced_job(
-                    name, self.namespace, {"metadata": {"finalizers": None}}
-                )
-        try:
-            self.core.delete_namespace(self.namespace, propagation_policy="Background")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
 
 
 @pytest.fixture(scope="module")
@@ -331,7 +129,13 @@ def shared(
     Each of those tests uses targets (or, for rejections, no Job at all) that no other test
     touches, so no state carries from one test to the next.
     """
-    stage = Stage(kube, cluster.kubeconfig, tmp_path_factory.mktemp("shared"), SHARED_TARGETS)
+    stage = Stage(
+        kube,
+        cluster.kubeconfig,
+        tmp_path_factory.mktemp("shared"),
+        SHARED_TARGETS,
+        settings=SETTINGS,
+    )
     try:
         yield stage
     finally:
@@ -341,7 +145,13 @@ def shared(
 @pytest.fixture
 def fresh(cluster: LocalCluster, kube: client.ApiClient, tmp_path: Path) -> Iterator[Stage]:
     """A receiver of its own with the fixture targets and an empty namespace (under 1 s)."""
-    stage = Stage(kube, cluster.kubeconfig, tmp_path / "receiver", FIXTURE_TARGETS)
+    stage = Stage(
+        kube,
+        cluster.kubeconfig,
+        tmp_path / "receiver",
+        FIXTURE_TARGETS,
+        settings=SETTINGS,
+    )
     try:
         yield stage
     finally:
@@ -411,7 +221,7 @@ def assert_job(
     args = container["args"]
     assert args[0] == mode
     assert arg_value(args, "--target") == target
-    assert arg_value(args, "--clone-url") == CLONE_URL
+    assert arg_value(args, "--clone-url") == NOWHERE_CLONE_URL
     assert arg_value(args, "--branch") == branch
     assert arg_value(args, "--namespace") == f"app-{target}"
     if mode == "preview":
@@ -912,17 +722,6 @@ def test_two_replicas_dispatch_one_delivery_once(
 # --- the API server away --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def own_control_plane(cluster: LocalCluster) -> Iterator[ControlPlane]:
-    """A second, independent control plane that a test may stop and start at will."""
-    plane = ControlPlane(bin_dir=cluster.control_plane.bin_dir)
-    plane.start()
-    try:
-        yield plane
-    finally:
-        plane.stop()
-
-
 def test_unreachable_api_server_answers_503_until_it_is_back(
     own_control_plane: ControlPlane, tmp_path: Path
 ) -> None:
@@ -933,6 +732,7 @@ def test_unreachable_api_server_answers_503_until_it_is_back(
             own_control_plane.kubeconfig,
             tmp_path / "receiver",
             [target("down", "github", "hooksync-test/down")],
+            settings=SETTINGS,
         )
         try:
             _check_unreachable_then_back(own_control_plane, stage)
@@ -975,12 +775,6 @@ def _check_unreachable_then_back(plane: ControlPlane, stage: Stage) -> None:
 # --- resync CronJobs ------------------------------------------------------------------------------
 
 
-def _cronjobs(stage: Stage) -> dict[str, dict[str, Any]]:
-    selector = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
-    listed = stage.batch.list_namespaced_cron_job(stage.namespace, label_selector=selector)
-    return {str(c.metadata.name): stage.kube.sanitize_for_serialization(c) for c in listed.items}
-
-
 def test_resync_cronjobs_follow_the_configuration(
     cluster: LocalCluster, kube: client.ApiClient, tmp_path: Path
 ) -> None:
@@ -988,10 +782,16 @@ def test_resync_cronjobs_follow_the_configuration(
     first, second = "0 3 * * *", "30 4 * * *"
     resynced = target("cron-a", "github", "hooksync-test/cron-a", resync=first)
     plain = target("cron-b", "github", "hooksync-test/cron-b")
-    stage = Stage(kube, cluster.kubeconfig, tmp_path / "receiver", [resynced, plain])
+    stage = Stage(
+        kube,
+        cluster.kubeconfig,
+        tmp_path / "receiver",
+        [resynced, plain],
+        settings=SETTINGS,
+    )
     try:
         name = "hooksync-resync-cron-a"
-        cronjobs = wait_until(lambda: _cronjobs(stage), timeout=15)
+        cronjobs = wait_until(stage.cronjobs, timeout=15)
         assert list(cronjobs) == [name], stage.explain()
         cronjob = cronjobs[name]
         assert cronjob["metadata"]["labels"] == {
@@ -1008,18 +808,16 @@ def test_resync_cronjobs_follow_the_configuration(
         assert arg_value(container["args"], "--target") == "cron-a"
         assert template["serviceAccountName"] == ABSENT_SERVICE_ACCOUNT
 
-        stage.receiver.write_config(
-            receiver_config(stage.namespace, [{**resynced, "resync": second}, plain])
-        )
+        stage.reconfigure([{**resynced, "resync": second}, plain])
         updated = wait_until(
-            lambda: (c := _cronjobs(stage).get(name)) and c["spec"]["schedule"] == second and c,
+            lambda: (c := stage.cronjobs().get(name)) and c["spec"]["schedule"] == second and c,
             timeout=20,
         )
         assert updated["spec"]["concurrencyPolicy"] == "Forbid"
         assert updated["metadata"]["uid"] == cronjob["metadata"]["uid"]
-        assert list(_cronjobs(stage)) == [name]
+        assert list(stage.cronjobs()) == [name]
 
-        stage.receiver.write_config(receiver_config(stage.namespace, [plain]))
-        wait_until(lambda: not _cronjobs(stage), timeout=20)
+        stage.reconfigure([plain])
+        wait_until(lambda: not stage.cronjobs(), timeout=20)
     finally:
         stage.close()
