@@ -17,8 +17,6 @@ Every wait is bounded and waits for a condition, never for a duration.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -40,6 +38,7 @@ from kubernetes.client.exceptions import ApiException
 from hooksync import names
 from hooksync.inventory import decode_inventory, inventory_labels, parent_name
 from receiver.dispatch.coalescing import job_shas
+from world import webhooks
 from world.cluster import LocalCluster
 from world.controlplane import ControlPlane
 from world.kubelet import wait_until
@@ -82,31 +81,8 @@ def app_files(value: str, revision: str = "1") -> dict[str, str | None]:
 # --- a receiver on a private control plane ------------------------------------------------------
 
 
-def push_body(repo: str, sha: str) -> bytes:
-    return json.dumps(
-        {
-            "ref": "refs/heads/main",
-            "before": "0" * 40,
-            "after": sha,
-            "created": False,
-            "deleted": False,
-            "repository": {"full_name": repo, "name": repo.split("/")[1]},
-            "commits": [{"id": sha, "message": "change"}],
-            "head_commit": {"id": sha},
-        }
-    ).encode()
-
-
 def push(url: str, repo: str, sha: str) -> httpx.Response:
-    body = push_body(repo, sha)
-    headers = {
-        "Content-Type": "application/json",
-        "X-GitHub-Event": "push",
-        "X-GitHub-Delivery": str(uuid.uuid4()),
-        "X-Hub-Signature-256": "sha256="
-        + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
-    }
-    return httpx.post(f"{url}/hooks/github", content=body, headers=headers, timeout=HTTP_TIMEOUT)
+    return webhooks.send(url, webhooks.github_push(repo, sha, secret=SECRET), timeout=HTTP_TIMEOUT)
 
 
 class Intake:
@@ -121,23 +97,8 @@ class Intake:
         self.api = config.new_client_from_config(config_file=str(plane.kubeconfig))
         self.namespace = f"faults-{uuid.uuid4().hex[:8]}"
         client.CoreV1Api(self.api).create_namespace({"metadata": {"name": self.namespace}})
-        target = {
-            "name": self.target,
-            "provider": "github",
-            "repo": self.repo,
-            "cloneURL": "http://127.0.0.1:9/x.git",
-            "branch": "main",
-            "path": "deploy",
-            "namespace": "burst-app",
-            "serviceAccount": "hooksync-test-absent",
-        }
-        cfg = {
-            "namespace": self.namespace,
-            "jobImage": "hooksync-job:test",
-            "publicURL": "http://127.0.0.1:9",
-            "github": {"apiURL": "http://127.0.0.1:9"},
-            "targets": [target],
-        }
+        target = webhooks.target_config(self.target, "github", self.repo, namespace="burst-app")
+        cfg = webhooks.receiver_config(self.namespace, [target])
         env = {"HOOKSYNC_GITHUB_WEBHOOK_SECRET": SECRET}
         directory.mkdir(parents=True, exist_ok=True)
         self.receiver = ReceiverProcess(directory, cfg, plane.kubeconfig, env=env).start()
@@ -342,16 +303,6 @@ def private_cluster() -> Iterator[LocalCluster]:
         yield local
 
 
-def stack_jobs(stack: DeliveryStack) -> list[dict[str, Any]]:
-    answer = client.BatchV1Api(stack.api).list_namespaced_job(
-        stack.jobs_namespace,
-        label_selector=f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}",
-        _preload_content=False,
-    )
-    items: list[dict[str, Any]] = json.loads(answer.data)["items"]  # type: ignore[attr-defined]
-    return items
-
-
 def deploy_context(stack: DeliveryStack) -> str:
     return f"hooksync/deploy: {stack.target}"
 
@@ -365,7 +316,7 @@ def states(stack: DeliveryStack, sha: str) -> list[str]:
 
 
 def all_reported(stack: DeliveryStack) -> bool:
-    jobs = stack_jobs(stack)
+    jobs = stack.jobs()
     return bool(jobs) and all(
         (j["metadata"].get("annotations") or {}).get(names.REPORTED) == "complete"
         and names.STATUS_FINALIZER not in (j["metadata"].get("finalizers") or [])
@@ -441,7 +392,7 @@ def test_receiver_killed_mid_burst_loses_and_doubles_no_status(
         print(f"\n{len(outcomes)} pushes; {burst.table()}")
 
         assert {o.status for o in outcomes} <= {202, None}, burst.table()
-        jobs = stack_jobs(stack)
+        jobs = stack.jobs()
         recorded = {sha for job in jobs for sha in job_shas(job)}
         lost = [o.sha[:7] for o in outcomes if o.status == 202 and o.sha not in recorded]
         assert not lost, f"202 answered but on no Job: {lost}"
@@ -472,7 +423,7 @@ def explain_statuses(stack: DeliveryStack, shas: list[str]) -> str:
     for sha in shas:
         posted = [(s.get("state"), s.get("description")) for s in stack.statuses(sha)]
         lines.append(f"{sha[:7]}: {posted}")
-    for job in stack_jobs(stack):
+    for job in stack.jobs():
         annotations = job["metadata"].get("annotations") or {}
         summary = json.loads(annotations.get(names.SUMMARY) or "{}")
         lines.append(
@@ -604,7 +555,7 @@ def test_git_down_fails_the_job_with_a_clear_status_and_the_next_resync_recovers
         assert status["state"] == "failure", status
         assert "git fetch" in status["description"], status
         wait_until(lambda: all_reported(stack), timeout=30)
-        [job] = stack_jobs(stack)
+        [job] = stack.jobs()
         summary = json.loads(job["metadata"]["annotations"][names.SUMMARY])
         assert summary["result"] == "failure"
         assert f"git fetch from {stack.git.url(stack.repo_name)} failed" in summary["message"]

@@ -24,7 +24,6 @@ import hmac
 import http.client
 import json
 import random
-import secrets
 import select
 import socket
 import string
@@ -43,14 +42,25 @@ from kubernetes.client.exceptions import ApiException
 
 from world.cluster import LocalCluster
 from world.receiver import ReceiverProcess
+from world.webhooks import (
+    GITHUB_SECRET,
+    GITLAB_TOKEN,
+    RECEIVER_ENV,
+    github_pull_request_payload,
+    github_push_payload,
+    github_signature,
+    gitlab_merge_request_payload,
+    gitlab_push_payload,
+    receiver_config,
+)
+from world.webhooks import (
+    standard_webhook_signature as standard_signature,
+)
 
 pytestmark = pytest.mark.cluster
 
 SEED = 20260417
 MAX_BODY_BYTES = 64 * 1024
-GITHUB_SECRET = f"gh-{secrets.token_hex(16)}"
-GITLAB_TOKEN = f"gl-{secrets.token_hex(16)}"
-GITLAB_SIGNING_KEY = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 GITHUB_REPO = "acme/shop"
 GITLAB_REPO = "acme/lab"
 SHA = "a" * 40
@@ -113,17 +123,7 @@ def expect(*answers: int | str) -> frozenset[int | str]:
     return frozenset(answers)
 
 
-# --- signing ----------------------------------------------------------------------------------
-
-
-def github_signature(body: bytes, secret: str = GITHUB_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def standard_signature(message_id: str, timestamp: int, body: bytes) -> str:
-    key = base64.b64decode(GITLAB_SIGNING_KEY.removeprefix("whsec_"))
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+# --- signed headers ---------------------------------------------------------------------------
 
 
 def github_headers(
@@ -186,62 +186,23 @@ def doubled(
 
 def github_push(ref: str = "refs/heads/other", **changes: Any) -> dict[str, Any]:
     """A GitHub push to acme/shop; by default to a branch no target follows (answer 200)."""
-    doc: dict[str, Any] = {
-        "ref": ref,
-        "before": OTHER_SHA,
-        "after": SHA,
-        "created": False,
-        "deleted": False,
-        "repository": {"full_name": GITHUB_REPO, "name": "shop"},
-        "commits": [{"id": SHA, "message": "change"}],
-        "head_commit": {"id": SHA},
-    }
-    doc.update(changes)
-    return doc
+    return github_push_payload(GITHUB_REPO, SHA, ref=ref, before=OTHER_SHA) | changes
 
 
 def github_pull_request(base: str = "other", head_sha: str = SHA) -> dict[str, Any]:
-    repo = {"full_name": GITHUB_REPO, "id": 1}
-    return {
-        "action": "synchronize",
-        "number": 3,
-        "pull_request": {
-            "number": 3,
-            "state": "open",
-            "head": {"sha": head_sha, "ref": "feature", "repo": repo},
-            "base": {"sha": OTHER_SHA, "ref": base, "repo": repo},
-        },
-        "repository": repo,
-    }
+    return github_pull_request_payload(
+        GITHUB_REPO, head_sha, number=3, base_branch=base, base_sha=OTHER_SHA
+    )
 
 
 def gitlab_push(ref: str = "refs/heads/other", **changes: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "object_kind": "push",
-        "ref": ref,
-        "before": OTHER_SHA,
-        "after": SHA,
-        "checkout_sha": SHA,
-        "project": {"path_with_namespace": GITLAB_REPO, "id": 1},
-        "commits": [{"id": SHA}],
-    }
-    doc.update(changes)
-    return doc
+    return gitlab_push_payload(GITLAB_REPO, SHA, ref=ref, before=OTHER_SHA) | changes
 
 
 def gitlab_merge_request(target_branch: str = "other", last_commit: str = SHA) -> dict[str, Any]:
-    return {
-        "object_kind": "merge_request",
-        "project": {"path_with_namespace": GITLAB_REPO, "id": 1},
-        "object_attributes": {
-            "iid": 4,
-            "action": "open",
-            "target_branch": target_branch,
-            "source_project_id": 1,
-            "target_project_id": 1,
-            "last_commit": {"id": last_commit},
-        },
-    }
+    return gitlab_merge_request_payload(
+        GITLAB_REPO, last_commit, iid=4, target_branch=target_branch
+    )
 
 
 def dumps(doc: Any) -> bytes:
@@ -932,26 +893,17 @@ def receiver(
         "serviceAccount": "hooksync-test-absent",
         "previews": True,
     }
-    config = {
-        "namespace": namespace,
-        "jobImage": "hooksync-job:test",
-        "publicURL": "http://127.0.0.1:9",
-        "github": {"apiURL": "http://127.0.0.1:9"},
-        "gitlab": {"apiURL": "http://127.0.0.1:9"},
-        "maxBodyBytes": MAX_BODY_BYTES,
-        "targets": [
+    config = receiver_config(
+        namespace,
+        [
             {**target, "name": "shop", "provider": "github", "repo": GITHUB_REPO,
              "namespace": "hostile-shop"},
             {**target, "name": "lab", "provider": "gitlab", "repo": GITLAB_REPO,
              "namespace": "hostile-lab"},
         ],
-    }  # fmt: skip
-    env = {
-        "HOOKSYNC_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
-        "HOOKSYNC_GITLAB_WEBHOOK_TOKEN": GITLAB_TOKEN,
-        "HOOKSYNC_GITLAB_SIGNING_TOKEN": GITLAB_SIGNING_KEY,
-    }
-    process = ReceiverProcess(tmp_path, config, cluster.kubeconfig, env=env)
+        maxBodyBytes=MAX_BODY_BYTES,
+    )  # fmt: skip
+    process = ReceiverProcess(tmp_path, config, cluster.kubeconfig, env=RECEIVER_ENV)
     process.start()
     try:
         yield process, namespace

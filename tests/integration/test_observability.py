@@ -9,8 +9,6 @@ second push deterministically waits behind it (one Job created, one push coalesc
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import re
 import secrets
@@ -29,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hooksync import names
 from hooksync.summary import RunSummary
+from world import webhooks
 from world.cluster import LocalCluster
 from world.controlplane import ControlPlane
 from world.kubelet import wait_until
@@ -37,10 +36,7 @@ from world.stack import WEBHOOK_SECRET, DeliveryStack
 
 pytestmark = pytest.mark.cluster
 
-GITHUB_SECRET = f"gh-{secrets.token_hex(16)}"
-GITLAB_TOKEN = f"gl-{secrets.token_hex(16)}"
 REPO = "acme/metrics"
-ABSENT_SERVICE_ACCOUNT = "hooksync-test-absent"
 HEX40 = re.compile(r"[0-9a-f]{40}")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -52,53 +48,26 @@ APP = {
 
 
 def receiver_config(namespace: str) -> dict[str, Any]:
-    return {
-        "namespace": namespace,
-        "jobImage": "hooksync-job:test",
-        "publicURL": "http://127.0.0.1:9",
-        # Nothing listens there: no status report can leave the machine.
-        "github": {"apiURL": "http://127.0.0.1:9"},
-        "gitlab": {"apiURL": "http://127.0.0.1:9"},
-        "targets": [
-            {
-                "name": "metrics",
-                "provider": "github",
-                "repo": REPO,
-                "cloneURL": "http://127.0.0.1:9/x.git",
-                "branch": "main",
-                "path": "deploy",
-                "namespace": "app-metrics",
-                "serviceAccount": ABSENT_SERVICE_ACCOUNT,
-            }
-        ],
-    }
+    """One GitHub target, `metrics`, following main of acme/metrics."""
+    return webhooks.receiver_config(namespace, [webhooks.target_config("metrics", "github", REPO)])
 
 
 def github(
-    base: str, event: str, doc: Any, *, delivery: str | None = None, secret: str = GITHUB_SECRET
+    base: str,
+    event: str,
+    doc: Any,
+    *,
+    delivery: str | None = None,
+    secret: str = webhooks.GITHUB_SECRET,
 ) -> httpx.Response:
-    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    headers = {
-        "Content-Type": "application/json",
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-        "X-Hub-Signature-256": f"sha256={signature}",
-    }
-    return httpx.post(f"{base}/hooks/github", content=body, headers=headers, timeout=30)
+    body = doc if isinstance(doc, bytes) else webhooks.as_body(doc)
+    return webhooks.send(
+        base, webhooks.github_delivery(event, body, secret=secret, delivery_id=delivery)
+    )
 
 
 def push(sha: str, branch: str = "main", repo: str = REPO) -> dict[str, Any]:
-    return {
-        "ref": f"refs/heads/{branch}",
-        "before": "0" * 40,
-        "after": sha,
-        "created": True,
-        "deleted": False,
-        "repository": {"full_name": repo, "name": repo.split("/")[1]},
-        "commits": [{"id": sha, "message": "change"}],
-        "head_commit": {"id": sha},
-    }
+    return webhooks.github_push_payload(repo, sha, ref=f"refs/heads/{branch}")
 
 
 def scrape(base: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -126,10 +95,7 @@ def scripted_receiver(
         tmp_path,
         receiver_config(namespace),
         cluster.kubeconfig,
-        env={
-            "HOOKSYNC_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
-            "HOOKSYNC_GITLAB_WEBHOOK_TOKEN": GITLAB_TOKEN,
-        },
+        env=webhooks.RECEIVER_ENV,
         args=["--no-background"],
     )
     with receiver:
@@ -166,13 +132,9 @@ def test_metrics_count_a_scripted_set_of_deliveries_exactly(
         "after": second, "checkout_sha": second,
         "project": {"path_with_namespace": "acme/elsewhere", "id": 1}, "commits": [],
     }  # fmt: skip
-    answer = httpx.post(
-        f"{base}/hooks/gitlab",
-        content=json.dumps(gitlab_push).encode(),
-        headers={"Content-Type": "application/json", "X-Gitlab-Event": "Push Hook",
-                 "X-Gitlab-Token": GITLAB_TOKEN, "X-Gitlab-Event-UUID": str(uuid.uuid4())},
-        timeout=30,
-    )  # fmt: skip
+    answer = webhooks.send(
+        base, webhooks.gitlab_token_delivery("Push Hook", webhooks.as_body(gitlab_push))
+    )
     assert sent(answer, 200)["status"] == "ignored"
 
     metrics = scrape(base)
@@ -209,17 +171,6 @@ def test_metrics_count_a_scripted_set_of_deliveries_exactly(
 # -- health ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def own_control_plane(cluster: LocalCluster) -> Iterator[ControlPlane]:
-    """A second control plane whose API server this test may stop (never the session's)."""
-    plane = ControlPlane(bin_dir=cluster.control_plane.bin_dir)
-    plane.start()
-    try:
-        yield plane
-    finally:
-        plane.stop()
-
-
 def _get(url: str, **kwargs: Any) -> httpx.Response:
     return httpx.get(url, timeout=30, **kwargs)
 
@@ -232,7 +183,7 @@ def test_liveness_stays_up_while_readiness_follows_the_api_server(
     api.close()
     receiver = ReceiverProcess(
         tmp_path, receiver_config("hooksync"), own_control_plane.kubeconfig,
-        env={"HOOKSYNC_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET},
+        env=webhooks.RECEIVER_ENV,
     )  # fmt: skip
     with receiver:
         base = receiver.url

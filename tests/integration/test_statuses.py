@@ -116,21 +116,11 @@ def states(stack: DeliveryStack, sha: str, context: str | None = None) -> list[s
     ]
 
 
-def jobs(stack: DeliveryStack) -> list[dict[str, Any]]:
-    answer = client.BatchV1Api(stack.api).list_namespaced_job(
-        stack.jobs_namespace,
-        label_selector=f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}",
-        _preload_content=False,
-    )
-    items: list[dict[str, Any]] = json.loads(answer.data)["items"]  # type: ignore[attr-defined]
-    return items
-
-
 def wait_reported(stack: DeliveryStack, shas: list[str], timeout: float = 90) -> None:
     """Until every Job standing for one of `shas` has its reports out and its finalizer off."""
 
     def done() -> bool:
-        mine = [j for j in jobs(stack) if set(job_shas(j)) & set(shas)]
+        mine = [j for j in stack.jobs() if set(job_shas(j)) & set(shas)]
         return bool(mine) and all(
             (j["metadata"].get("annotations") or {}).get(names.REPORTED) == "complete"
             # The label keeps the Job out of the leader's listing from now on.
@@ -328,12 +318,12 @@ def test_a_burst_of_pushes_ends_every_sha_and_deploys_the_last(
     # The namespace ends at the last commit.
     assert greeting(github_stack) == "burst-7"
     # At most one Job ran and one more waited (design rule 2).
-    burst_jobs = [j for j in jobs(github_stack) if set(job_shas(j)) & set(shas)]
+    burst_jobs = [j for j in github_stack.jobs() if set(job_shas(j)) & set(shas)]
     assert len(burst_jobs) == 2, [j["metadata"]["name"] for j in burst_jobs]
 
 
 def apply_job_of(stack: DeliveryStack, sha: str) -> dict[str, Any] | None:
-    return next((j for j in jobs(stack) if sha in job_shas(j)), None)
+    return next((j for j in stack.jobs() if sha in job_shas(j)), None)
 
 
 def test_a_burst_that_outlasts_a_converge_still_costs_one_waiting_job(
@@ -368,7 +358,7 @@ def test_a_burst_that_outlasts_a_converge_still_costs_one_waiting_job(
             stack.wait_final_status(sha, timeout=120)
         wait_reported(stack, shas)
         assert greeting(stack) == "storm-6"
-        storm_jobs = [j for j in jobs(stack) if set(job_shas(j)) & set(shas)]
+        storm_jobs = [j for j in stack.jobs() if set(job_shas(j)) & set(shas)]
         assert len(storm_jobs) == 2, [j["metadata"]["name"] for j in storm_jobs]
         last = stack.final_status(shas[-1]) or {}
         assert last["state"] == "success" and last["description"].startswith("applied "), last
@@ -504,7 +494,7 @@ def test_another_replica_finishes_the_reports_when_the_leader_is_killed(
             wait_for(
                 lambda: any(
                     sha in (j["metadata"].get("annotations") or {}).get(names.REPORTED_PENDING, "")
-                    for j in jobs(stack)
+                    for j in stack.jobs()
                 ),
                 "the pending status recorded on the Job",
             )

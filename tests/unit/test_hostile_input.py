@@ -6,8 +6,6 @@ never another exception, and no route (so no Job) for anything that did not veri
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import string
 from typing import Any
@@ -28,6 +26,7 @@ from receiver.intake.events import (
 )
 from receiver.intake.routing import route
 from receiver.intake.verification import verify_github_delivery, verify_gitlab_signature
+from world.webhooks import github_signature
 
 SECRET = "hostile-test-secret"
 CONFIG = parse_config(
@@ -60,7 +59,7 @@ json_values = st.recursive(
 
 
 def _sign(body: bytes) -> str:
-    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return github_signature(body, SECRET)
 
 
 def _github(event: str, body: bytes, content_type: str | None = "application/json") -> Any:

@@ -18,6 +18,7 @@ from receiver.intake.verification import (
     verify_github_signature,
     verify_gitlab_signature,
 )
+from world.webhooks import github_signature, standard_webhook_signature
 
 # GitHub's documented example ("Validating webhook deliveries").
 GITHUB_SECRET = "It's a Secret to Everybody"
@@ -32,16 +33,6 @@ SW_BODY = b'{"test": 2432232314}'
 SW_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 OTHER_KEY = "whsec_" + base64.b64encode(b"another-signing-key-0123456789ab").decode()
-
-
-def github_signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def sw_signature(key: str, message_id: str, timestamp: int, body: bytes) -> str:
-    raw = signing_key_bytes(key)
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(raw, signed, hashlib.sha256).digest()).decode()
 
 
 def sw_headers(signature: str = SW_SIGNATURE, timestamp: int = SW_TIMESTAMP) -> dict[str, str]:
@@ -123,7 +114,7 @@ def test_github_without_configured_secret_refuses_even_a_matching_signature(
 ) -> None:
     # HMAC under an empty key is something anyone can compute.
     with pytest.raises(SignatureError) as excinfo:
-        verify_github_signature(GITHUB_BODY, github_signature("", GITHUB_BODY), secrets)
+        verify_github_signature(GITHUB_BODY, github_signature(GITHUB_BODY, ""), secrets)
     assert "no GitHub webhook secret" in reason(excinfo)
 
 
@@ -142,7 +133,7 @@ def test_github_delivery_with_only_sha1_signature_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "second", [GITHUB_SIGNATURE, github_signature("attacker guess", GITHUB_BODY)]
+    "second", [GITHUB_SIGNATURE, github_signature(GITHUB_BODY, "attacker guess")]
 )
 def test_github_delivery_with_repeated_signature_header_is_refused(second: str) -> None:
     headers = Headers(
@@ -223,7 +214,7 @@ def test_standard_webhooks_any_of_several_signatures_may_match(signature: str) -
 
 
 def test_standard_webhooks_signature_under_the_second_key_matches() -> None:
-    signature = sw_signature(OTHER_KEY, SW_ID, SW_TIMESTAMP, SW_BODY)
+    signature = standard_webhook_signature(SW_ID, SW_TIMESTAMP, SW_BODY, OTHER_KEY)
     headers = sw_headers(f"{SW_SIGNATURE.replace('g0h', 'AAA')} {signature}")
     verify_gitlab_signature(SW_BODY, headers, [SW_KEY, OTHER_KEY], [], now=SW_TIMESTAMP)
 
