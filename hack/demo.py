@@ -16,41 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from world.cluster import LocalCluster
+from world.demoapp import APP, CHANGE, PULL_REQUEST, app_files
 from world.stack import DeliveryStack
-
-CONFIGMAP = """apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: web
-data:
-  greeting: {greeting}
-"""
-SERVICE = """apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector: {app: web}
-  ports:
-  - port: 80
-    targetPort: 8080
-"""
-DEPLOYMENT = """apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers:
-      - name: web
-        image: ghcr.io/example/web:1.0
-        envFrom:
-        - configMapRef: {{name: web}}
-"""
 
 
 class Demo:
@@ -102,14 +69,7 @@ def run(stack: DeliveryStack) -> list[str]:
           f"{stack.target_namespace!r}")  # fmt: skip
 
     demo.step("a signed push of the app: Deployment, Service, ConfigMap")
-    first = stack.commit(
-        {
-            "deploy/configmap.yaml": CONFIGMAP.format(greeting="hello"),
-            "deploy/service.yaml": SERVICE,
-            "deploy/deployment.yaml": DEPLOYMENT.format(replicas=2),
-        },
-        "Add the web app",
-    )
+    first = stack.commit(app_files(APP), "Add the web app")
     answer = stack.push_event(first)
     print(f"   POST /hooks/github -> {answer.status_code} {answer.text}")
     demo.check("the receiver answered 202 (Job persisted)", answer.status_code == 202)
@@ -123,13 +83,7 @@ def run(stack: DeliveryStack) -> list[str]:
     )
 
     demo.step("a commit that changes the ConfigMap and removes the Service")
-    second = stack.commit(
-        {
-            "deploy/configmap.yaml": CONFIGMAP.format(greeting="bonjour"),
-            "deploy/service.yaml": None,
-        },
-        "Say bonjour; drop the Service",
-    )
+    second = stack.commit(app_files(CHANGE), "Say bonjour; drop the Service")
     answer = stack.push_event(second, before=first)
     print(f"   POST /hooks/github -> {answer.status_code} {answer.text}")
     demo.check("the receiver answered 202", answer.status_code == 202)
@@ -146,8 +100,7 @@ def run(stack: DeliveryStack) -> list[str]:
     before = {name: obj["metadata"]["resourceVersion"] for name, obj in objects.items()}
 
     demo.step("a pull request that would scale the Deployment to 3")
-    head = stack.commit({"deploy/deployment.yaml": DEPLOYMENT.format(replicas=3)}, "Scale to 3",
-                        branch="feature")  # fmt: skip
+    head = stack.commit(app_files(PULL_REQUEST), "Scale to 3", branch="feature")
     answer = stack.pull_request_event(head)
     print(f"   POST /hooks/github (pull_request) -> {answer.status_code} {answer.text}")
     demo.check("the receiver answered 202", answer.status_code == 202)

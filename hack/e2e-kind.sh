@@ -200,22 +200,16 @@ EOF
   git -C "$WORK" init --quiet --initial-branch=main repo
 }
 
-# Commit the files given as NAME=CONTENT (an empty CONTENT deletes NAME) in the local repository
-# and hand the branch to the in-cluster server; prints the new commit's SHA.
+# Commit one step of the demo app (a folder of world/demo-app, the whole of deploy/ at that
+# commit, as `make demo` commits it too) in the local repository and hand the branch to the
+# in-cluster server; prints the new commit's SHA.
 commit_and_publish() {
-  local message="$1" entry name content
-  shift
-  for entry in "$@"; do
-    name="${entry%%=*}"
-    content="${entry#*=}"
-    if [[ -z "$content" ]]; then
-      git -C "$WORK/repo" rm --quiet -- "$name"
-    else
-      mkdir -p "$(dirname "$WORK/repo/$name")"
-      printf '%s' "$content" >"$WORK/repo/$name"
-      git -C "$WORK/repo" add -- "$name"
-    fi
-  done
+  local message="$1" step="$ROOT/world/demo-app/$2"
+  [[ -d "$step" ]] || die "no demo app step $step"
+  rm -rf "$WORK/repo/deploy"
+  mkdir -p "$WORK/repo/deploy"
+  cp "$step"/*.yaml "$WORK/repo/deploy/"
+  git -C "$WORK/repo" add --all -- deploy
   git -C "$WORK/repo" -c user.name=hooksync-e2e -c user.email=e2e@hooksync.invalid \
     commit --quiet -m "$message"
   git -C "$WORK/repo" bundle create --quiet "$WORK/push.bundle" main
@@ -349,43 +343,10 @@ expect() {
   fi
 }
 
-configmap_yaml() {
-  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  greeting: %s\n' "$1"
-}
-SERVICE_YAML='apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector: {app: web}
-  ports:
-  - port: 80
-    targetPort: 8080
-'
-DEPLOYMENT_YAML='apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: registry.k8s.io/pause:3.10
-        envFrom:
-        - configMapRef: {name: web}
-'
-
 scenario_local_repo() {
   log "1. a signed push of the app: Deployment, Service, ConfigMap"
   local first second
-  first="$(commit_and_publish "Add the web app" \
-    "deploy/configmap.yaml=$(configmap_yaml hello)" \
-    "deploy/service.yaml=$SERVICE_YAML" \
-    "deploy/deployment.yaml=$DEPLOYMENT_YAML")"
+  first="$(commit_and_publish "Add the web app" 1-app)"
   signed_push "$first"
   wait_job "$first"
   expect "ConfigMap web says hello" "hello" \
@@ -395,12 +356,10 @@ scenario_local_repo() {
     "$(k -n shop get deployment web -o jsonpath='{.status.availableReplicas}')"
 
   log "2. a signed push that changes the ConfigMap and removes the Service"
-  second="$(commit_and_publish "Change the greeting, drop the Service" \
-    "deploy/configmap.yaml=$(configmap_yaml world)" \
-    "deploy/service.yaml=")"
+  second="$(commit_and_publish "Change the greeting, drop the Service" 2-change)"
   signed_push "$second"
   wait_job "$second"
-  expect "ConfigMap web says world" "world" \
+  expect "ConfigMap web says bonjour" "bonjour" \
     "$(k -n shop get configmap web -o jsonpath='{.data.greeting}')"
   expect "Service web was pruned" "" \
     "$(k -n shop get service web --ignore-not-found -o jsonpath='{.metadata.name}')"
