@@ -10,7 +10,7 @@ DEMO_APP = Path(__file__).with_name("demo-app")
 APP, CHANGE, PULL_REQUEST = "1-app", "2-change", "3-pull-request"
 
 
-def app_files(step: str, path: str = "deploy") -> dict[str, str | bytes | None]:
+def app_files(step: str, path: str = "deploy") -> dict[str, str | None]:
     """What to commit for `step`: each manifest of its folder under `path`, and None (delete)
     for each manifest that another step has and this one lacks."""
     folder = DEMO_APP / step

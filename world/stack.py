@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +187,9 @@ class DeliveryStack:
 
     # -- acting like the Git host ---------------------------------------------------------
 
-    def commit(self, files: dict[str, str | None], message: str, branch: str = "main") -> str:
+    def commit(
+        self, files: Mapping[str, str | bytes | None], message: str, branch: str = "main"
+    ) -> str:
         assert self.repo is not None
         sha = self.repo.commit(files, message, branch=branch)
         if isinstance(self.host, GitHubStandIn):
