@@ -24,9 +24,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from kubernetes import client, config, watch
@@ -37,6 +38,8 @@ log = logging.getLogger("process-kubelet")
 NODE_NAME = "hooksync-local-node"
 TERMINATION_MESSAGE_LIMIT = 4096
 FALLBACK_LOG_LINES = 80
+
+T = TypeVar("T")
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Where each pod's folder is bound inside its mount namespace before the volume mounts.
 STAGING_ROOT = Path("/run/hooksync-kubelet")
@@ -252,11 +255,11 @@ class ProcessKubelet:
                     allow_watch_bookmarks=True,
                 ):
                     pod = event["object"]
-                    resource_version = pod.metadata.resource_version
+                    resource_version = _meta(pod).resource_version or resource_version
                     if event["type"] in ("ADDED", "MODIFIED"):
                         self._handle(pod)
                     elif event["type"] == "DELETED":
-                        self._forget(pod.metadata.uid)
+                        self._forget(_key(pod).uid)
                     if self._stopping.is_set():
                         return
             except ApiException as exc:
@@ -270,11 +273,11 @@ class ProcessKubelet:
                 resource_version = ""
                 self._stopping.wait(1)
 
-    def _handle(self, pod: Any) -> None:
+    def _handle(self, pod: client.V1Pod) -> None:
         if not self.pod_filter(pod):
             return
-        uid = pod.metadata.uid
-        if pod.metadata.deletion_timestamp is not None:
+        uid = _key(pod).uid
+        if _meta(pod).deletion_timestamp is not None:
             with self._lock:
                 run = self._runs.get(uid)
             if run is not None:
@@ -282,36 +285,32 @@ class ProcessKubelet:
             else:
                 self._delete_pod_now(pod)
             return
-        if pod.status.phase in ("Succeeded", "Failed"):
+        if _phase(pod) in ("Succeeded", "Failed"):
             return
-        if not pod.spec.node_name:
+        if not _spec(pod).node_name:
             self._bind(pod)
             return
-        if pod.spec.node_name != self.node_name:
+        if _spec(pod).node_name != self.node_name:
             return
         with self._lock:
             if uid in self._runs:
                 return
-            run = _PodRun(
-                pod.metadata.namespace, pod.metadata.name, uid, self.directory / "pods" / uid
-            )
+            run = _PodRun(_key(pod).namespace, _key(pod).name, uid, self.directory / "pods" / uid)
             self._runs[uid] = run
         run.thread = threading.Thread(target=self._run_pod, args=(run, pod), daemon=True)
         run.thread.start()
 
-    def _bind(self, pod: Any) -> None:
+    def _bind(self, pod: client.V1Pod) -> None:
         body = client.V1Binding(
-            metadata=client.V1ObjectMeta(name=pod.metadata.name, uid=pod.metadata.uid),
+            metadata=client.V1ObjectMeta(name=_key(pod).name, uid=_key(pod).uid),
             target=client.V1ObjectReference(kind="Node", name=self.node_name),
         )
         try:
             # The client cannot decode the Status this returns; the call itself is what counts.
-            self.core.create_namespaced_binding(
-                pod.metadata.namespace, body, _preload_content=False
-            )
+            self.core.create_namespaced_binding(_key(pod).namespace, body, _preload_content=False)
         except ApiException as exc:
             if exc.status not in (404, 409):
-                log.warning("binding %s/%s: %s", pod.metadata.namespace, pod.metadata.name, exc)
+                log.warning("binding %s/%s: %s", _key(pod).namespace, _key(pod).name, exc)
 
     def _forget(self, uid: str) -> None:
         with self._lock:
@@ -332,23 +331,23 @@ class ProcessKubelet:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
 
-    def _delete_pod_now(self, pod: Any) -> None:
+    def _delete_pod_now(self, pod: client.V1Pod) -> None:
         with contextlib.suppress(ApiException):
             self.core.delete_namespaced_pod(
-                pod.metadata.name,
-                pod.metadata.namespace,
+                _key(pod).name,
+                _key(pod).namespace,
                 grace_period_seconds=0,
                 body=client.V1DeleteOptions(
                     grace_period_seconds=0,
-                    preconditions=client.V1Preconditions(uid=pod.metadata.uid),
+                    preconditions=client.V1Preconditions(uid=_key(pod).uid),
                 ),
             )
 
     # -- running one pod -------------------------------------------------------------------
 
-    def _run_pod(self, run: _PodRun, pod: Any) -> None:
+    def _run_pod(self, run: _PodRun, pod: client.V1Pod) -> None:
         run.directory.mkdir(parents=True, exist_ok=True)
-        container = pod.spec.containers[0]
+        container = _spec(pod).containers[0]
         started = _now()
         try:
             argv = list(container.command or []) + list(container.args or [])
@@ -430,15 +429,15 @@ class ProcessKubelet:
             stage.rmdir()
         reason = "Completed" if exit_code == 0 else "Error"
         self._set_terminated(pod, container.name, exit_code, reason, message, started)
-        if pod.metadata.deletion_timestamp is not None or run.killed:
+        if _meta(pod).deletion_timestamp is not None or run.killed:
             self._delete_pod_now(pod)
 
-    def _environment(self, pod: Any, container: Any) -> dict[str, str]:
-        namespace = pod.metadata.namespace
+    def _environment(self, pod: client.V1Pod, container: client.V1Container) -> dict[str, str]:
+        namespace = _key(pod).namespace
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": "/tmp",
-            "HOSTNAME": pod.metadata.name,
+            "HOSTNAME": _key(pod).name,
             "KUBERNETES_SERVICE_HOST": self.api_host,
             "KUBERNETES_SERVICE_PORT": str(self.api_port),
             "KUBERNETES_SERVICE_PORT_HTTPS": str(self.api_port),
@@ -448,11 +447,13 @@ class ProcessKubelet:
         for source in container.env_from or []:
             prefix = source.prefix or ""
             if source.config_map_ref is not None:
-                data = self._config_map_data(namespace, source.config_map_ref.name,
-                                             bool(source.config_map_ref.optional))  # fmt: skip
+                config_map = source.config_map_ref
+                data = self._config_map_data(namespace, config_map.name, bool(config_map.optional))
+            elif source.secret_ref is not None:
+                secret = source.secret_ref
+                data = self._secret_data(namespace, secret.name, bool(secret.optional))
             else:
-                data = self._secret_data(namespace, source.secret_ref.name,
-                                         bool(source.secret_ref.optional))  # fmt: skip
+                raise _StartError("envFrom names neither a ConfigMap nor a Secret")
             env.update({prefix + k: v.decode() for k, v in data.items()})
         for var in container.env or []:
             if var.value_from is None:
@@ -463,47 +464,51 @@ class ProcessKubelet:
                 env[var.name] = value
         return env
 
-    def _env_value(self, pod: Any, source: Any) -> str | None:
-        namespace = pod.metadata.namespace
+    def _env_value(self, pod: client.V1Pod, source: client.V1EnvVarSource) -> str | None:
+        namespace = _key(pod).namespace
         if source.field_ref is not None:
             fields = {
-                "metadata.name": pod.metadata.name,
+                "metadata.name": _key(pod).name,
                 "metadata.namespace": namespace,
-                "metadata.uid": pod.metadata.uid,
+                "metadata.uid": _key(pod).uid,
                 "spec.nodeName": self.node_name,
-                "spec.serviceAccountName": pod.spec.service_account_name or "default",
+                "spec.serviceAccountName": _spec(pod).service_account_name or "default",
                 "status.podIP": "127.0.0.1",
                 "status.hostIP": "127.0.0.1",
             }
             path = source.field_ref.field_path
             if path.startswith("metadata.labels['"):
-                return str((pod.metadata.labels or {}).get(path[17:-2], ""))
+                return str((_meta(pod).labels or {}).get(path[17:-2], ""))
             if path.startswith("metadata.annotations['"):
-                return str((pod.metadata.annotations or {}).get(path[22:-2], ""))
+                return str((_meta(pod).annotations or {}).get(path[22:-2], ""))
             if path not in fields:
                 raise _StartError(f"fieldRef {path!r} is not supported by the process kubelet")
             return str(fields[path])
         if source.secret_key_ref is not None:
-            ref = source.secret_key_ref
-            data = self._secret_data(namespace, ref.name, bool(ref.optional))
-            if ref.key not in data:
-                if ref.optional:
-                    return None
-                raise _StartError(f"couldn't find key {ref.key} in Secret {namespace}/{ref.name}")
-            return data[ref.key].decode()
-        if source.config_map_key_ref is not None:
-            ref = source.config_map_key_ref
-            data = self._config_map_data(namespace, ref.name, bool(ref.optional))
-            if ref.key not in data:
-                if ref.optional:
+            secret = source.secret_key_ref
+            data = self._secret_data(namespace, secret.name, bool(secret.optional))
+            if secret.key not in data:
+                if secret.optional:
                     return None
                 raise _StartError(
-                    f"couldn't find key {ref.key} in ConfigMap {namespace}/{ref.name}"
+                    f"couldn't find key {secret.key} in Secret {namespace}/{secret.name}"
                 )
-            return data[ref.key].decode()
+            return data[secret.key].decode()
+        if source.config_map_key_ref is not None:
+            config_map = source.config_map_key_ref
+            data = self._config_map_data(namespace, config_map.name, bool(config_map.optional))
+            if config_map.key not in data:
+                if config_map.optional:
+                    return None
+                raise _StartError(
+                    f"couldn't find key {config_map.key} in ConfigMap {namespace}/{config_map.name}"
+                )
+            return data[config_map.key].decode()
         raise _StartError("resourceFieldRef is not supported by the process kubelet")
 
-    def _secret_data(self, namespace: str, name: str, optional: bool) -> dict[str, bytes]:
+    def _secret_data(self, namespace: str, name: str | None, optional: bool) -> dict[str, bytes]:
+        if not name:
+            raise _StartError("a Secret reference has no name")
         try:
             secret = self.core.read_namespaced_secret(name, namespace)
         except ApiException as exc:
@@ -514,7 +519,11 @@ class ProcessKubelet:
             raise
         return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
-    def _config_map_data(self, namespace: str, name: str, optional: bool) -> dict[str, bytes]:
+    def _config_map_data(
+        self, namespace: str, name: str | None, optional: bool
+    ) -> dict[str, bytes]:
+        if not name:
+            raise _StartError("a ConfigMap reference has no name")
         try:
             config_map = self.core.read_namespaced_config_map(name, namespace)
         except ApiException as exc:
@@ -527,10 +536,12 @@ class ProcessKubelet:
         data.update({k: base64.b64decode(v) for k, v in (config_map.binary_data or {}).items()})
         return data
 
-    def _volumes(self, pod: Any, container: Any, pod_dir: Path) -> list[tuple[Path, str]]:
+    def _volumes(
+        self, pod: client.V1Pod, container: client.V1Container, pod_dir: Path
+    ) -> list[tuple[Path, str]]:
         """Write each volume's files under the pod folder; return (source, mountPath) pairs."""
-        namespace = pod.metadata.namespace
-        volumes = {v.name: v for v in pod.spec.volumes or []}
+        namespace = _key(pod).namespace
+        volumes = {v.name: v for v in _spec(pod).volumes or []}
         mounts: list[tuple[Path, str]] = []
         for mount in container.volume_mounts or []:
             volume = volumes.get(mount.name)
@@ -544,19 +555,21 @@ class ProcessKubelet:
             mounts.append((source, mount.mount_path))
         return mounts
 
-    def _fill_volume(self, pod: Any, namespace: str, volume: Any, folder: Path) -> None:
+    def _fill_volume(
+        self, pod: client.V1Pod, namespace: str, volume: client.V1Volume, folder: Path
+    ) -> None:
         if volume.empty_dir is not None:
             folder.chmod(0o1777)
             return
         if volume.config_map is not None:
-            source = volume.config_map
-            data = self._config_map_data(namespace, source.name, bool(source.optional))
-            _write_items(folder, data, source.items, source.default_mode)
+            config_map = volume.config_map
+            data = self._config_map_data(namespace, config_map.name, bool(config_map.optional))
+            _write_items(folder, data, config_map.items, config_map.default_mode)
             return
         if volume.secret is not None:
-            source = volume.secret
-            data = self._secret_data(namespace, source.secret_name, bool(source.optional))
-            _write_items(folder, data, source.items, source.default_mode or 0o644)
+            secret = volume.secret
+            data = self._secret_data(namespace, secret.secret_name, bool(secret.optional))
+            _write_items(folder, data, secret.items, secret.default_mode or 0o644)
             return
         if volume.projected is not None:
             for projection in volume.projected.sources or []:
@@ -564,13 +577,19 @@ class ProcessKubelet:
                     token = self._mint_token(pod, projection.service_account_token)
                     _write_file(folder / projection.service_account_token.path, token, 0o644)
                 elif projection.config_map is not None:
-                    ref = projection.config_map
-                    data = self._config_map_data(namespace, ref.name, bool(ref.optional))
-                    _write_items(folder, data, ref.items, volume.projected.default_mode)
+                    projected_map = projection.config_map
+                    data = self._config_map_data(
+                        namespace, projected_map.name, bool(projected_map.optional)
+                    )
+                    _write_items(folder, data, projected_map.items, volume.projected.default_mode)
                 elif projection.secret is not None:
-                    ref = projection.secret
-                    data = self._secret_data(namespace, ref.name, bool(ref.optional))
-                    _write_items(folder, data, ref.items, volume.projected.default_mode)
+                    projected_secret = projection.secret
+                    data = self._secret_data(
+                        namespace, projected_secret.name, bool(projected_secret.optional)
+                    )
+                    _write_items(
+                        folder, data, projected_secret.items, volume.projected.default_mode
+                    )
                 elif projection.downward_api is not None:
                     for item in projection.downward_api.items or []:
                         value = self._env_value(
@@ -580,19 +599,21 @@ class ProcessKubelet:
             return
         raise _StartError(f"volume {volume.name!r}: only configMap, secret, emptyDir and projected")
 
-    def _mint_token(self, pod: Any, projection: Any) -> bytes:
-        account = pod.spec.service_account_name or "default"
+    def _mint_token(
+        self, pod: client.V1Pod, projection: client.V1ServiceAccountTokenProjection
+    ) -> bytes:
+        account = _spec(pod).service_account_name or "default"
         request = client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(
                 audiences=[projection.audience] if projection.audience else [],
                 expiration_seconds=projection.expiration_seconds or 3607,
                 bound_object_ref=client.V1BoundObjectReference(
-                    api_version="v1", kind="Pod", name=pod.metadata.name, uid=pod.metadata.uid
+                    api_version="v1", kind="Pod", name=_key(pod).name, uid=_key(pod).uid
                 ),
             )
         )
         answer = self.core.create_namespaced_service_account_token(
-            account, pod.metadata.namespace, request
+            account, _key(pod).namespace, request
         )
         if answer.status is None:
             raise RuntimeError(f"TokenRequest for {account!r} came back without a token")
@@ -600,7 +621,7 @@ class ProcessKubelet:
 
     # -- status ----------------------------------------------------------------------------
 
-    def _set_running(self, pod: Any, container: str, started: str) -> None:
+    def _set_running(self, pod: client.V1Pod, container: str, started: str) -> None:
         status = {
             "phase": "Running",
             "hostIP": "127.0.0.1",
@@ -615,7 +636,7 @@ class ProcessKubelet:
                     "name": container,
                     "ready": True,
                     "restartCount": 0,
-                    "image": pod.spec.containers[0].image or "",
+                    "image": _spec(pod).containers[0].image or "",
                     "imageID": "",
                     "started": True,
                     "state": {"running": {"startedAt": started}},
@@ -625,7 +646,13 @@ class ProcessKubelet:
         self._patch_status(pod, status)
 
     def _set_terminated(
-        self, pod: Any, container: str, exit_code: int, reason: str, message: str, started: str
+        self,
+        pod: client.V1Pod,
+        container: str,
+        exit_code: int,
+        reason: str,
+        message: str,
+        started: str,
     ) -> None:
         finished = _now()
         status = {
@@ -642,7 +669,7 @@ class ProcessKubelet:
                     "name": container,
                     "ready": False,
                     "restartCount": 0,
-                    "image": pod.spec.containers[0].image or "",
+                    "image": _spec(pod).containers[0].image or "",
                     "imageID": "",
                     "started": False,
                     "state": {
@@ -659,11 +686,11 @@ class ProcessKubelet:
         }
         self._patch_status(pod, status)
 
-    def _patch_status(self, pod: Any, status: dict[str, Any]) -> None:
+    def _patch_status(self, pod: client.V1Pod, status: dict[str, Any]) -> None:
         for _ in range(30):
             try:
                 self.core.patch_namespaced_pod_status(
-                    pod.metadata.name, pod.metadata.namespace, {"status": status}
+                    _key(pod).name, _key(pod).namespace, {"status": status}
                 )
                 return
             except ApiException as exc:
@@ -679,8 +706,39 @@ class _StartError(Exception):
     """The container could not be started; the pod fails with this message."""
 
 
-def _is_job_pod(pod: Any) -> bool:
-    owners = pod.metadata.owner_references or []
+@dataclass(frozen=True)
+class _PodKey:
+    namespace: str
+    name: str
+    uid: str
+
+
+def _key(pod: client.V1Pod) -> _PodKey:
+    """Pure: where a pod is and which one it is; every pod the API server sends has all three."""
+    metadata = _meta(pod)
+    if not (metadata.namespace and metadata.name and metadata.uid):
+        raise ValueError(f"pod without namespace, name or uid: {metadata}")
+    return _PodKey(metadata.namespace, metadata.name, metadata.uid)
+
+
+def _meta(pod: client.V1Pod) -> client.V1ObjectMeta:
+    if pod.metadata is None:
+        raise ValueError("pod without metadata")
+    return pod.metadata
+
+
+def _spec(pod: client.V1Pod) -> client.V1PodSpec:
+    if pod.spec is None:
+        raise ValueError(f"pod {_key(pod).name} without spec")
+    return pod.spec
+
+
+def _phase(pod: client.V1Pod) -> str | None:
+    return pod.status.phase if pod.status is not None else None
+
+
+def _is_job_pod(pod: client.V1Pod) -> bool:
+    owners = _meta(pod).owner_references or []
     return any(o.kind == "Job" for o in owners)
 
 
@@ -702,7 +760,9 @@ def _write_file(path: Path, data: bytes, mode: int) -> None:
     path.chmod(mode)
 
 
-def _write_items(folder: Path, data: dict[str, bytes], items: Any, mode: int | None) -> None:
+def _write_items(
+    folder: Path, data: dict[str, bytes], items: list[client.V1KeyToPath] | None, mode: int | None
+) -> None:
     file_mode = mode if mode is not None else 0o644
     if items:
         for item in items:
@@ -713,17 +773,17 @@ def _write_items(folder: Path, data: dict[str, bytes], items: Any, mode: int | N
         _write_file(folder / key, value, file_mode)
 
 
-def pod_summary(pod: Any) -> dict[str, Any]:
+def pod_summary(pod: client.V1Pod) -> dict[str, Any]:
     """A compact view of a pod's status, for test failure messages."""
-    statuses = pod.status.container_statuses or []
+    statuses = (pod.status.container_statuses if pod.status else None) or []
     return {
-        "name": pod.metadata.name,
-        "phase": pod.status.phase,
+        "name": _key(pod).name,
+        "phase": _phase(pod),
         "containers": [json.loads(json.dumps(s.to_dict(), default=str)) for s in statuses],
     }
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
+def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.2) -> T:
     """Poll `predicate` until it returns something truthy; raise TimeoutError after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
