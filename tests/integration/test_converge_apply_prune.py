@@ -1,13 +1,11 @@
-"""The converge engine end to end: `hooksync-job` against the local control plane, fetching real
-Git repositories over token-protected HTTP, as the target's ServiceAccount under real RBAC.
+"""Converge: apply, no-op, edit and prune; what prune spares; a render with no objects; objects
+outside the namespace; the branch head wins over an older commit.
 
-Each test runs the command the way a Job does (a subprocess, or a real Job under the process
-kubelet) and asserts what it leaves behind: objects, resourceVersions, the inventory, the
-summary on stdout and the exit code. The world around a target is `world.converge`; the
-fixtures (`target`, `git`, `rollouts`) are in conftest.py.
-
-This file: apply, no-op, edit and prune; what prune spares; an empty render; objects outside
-the namespace; the branch head wins over an older commit.
+Each test runs `hooksync-job` the way a Job does (`world.converge.Target`: a subprocess as
+the target's ServiceAccount, fetching over token-protected HTTP; or a real Job under the
+process kubelet) and asserts what it leaves behind: objects, resourceVersions, the
+inventory, the summary and the exit code. Fixtures (`target`, `git`, `rollouts`,
+`other_namespace`) are in conftest.py.
 """
 
 from __future__ import annotations
