@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from hooksync import names
+from hooksync.config import Config
 from hooksync.times import parse_rfc3339, rfc3339
+from receiver.jobview import (
+    annotation_list,
+    annotations_of,
+    created_at,
+    is_finished,
+    is_suspended,
+    job_shas,
+    name_of,
+    waits_for,
+)
 
 MAX_RECORDED = 500  # SHAs or delivery ids kept on one Job; far more than a burst needs
 
@@ -47,42 +58,6 @@ class Duplicate:
 Decision = Create | CreateWaiting | FoldInto | Duplicate
 
 
-def annotations_of(job: Mapping[str, Any]) -> Mapping[str, str]:
-    return (job.get("metadata") or {}).get("annotations") or {}
-
-
-def is_finished(job: Mapping[str, Any]) -> bool:
-    status = job.get("status") or {}
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-
-
-def is_suspended(job: Mapping[str, Any]) -> bool:
-    return bool((job.get("spec") or {}).get("suspend"))
-
-
-def annotation_list(job: Mapping[str, Any], key: str) -> list[str]:
-    value = annotations_of(job).get(key) or ""
-    return [item for item in value.split(",") if item]
-
-
-def job_shas(job: Mapping[str, Any]) -> list[str]:
-    """Every SHA a Job stands for: its own and those folded into it."""
-    own = annotations_of(job).get(names.SHA)
-    return ([own] if own else []) + annotation_list(job, names.COALESCED_SHAS)
-
-
-def name_of(job: Mapping[str, Any]) -> str:
-    return str((job.get("metadata") or {}).get("name", ""))
-
-
-def waits_for(job: Mapping[str, Any]) -> str | None:
-    value = annotations_of(job).get(names.WAITS_FOR)
-    return str(value) if value else None
-
-
 @dataclass(frozen=True)
 class BurstWindow:
     """How long a waiting Job holds on while pushes keep arriving.
@@ -95,6 +70,11 @@ class BurstWindow:
 
     quiet_seconds: float = 0.0
     max_wait_seconds: float = 0.0
+
+    @classmethod
+    def of(cls, config: Config) -> BurstWindow:
+        """The window the configuration sets (burstQuietSeconds, burstMaxWaitSeconds)."""
+        return cls(config.burst_quiet_seconds, config.burst_max_wait_seconds)
 
     def is_over(self, job: Mapping[str, Any], now: float) -> bool:
         last_push = parse_rfc3339(annotations_of(job).get(names.LAST_PUSH))
@@ -127,10 +107,7 @@ def decide_push(jobs: Sequence[Mapping[str, Any]], sha: str, delivery: str | Non
     for job in jobs:
         if not is_finished(job) and sha in job_shas(job):
             return Duplicate(name_of(job), f"{sha[:7]} is already on {name_of(job)}")
-    unfinished = sorted(
-        (j for j in jobs if not is_finished(j)),
-        key=lambda j: str((j.get("metadata") or {}).get("creationTimestamp", "")),
-    )
+    unfinished = sorted((j for j in jobs if not is_finished(j)), key=created_at)
     waiting = [j for j in unfinished if is_suspended(j)]
     if waiting:
         return FoldInto(waiting[-1])

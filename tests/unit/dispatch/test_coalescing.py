@@ -13,9 +13,9 @@ from receiver.dispatch.coalescing import (
     FoldInto,
     decide_push,
     folded_annotations,
-    job_shas,
     to_release,
 )
+from receiver.jobview import job_shas
 
 SHA_A = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 SHA_B = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"

@@ -8,6 +8,7 @@ import pytest
 
 from hooksync import names
 from hooksync.summary import RunSummary
+from receiver.jobview import failure_reason
 from receiver.reporting.statuses import (
     FAILURE,
     GITHUB_DESCRIPTION_LIMIT,
@@ -16,7 +17,6 @@ from receiver.reporting.statuses import (
     SUCCESS,
     StatusReport,
     final_reports,
-    job_failure_reason,
     pending_reports,
     shorten,
 )
@@ -175,7 +175,7 @@ def test_a_failure_without_a_summary_names_the_jobs_failed_condition(
     reason: str, message: str | None, expected: str
 ) -> None:
     finished = job(SHA_A, coalesced=[SHA_B], conditions=failed(reason, message))
-    reason_text = job_failure_reason(finished)
+    reason_text = failure_reason(finished)
     assert reports_of(final_reports(finished, None, reason_text)) == [
         (SHA_A, FAILURE, expected),
         (SHA_B, FAILURE, expected),
@@ -184,7 +184,7 @@ def test_a_failure_without_a_summary_names_the_jobs_failed_condition(
 
 def test_a_failed_job_is_a_failure_even_if_an_earlier_pod_wrote_a_success() -> None:
     finished = job(SHA_A, conditions=failed("DeadlineExceeded"))
-    reports = final_reports(finished, summary(sha=SHA_A), job_failure_reason(finished))
+    reports = final_reports(finished, summary(sha=SHA_A), failure_reason(finished))
     assert reports_of(reports) == [(SHA_A, FAILURE, "apply failed: DeadlineExceeded")]
 
 
@@ -197,7 +197,7 @@ def test_a_job_that_ended_without_summary_or_reason_still_fails_every_sha() -> N
 def test_a_lease_that_stayed_held_is_a_failure() -> None:
     finished = job(SHA_A, conditions=failed("BackoffLimitExceeded"))
     held = summary("lease-held", None, "target shop is being converged by another Job")
-    reports = final_reports(finished, held, job_failure_reason(finished))
+    reports = final_reports(finished, held, failure_reason(finished))
     assert reports_of(reports) == [(SHA_A, FAILURE, "apply failed: BackoffLimitExceeded")]
 
 
@@ -213,7 +213,7 @@ def test_a_preview_reports_its_plan_on_the_pull_request_head() -> None:
 
 def test_a_failed_preview_says_preview_failed() -> None:
     finished = job(SHA_D, mode="preview", conditions=failed("DeadlineExceeded"))
-    reports = final_reports(finished, None, job_failure_reason(finished))
+    reports = final_reports(finished, None, failure_reason(finished))
     assert reports == [
         StatusReport(SHA_D, FAILURE, PREVIEW, "preview failed: DeadlineExceeded"),
     ]
