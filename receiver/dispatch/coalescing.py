@@ -25,7 +25,9 @@ from receiver.jobview import (
     waits_for,
 )
 
-MAX_RECORDED = 500  # SHAs or delivery ids kept on one Job; far more than a burst needs
+# SHAs one waiting Job stands for (with their delivery ids, under 100 KiB of annotations, well
+# within the API server's 256 KiB); the next push waits behind it in a Job of its own.
+MAX_RECORDED = 500
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ class Create:
 
 @dataclass(frozen=True)
 class CreateWaiting:
-    """An apply Job runs and none waits: create the suspended Job that waits behind it."""
+    """An apply Job runs and none waits behind it, or the last waiting Job is full: create the
+    suspended Job that waits behind `active_job`."""
 
     active_job: str
 
@@ -100,7 +103,12 @@ def to_release(
 
 
 def decide_push(jobs: Sequence[Mapping[str, Any]], sha: str, delivery: str | None) -> Decision:
-    """What a push of `sha` should do, given the target's apply Jobs (after releases)."""
+    """What a push of `sha` should do, given the target's apply Jobs (after releases).
+
+    A push folds into the last waiting Job until that Job stands for MAX_RECORDED SHAs; the
+    next one waits behind it in a Job of its own, so no SHA is ever dropped from a Job and
+    every pending status ends with the run that deployed it (design rule 4).
+    """
     for job in jobs:
         if delivery and delivery in annotation_list(job, names.DELIVERY):
             return Duplicate(name_of(job), f"delivery {delivery} already dispatched")
@@ -108,9 +116,14 @@ def decide_push(jobs: Sequence[Mapping[str, Any]], sha: str, delivery: str | Non
         if not is_finished(job) and sha in job_shas(job):
             return Duplicate(name_of(job), f"{sha[:7]} is already on {name_of(job)}")
     unfinished = sorted((j for j in jobs if not is_finished(j)), key=created_at)
-    waiting = [j for j in unfinished if is_suspended(j)]
-    if waiting:
-        return FoldInto(waiting[-1])
+    waited_for = {waits_for(j) for j in unfinished}
+    # The end of the queue: a waiting Job nothing waits behind (creation times only have
+    # seconds, so they cannot tell a chain's order).
+    last = [j for j in unfinished if is_suspended(j) and name_of(j) not in waited_for]
+    if last:
+        if len(job_shas(last[-1])) >= MAX_RECORDED:
+            return CreateWaiting(name_of(last[-1]))
+        return FoldInto(last[-1])
     running = [j for j in unfinished if not is_suspended(j)]
     if not running:
         return Create()
@@ -120,7 +133,10 @@ def decide_push(jobs: Sequence[Mapping[str, Any]], sha: str, delivery: str | Non
 def folded_annotations(
     job: Mapping[str, Any], sha: str, delivery: str | None, now: float
 ) -> dict[str, str]:
-    """The annotations that record `sha` and `delivery` (pushed at `now`) on a waiting Job."""
+    """The annotations that record `sha` and `delivery` (pushed at `now`) on a waiting Job.
+
+    Nothing recorded is ever dropped: `decide_push` folds into a Job only while it has room.
+    """
     shas = annotation_list(job, names.COALESCED_SHAS)
     if sha not in job_shas(job):
         shas.append(sha)
@@ -128,7 +144,7 @@ def folded_annotations(
     if delivery and delivery not in deliveries:
         deliveries.append(delivery)
     return {
-        names.COALESCED_SHAS: ",".join(shas[-MAX_RECORDED:]),
-        names.DELIVERY: ",".join(deliveries[-MAX_RECORDED:]),
+        names.COALESCED_SHAS: ",".join(shas),
+        names.DELIVERY: ",".join(deliveries),
         names.LAST_PUSH: rfc3339(now, milliseconds=True),
     }

@@ -64,7 +64,8 @@ def waiting_job_name(target: str, active_job: str) -> str:
     ends, the leader un-suspends the Job that waits for A; it converges the branch head as
     it is then, which includes every SHA folded into it. A push arriving while that Job runs
     waits behind it under a name hashed from its own name, so a chain never repeats a name,
-    and a burst of pushes costs at most one running and one waiting Job.
+    and a burst of pushes costs at most one running and one waiting Job (one more for every
+    `coalescing.MAX_RECORDED` pushes that arrive while one converge runs).
     """
     return dns_label(f"hooksync-{target}-apply-next-{_digest(active_job)}")
 
