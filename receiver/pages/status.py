@@ -162,9 +162,10 @@ def render(config: Config, inputs: StatusInputs, now: datetime.datetime, run_lin
 
 def recent_runs(jobs: Sequence[Mapping[str, Any]], limit: int = RECENT_RUNS) -> list[Any]:
     """The newest `limit` Jobs, newest first."""
-    return sorted(jobs, key=lambda j: (jobview.created_at(j), jobview.name_of(j)), reverse=True)[
-        :limit
-    ]
+    newest_first = sorted(
+        jobs, key=lambda j: (jobview.created_at(j), jobview.name_of(j)), reverse=True
+    )
+    return newest_first[:limit]
 
 
 def _target_row(
