@@ -33,8 +33,8 @@ from kubernetes import client, config
 from bench.figures import goal, median, percentile, ratio
 from bench.load import Call, paced
 from hooksync.config import Config, parse_config
-from receiver.dispatch import dispatcher as dispatch
 from receiver.dispatch.manifests import build_job
+from receiver.jobapi import JobApi, job_selector
 from world import webhooks
 from world.cluster import LocalCluster
 from world.receiver import ReceiverProcess
@@ -83,7 +83,7 @@ def admin_client(kubeconfig: Path) -> client.ApiClient:
 
 
 def list_jobs(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
-    return dispatch.list_jobs(client.BatchV1Api(api), namespace, dispatch.job_selector(), (5, 60))
+    return JobApi(api, namespace, timeout=(5, 60)).list_jobs(job_selector())
 
 
 def direct_phase(

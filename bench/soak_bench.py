@@ -29,13 +29,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-
 from bench.figures import Memory, goal, memory, percentile
 from bench.load import paced
 from bench.marker_app import app, marker_now
-from receiver.dispatch.coalescing import job_shas
-from receiver.dispatch.dispatcher import job_selector, list_jobs
+from receiver.jobapi import JobApi, job_selector
+from receiver.jobview import job_shas
 from world import webhooks
 from world.cluster import LocalCluster
 from world.stack import WEBHOOK_SECRET, DeliveryStack
@@ -180,8 +178,8 @@ class MemorySampler:
 
 
 def apply_jobs(stack: DeliveryStack) -> list[dict[str, Any]]:
-    batch = client.BatchV1Api(stack.api)
-    return list_jobs(batch, stack.jobs_namespace, job_selector(mode="apply"), (5, 60))
+    listing = JobApi(stack.api, stack.jobs_namespace, timeout=(5, 60))
+    return listing.list_jobs(job_selector(mode="apply"))
 
 
 def account(stack: DeliveryStack, shas: list[str]) -> dict[str, list[str]]:

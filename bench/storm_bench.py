@@ -28,15 +28,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubernetes import client
-
 from bench.figures import goal, median, percentile, ratio
 from bench.jobwatch import JobCensus
 from bench.load import Call, paced
 from bench.marker_app import app, marker_now
 from hooksync import names
-from receiver.dispatch.coalescing import annotations_of
-from receiver.dispatch.dispatcher import job_selector, list_jobs
+from receiver.jobapi import JobApi, job_selector
+from receiver.jobview import annotations_of
 from world.cluster import LocalCluster
 from world.stack import DeliveryStack
 
@@ -78,9 +76,9 @@ def wait_settled(
 
 def converge_results(stack: DeliveryStack, jobs: set[str]) -> Counter[str]:
     """What the named Jobs' converges said (their summaries, as the reporter saved them)."""
-    batch = client.BatchV1Api(stack.api)
+    listing = JobApi(stack.api, stack.jobs_namespace, timeout=(5, 30))
     results: Counter[str] = Counter()
-    for job in list_jobs(batch, stack.jobs_namespace, job_selector(), (5, 30)):
+    for job in listing.list_jobs(job_selector()):
         if job["metadata"]["name"] in jobs:
             summary = annotations_of(job).get(names.SUMMARY)
             results[json.loads(summary).get("result", "?") if summary else "no summary"] += 1

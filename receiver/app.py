@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from kubernetes import client
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -24,30 +22,27 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse as _StarletteJSONResponse
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from hooksync import logs
-from hooksync.config import Config
-from receiver.dispatch.dispatcher import ApiUnavailable, Dispatched, Dispatcher
+from receiver.dispatch.dispatcher import Dispatched
 from receiver.intake.errors import (
     MalformedDelivery,
     PayloadTooLarge,
     RejectedDelivery,
     SignatureError,
-    UnsupportedContentType,
 )
 from receiver.intake.events import Event, PingEvent, parse_github, parse_gitlab
 from receiver.intake.headers import ReceivedHeaders
-from receiver.intake.routing import PREVIEW, Routing, route
+from receiver.intake.routing import Routing, route
 from receiver.intake.verification import verify_github_delivery, verify_gitlab_signature
-from receiver.metrics import ReceiverMetrics
-from receiver.secrets import ReceiverSecrets
+from receiver.jobapi import ApiUnavailable
+from receiver.state import ReceiverState
 
 log = logging.getLogger("hooksync.receiver")
 
 RETRY_AFTER_SECONDS = 30
-READY_CACHE_SECONDS = 2.0
 
 
 def render_json(content: Any) -> bytes:
@@ -94,39 +89,6 @@ class Answer:
         await send({"type": "http.response.body", "body": self.body})
 
 
-@dataclass
-class ReceiverState:
-    """What the handlers share; `config` may be swapped when the file changes."""
-
-    config: Config
-    secrets: ReceiverSecrets
-    api: client.ApiClient
-    namespace: str
-    metrics: ReceiverMetrics = field(default_factory=ReceiverMetrics)
-    clock: Callable[[], float] = time.time
-    extra_routes: list[Route] = field(default_factory=list)
-    elector: Any = None  # the LeaderElector, once reporting has started
-    job_created: threading.Event = field(default_factory=threading.Event)
-    _ready_at: float = 0.0
-    _ready: bool = False
-
-    @property
-    def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.api, self.config, self.namespace)
-
-    def api_reachable(self) -> bool:
-        now = time.monotonic()
-        if now - self._ready_at < READY_CACHE_SECONDS:
-            return self._ready
-        try:
-            client.VersionApi(self.api).get_code(_request_timeout=(1.0, 2.0))
-            self._ready = True
-        except Exception:
-            self._ready = False
-        self._ready_at = now
-        return self._ready
-
-
 HOOK_PATHS = {"/hooks/github": "github", "/hooks/gitlab": "gitlab"}
 
 
@@ -150,8 +112,8 @@ class ReceiverApp:
         await self.pages(scope, receive, send)
 
 
-def create_app(state: ReceiverState) -> ReceiverApp:
-    """The ASGI app for one receiver process."""
+def create_app(state: ReceiverState, pages: Sequence[BaseRoute] = ()) -> ReceiverApp:
+    """The ASGI app for one receiver process, serving `pages` beside its own routes."""
 
     async def github(request: Request) -> Answer:
         return await _intake(state, request.scope, request.receive, "github")
@@ -177,17 +139,20 @@ def create_app(state: ReceiverState) -> ReceiverApp:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        *state.extra_routes,
+        *pages,
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
         # Starlette's own refusals (404, 405 with Allow) answer in the same JSON as ours.
         assert isinstance(exc, HTTPException)
-        return JSONResponse({"error": exc.detail.splitlines()[0] if exc.detail else "refused"},
-                            status_code=exc.status_code, headers=exc.headers)  # fmt: skip
+        return JSONResponse(
+            {"error": exc.detail.splitlines()[0] if exc.detail else "refused"},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
-    pages = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
-    return ReceiverApp(state, pages)
+    routed = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    return ReceiverApp(state, routed)
 
 
 async def _intake(state: ReceiverState, scope: Scope, receive: Receive, provider: str) -> Answer:
@@ -205,7 +170,6 @@ async def _intake(state: ReceiverState, scope: Scope, receive: Receive, provider
             verify_github_delivery(body, headers, state.secrets.github_webhook)
             event = parse_github(event_name, body, headers.get("content-type"), delivery)
         else:
-            _check_gitlab_content_type(headers.get("content-type"))
             verify_gitlab_signature(
                 body,
                 headers,
@@ -213,7 +177,9 @@ async def _intake(state: ReceiverState, scope: Scope, receive: Receive, provider
                 state.secrets.gitlab_webhook_tokens,
                 state.clock(),
             )
-            event = parse_gitlab(body, event_name or None, delivery)
+            event = parse_gitlab(
+                body, event_name or None, delivery, content_type=headers.get("content-type")
+            )
         routing = route(event, state.config.targets)
         response = await _dispatch(state, event, routing, fields)
     except RejectedDelivery as exc:
@@ -245,40 +211,14 @@ async def _dispatch(
     state: ReceiverState, event: Event, routing: Routing, fields: dict[str, Any]
 ) -> Answer:
     metrics = state.metrics
-    provider, event_name = fields["provider"], fields["event"]
-    if not routing.routes:
-        outcome = "ping" if isinstance(event, PingEvent) else "ignored"
-        metrics.count_delivery(provider, event_name, outcome)
-        # Debug only: an organisation's webhook brings every branch of every repository, and
-        # the reason is in the answer, which the Git host shows beside each delivery.
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("delivery ignored", extra=logs.extra(**fields, reason=routing.reason))
-        body: dict[str, Any] = {"status": outcome, "reason": routing.reason}
-        if isinstance(event, PingEvent):
-            body["zen"] = event.zen
-        return Answer(body, status_code=200)
-
     results: list[Dispatched] = []
-    dispatcher = state.dispatcher
-    for item in routing.routes:
-        if item.mode == PREVIEW:
-            result = await run_in_threadpool(
-                dispatcher.preview,
-                item.target,
-                item.sha,
-                item.ref,
-                item.delivery_id,
-                item.pr_number or 0,
-            )
-        else:
-            result = await run_in_threadpool(
-                dispatcher.apply, item.target, item.sha, item.ref, item.delivery_id
-            )
+    for request in routing.requests:
+        result = await run_in_threadpool(state.dispatcher.dispatch, request)
         results.append(result)
         if result.outcome != "duplicate":
             state.job_created.set()
         if result.outcome == "created":
-            metrics.jobs_created.labels(result.target, item.mode).inc()
+            metrics.jobs_created.labels(result.target, request.mode).inc()
         elif result.outcome == "coalesced":
             metrics.jobs_coalesced.labels(result.target).inc()
         log.info(
@@ -287,14 +227,40 @@ async def _dispatch(
                 **fields, target=result.target, job=result.job, outcome=result.outcome
             ),
         )
+    answer = answer_for(event, routing, results)
+    metrics.count_delivery(fields["provider"], fields["event"], answer.outcome)
+    # Debug only: an organisation's webhook brings every branch of every repository, and
+    # the reason is in the answer, which the Git host shows beside each delivery.
+    if not results and log.isEnabledFor(logging.DEBUG):
+        log.debug("delivery ignored", extra=logs.extra(**fields, reason=routing.reason))
+    return Answer(answer.body, status_code=answer.status)
+
+
+@dataclass(frozen=True)
+class DeliveryAnswer:
+    """The answer to a delivery that was understood, and the outcome it counts as."""
+
+    outcome: str  # ping | ignored | duplicate | dispatched
+    status: int
+    body: dict[str, Any]
+
+
+def answer_for(event: Event, routing: Routing, results: Sequence[Dispatched]) -> DeliveryAnswer:
+    """Pure: 202 once any Job was created or folded into; 200 when the delivery needs nothing
+    (a ping, a branch no target follows) or every Job it asks for exists already."""
+    if not results:
+        outcome = "ping" if isinstance(event, PingEvent) else "ignored"
+        body: dict[str, Any] = {"status": outcome, "reason": routing.reason}
+        if isinstance(event, PingEvent):
+            body["zen"] = event.zen
+        return DeliveryAnswer(outcome, 200, body)
     jobs = [{"target": r.target, "job": r.job, "outcome": r.outcome} for r in results]
     if all(r.outcome == "duplicate" for r in results):
-        metrics.count_delivery(provider, event_name, "duplicate")
         reasons = "; ".join(r.reason for r in results)
-        return Answer({"status": "already dispatched", "reason": reasons, "jobs": jobs})
-    metrics.count_delivery(provider, event_name, "dispatched")
-    return Answer({"status": "dispatched", "reason": routing.reason, "jobs": jobs},
-                  status_code=202)  # fmt: skip
+        body = {"status": "already dispatched", "reason": reasons, "jobs": jobs}
+        return DeliveryAnswer("duplicate", 200, body)
+    body = {"status": "dispatched", "reason": routing.reason, "jobs": jobs}
+    return DeliveryAnswer("dispatched", 202, body)
 
 
 async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
@@ -322,12 +288,6 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _check_gitlab_content_type(content_type: str | None) -> None:
-    media = (content_type or "application/json").split(";")[0].strip().lower()
-    if media != "application/json":
-        raise UnsupportedContentType(f"content type {media[:60]!r} is not application/json")
-
-
 def _delivery_id(headers: Mapping[str, str], provider: str) -> str | None:
     if provider == "github":
         return headers.get("x-github-delivery")
@@ -340,8 +300,4 @@ def _delivery_id(headers: Mapping[str, str], provider: str) -> str | None:
 
 
 def _error(status: int, reason: str) -> Answer:
-    return Answer({"error": reason.splitlines()[0] if reason else "rejected"},
-                  status_code=status)  # fmt: skip
-
-
-Handler = Callable[[Request], Awaitable[Response]]
+    return Answer({"error": reason.splitlines()[0] if reason else "rejected"}, status_code=status)

@@ -20,11 +20,14 @@ from kubernetes import client, config
 
 from hooksync import logs
 from hooksync.config import Config, ConfigError, load_config, read_secret
-from receiver.app import ReceiverState, create_app
+from receiver.app import create_app
 from receiver.dispatch.cronjobs import reconcile_cronjobs
 from receiver.intake.protocol import http_protocol
+from receiver.pages.run import run_page_route
 from receiver.pages.status import STATUS_TOKEN_ENV, status_page_route
+from receiver.reporting.loop import start_reporting
 from receiver.secrets import ReceiverSecrets
+from receiver.state import ReceiverState
 
 log = logging.getLogger("hooksync.receiver")
 
@@ -137,14 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         watcher = ConfigWatcher(args.config, state)
         threading.Thread(target=watcher.run, name="config-watch", daemon=True).start()
         background.append(watcher.stop)
-        from receiver.reporting.loop import start_reporting
-
         background.extend(start_reporting(state))
-    from receiver.pages.run import run_page_route
-
-    state.extra_routes.append(run_page_route(state))
-    state.extra_routes.append(status_page_route(state, status_tokens))
-    app = create_app(state)
+    app = create_app(state, [run_page_route(state), status_page_route(state, status_tokens)])
     log.info(
         "receiver starting",
         extra={"namespace": state.namespace, "targets": len(cfg.targets), "port": args.port},

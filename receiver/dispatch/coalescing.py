@@ -12,9 +12,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from hooksync import names
+from hooksync.config import Config
 from hooksync.times import parse_rfc3339, rfc3339
+from receiver.jobview import (
+    annotation_list,
+    annotations_of,
+    created_at,
+    is_finished,
+    is_suspended,
+    job_shas,
+    name_of,
+    waits_for,
+)
 
-MAX_RECORDED = 500  # SHAs or delivery ids kept on one Job; far more than a burst needs
+# SHAs one waiting Job stands for (with their delivery ids, under 100 KiB of annotations, well
+# within the API server's 256 KiB); the next push waits behind it in a Job of its own.
+MAX_RECORDED = 500
 
 
 @dataclass(frozen=True)
@@ -24,7 +37,8 @@ class Create:
 
 @dataclass(frozen=True)
 class CreateWaiting:
-    """An apply Job runs and none waits: create the suspended Job that waits behind it."""
+    """An apply Job runs and none waits behind it, or the last waiting Job is full: create the
+    suspended Job that waits behind `active_job`."""
 
     active_job: str
 
@@ -47,42 +61,6 @@ class Duplicate:
 Decision = Create | CreateWaiting | FoldInto | Duplicate
 
 
-def annotations_of(job: Mapping[str, Any]) -> Mapping[str, str]:
-    return (job.get("metadata") or {}).get("annotations") or {}
-
-
-def is_finished(job: Mapping[str, Any]) -> bool:
-    status = job.get("status") or {}
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-
-
-def is_suspended(job: Mapping[str, Any]) -> bool:
-    return bool((job.get("spec") or {}).get("suspend"))
-
-
-def annotation_list(job: Mapping[str, Any], key: str) -> list[str]:
-    value = annotations_of(job).get(key) or ""
-    return [item for item in value.split(",") if item]
-
-
-def job_shas(job: Mapping[str, Any]) -> list[str]:
-    """Every SHA a Job stands for: its own and those folded into it."""
-    own = annotations_of(job).get(names.SHA)
-    return ([own] if own else []) + annotation_list(job, names.COALESCED_SHAS)
-
-
-def name_of(job: Mapping[str, Any]) -> str:
-    return str((job.get("metadata") or {}).get("name", ""))
-
-
-def waits_for(job: Mapping[str, Any]) -> str | None:
-    value = annotations_of(job).get(names.WAITS_FOR)
-    return str(value) if value else None
-
-
 @dataclass(frozen=True)
 class BurstWindow:
     """How long a waiting Job holds on while pushes keep arriving.
@@ -95,6 +73,11 @@ class BurstWindow:
 
     quiet_seconds: float = 0.0
     max_wait_seconds: float = 0.0
+
+    @classmethod
+    def of(cls, config: Config) -> BurstWindow:
+        """The window the configuration sets (burstQuietSeconds, burstMaxWaitSeconds)."""
+        return cls(config.burst_quiet_seconds, config.burst_max_wait_seconds)
 
     def is_over(self, job: Mapping[str, Any], now: float) -> bool:
         last_push = parse_rfc3339(annotations_of(job).get(names.LAST_PUSH))
@@ -120,20 +103,27 @@ def to_release(
 
 
 def decide_push(jobs: Sequence[Mapping[str, Any]], sha: str, delivery: str | None) -> Decision:
-    """What a push of `sha` should do, given the target's apply Jobs (after releases)."""
+    """What a push of `sha` should do, given the target's apply Jobs (after releases).
+
+    A push folds into the last waiting Job until that Job stands for MAX_RECORDED SHAs; the
+    next one waits behind it in a Job of its own, so no SHA is ever dropped from a Job and
+    every pending status ends with the run that deployed it (design rule 4).
+    """
     for job in jobs:
         if delivery and delivery in annotation_list(job, names.DELIVERY):
             return Duplicate(name_of(job), f"delivery {delivery} already dispatched")
     for job in jobs:
         if not is_finished(job) and sha in job_shas(job):
             return Duplicate(name_of(job), f"{sha[:7]} is already on {name_of(job)}")
-    unfinished = sorted(
-        (j for j in jobs if not is_finished(j)),
-        key=lambda j: str((j.get("metadata") or {}).get("creationTimestamp", "")),
-    )
-    waiting = [j for j in unfinished if is_suspended(j)]
-    if waiting:
-        return FoldInto(waiting[-1])
+    unfinished = sorted((j for j in jobs if not is_finished(j)), key=created_at)
+    waited_for = {waits_for(j) for j in unfinished}
+    # The end of the queue: a waiting Job nothing waits behind (creation times only have
+    # seconds, so they cannot tell a chain's order).
+    last = [j for j in unfinished if is_suspended(j) and name_of(j) not in waited_for]
+    if last:
+        if len(job_shas(last[-1])) >= MAX_RECORDED:
+            return CreateWaiting(name_of(last[-1]))
+        return FoldInto(last[-1])
     running = [j for j in unfinished if not is_suspended(j)]
     if not running:
         return Create()
@@ -143,7 +133,10 @@ def decide_push(jobs: Sequence[Mapping[str, Any]], sha: str, delivery: str | Non
 def folded_annotations(
     job: Mapping[str, Any], sha: str, delivery: str | None, now: float
 ) -> dict[str, str]:
-    """The annotations that record `sha` and `delivery` (pushed at `now`) on a waiting Job."""
+    """The annotations that record `sha` and `delivery` (pushed at `now`) on a waiting Job.
+
+    Nothing recorded is ever dropped: `decide_push` folds into a Job only while it has room.
+    """
     shas = annotation_list(job, names.COALESCED_SHAS)
     if sha not in job_shas(job):
         shas.append(sha)
@@ -151,7 +144,7 @@ def folded_annotations(
     if delivery and delivery not in deliveries:
         deliveries.append(delivery)
     return {
-        names.COALESCED_SHAS: ",".join(shas[-MAX_RECORDED:]),
-        names.DELIVERY: ",".join(deliveries[-MAX_RECORDED:]),
+        names.COALESCED_SHAS: ",".join(shas),
+        names.DELIVERY: ",".join(deliveries),
         names.LAST_PUSH: rfc3339(now, milliseconds=True),
     }

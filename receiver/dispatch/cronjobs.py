@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from hooksync import logs, names
+from hooksync import logs
 from hooksync.config import Config
 from receiver.dispatch.manifests import build_resync_cronjob
+from receiver.jobapi import JobApi, job_selector
 
 log = logging.getLogger("hooksync.receiver")
 
@@ -40,46 +40,35 @@ def desired_cronjobs(config: Config) -> dict[str, dict[str, Any]]:
 
 def reconcile_cronjobs(api: client.ApiClient, config: Config, namespace: str) -> CronJobChanges:
     """Make the resync CronJobs in `namespace` match `config`."""
-    batch = client.BatchV1Api(api)
+    cronjobs = JobApi(api, namespace)
     changes = CronJobChanges()
     wanted = desired_cronjobs(config)
-    selector = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE},{names.MODE}=resync"
     existing = {
-        str(item.metadata.name): item
-        for item in batch.list_namespaced_cron_job(namespace, label_selector=selector).items
-        if item.metadata is not None
+        str(item["metadata"]["name"]): item
+        for item in cronjobs.list_cronjobs(job_selector(mode="resync"))
+        if item.get("metadata")
     }
     for name, body in wanted.items():
         current = existing.get(name)
         if current is None:
-            batch.create_namespaced_cron_job(namespace, _untyped(body))
+            cronjobs.create_cronjob(body)
             changes.created.append(name)
             continue
-        current_dict = api.sanitize_for_serialization(current)
-        if _same(current_dict, body):
+        if _same(current, body):
             changes.unchanged.append(name)
             continue
-        version = current_dict["metadata"]["resourceVersion"]
+        version = current["metadata"]["resourceVersion"]
         body = {**body, "metadata": {**body["metadata"], "resourceVersion": version}}
-        batch.replace_namespaced_cron_job(name, namespace, _untyped(body))
+        cronjobs.replace_cronjob(name, body)
         changes.updated.append(name)
     for name in existing.keys() - wanted.keys():
-        try:
-            batch.delete_namespaced_cron_job(name, namespace, propagation_policy="Background")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        cronjobs.delete_cronjob(name)
         changes.deleted.append(name)
     log.info(
         "resync cronjobs reconciled",
         extra=logs.extra(created=changes.created, updated=changes.updated, deleted=changes.deleted),
     )
     return changes
-
-
-def _untyped(body: dict[str, Any]) -> Any:
-    """The client's stubs ask for model objects; it serialises plain dicts just the same."""
-    return body
 
 
 def _same(current: dict[str, Any], desired: dict[str, Any]) -> bool:

@@ -64,7 +64,8 @@ def waiting_job_name(target: str, active_job: str) -> str:
     ends, the leader un-suspends the Job that waits for A; it converges the branch head as
     it is then, which includes every SHA folded into it. A push arriving while that Job runs
     waits behind it under a name hashed from its own name, so a chain never repeats a name,
-    and a burst of pushes costs at most one running and one waiting Job.
+    and a burst of pushes costs at most one running and one waiting Job (one more for every
+    `coalescing.MAX_RECORDED` pushes that arrive while one converge runs).
     """
     return dns_label(f"hooksync-{target}-apply-next-{_digest(active_job)}")
 
@@ -99,8 +100,10 @@ def build_job(
     pr_number: int | None = None,
     suspend: bool = False,
     coalesced_shas: Sequence[str] = (),
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """A batch/v1 Job that runs `hooksync-job {mode}` for `target`, named by `job_name`.
+    """A batch/v1 Job that runs `hooksync-job {mode}` for `target`, named by `job_name`
+    unless `name` says otherwise.
 
     Only a preview passes `sha` to the container: apply and resync converge the branch head
     as fetched when they run, so an old event cannot roll a namespace back; `sha` then only
@@ -108,10 +111,18 @@ def build_job(
     configuration names none: the Job goes to the receiver's own namespace.
     """
     return _job(
-        config, target, mode, sha, ref, delivery_id,
-        name=job_name(target.name, mode, sha), pr_number=pr_number, suspend=suspend,
-        coalesced_shas=coalesced_shas, waits_for=None,
-    )  # fmt: skip
+        config,
+        target,
+        mode,
+        sha,
+        ref,
+        delivery_id,
+        name=name or job_name(target.name, mode, sha),
+        pr_number=pr_number,
+        suspend=suspend,
+        coalesced_shas=coalesced_shas,
+        waits_for=None,
+    )
 
 
 def build_waiting_job(
@@ -130,10 +141,18 @@ def build_waiting_job(
     pushes have paused (see `coalescing.BurstWindow`).
     """
     job = _job(
-        config, target, "apply", sha, ref, delivery_id,
-        name=waiting_job_name(target.name, active_job), pr_number=None, suspend=True,
-        coalesced_shas=coalesced_shas, waits_for=active_job,
-    )  # fmt: skip
+        config,
+        target,
+        "apply",
+        sha,
+        ref,
+        delivery_id,
+        name=waiting_job_name(target.name, active_job),
+        pr_number=None,
+        suspend=True,
+        coalesced_shas=coalesced_shas,
+        waits_for=active_job,
+    )
     if pushed_at is not None:
         job["metadata"]["annotations"][names.LAST_PUSH] = rfc3339(pushed_at, milliseconds=True)
     return job

@@ -43,9 +43,3 @@ class UnsupportedContentType(RejectedDelivery):
     """The body's content type is not one the provider's parser reads (415)."""
 
     status: ClassVar[int] = 415
-
-
-def check_body_size(length: int, limit: int) -> None:
-    """Refuse a body of `length` bytes (or a Content-Length announcing it) over `limit`."""
-    if length > limit:
-        raise PayloadTooLarge(f"body is {length} bytes; the limit is {limit} (maxBodyBytes)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
 from hooksync.refs import is_valid_branch_name, is_valid_ref_name, is_valid_sha
@@ -29,30 +29,44 @@ TAG_PREFIX: Final = "refs/tags/"
 # What each parser reads of a body (see receiver.intake.jsonbody for how shapes are read).
 _GITHUB_FIELDS: Final[dict[str, dict[str, Shape | None]]] = {
     "push": {
-        "ref": None, "before": None, "after": None, "deleted": None,
-        "repository": {"full_name": None}, "commits": [{"id": None}],
+        "ref": None,
+        "before": None,
+        "after": None,
+        "deleted": None,
+        "repository": {"full_name": None},
+        "commits": [{"id": None}],
     },
     "pull_request": {
-        "action": None, "number": None, "repository": {"full_name": None},
+        "action": None,
+        "number": None,
+        "repository": {"full_name": None},
         "pull_request": {
             "base": {"ref": None, "repo": {"full_name": None}},
             "head": {"sha": None, "repo": {"full_name": None}},
         },
     },
     "ping": {"zen": None, "hook_id": None},
-}  # fmt: skip
+}
 _GITLAB_PUSH_FIELDS: Final[dict[str, Shape | None]] = {
-    "ref": None, "before": None, "after": None,
-    "project": {"path_with_namespace": None}, "commits": [{"id": None}],
-}  # fmt: skip
+    "ref": None,
+    "before": None,
+    "after": None,
+    "project": {"path_with_namespace": None},
+    "commits": [{"id": None}],
+}
 _GITLAB_MERGE_REQUEST_FIELDS: Final[dict[str, Shape | None]] = {
     "project": {"path_with_namespace": None},
     "object_attributes": {
-        "action": None, "oldrev": None, "iid": None, "target_branch": None,
-        "last_commit": {"id": None}, "source_project_id": None, "target_project_id": None,
+        "action": None,
+        "oldrev": None,
+        "iid": None,
+        "target_branch": None,
+        "last_commit": {"id": None},
+        "source_project_id": None,
+        "target_project_id": None,
         "source": {"path_with_namespace": None},
     },
-}  # fmt: skip
+}
 
 # GitLab System Hooks may lack object_kind; these header values say what the body is then.
 _GITLAB_HEADER_KINDS: Final = {
@@ -130,7 +144,12 @@ def parse_github(
     been checked on the raw body before this is called. Raises UnsupportedContentType (415)
     or MalformedDelivery (400).
     """
-    text, what = _github_json(body, content_type)
+    text: bytes | str = body
+    what = "body"
+    if body_format(GITHUB, content_type) == "form":
+        text, what = _form_payload(body), "payload"
+    else:
+        _checked_utf8(body)
     if not event_name:
         raise MalformedDelivery("X-GitHub-Event header is missing")
     delivery = _delivery_id(delivery_id, "X-GitHub-Delivery")
@@ -145,12 +164,20 @@ def parse_github(
     return _github_ping(doc, delivery)
 
 
-def parse_gitlab(body: bytes, event_header: str | None, delivery_id: str | None) -> Event:
-    """Turn a GitLab delivery (raw JSON body, X-Gitlab-Event) into an event.
+def parse_gitlab(
+    body: bytes,
+    event_header: str | None,
+    delivery_id: str | None,
+    *,
+    content_type: str | None = None,
+) -> Event:
+    """Turn a GitLab delivery (raw JSON body, X-Gitlab-Event, Content-Type) into an event.
 
     Routes on the body's `object_kind` (then `event_name`, then the header), so project,
-    group and System Hooks all work. Raises MalformedDelivery (400).
+    group and System Hooks all work. The token or signature must have been checked before
+    this is called. Raises UnsupportedContentType (415) or MalformedDelivery (400).
     """
+    body_format(GITLAB, content_type)
     document = JSONBody(_checked_utf8(body), "body")
     delivery = _delivery_id(delivery_id, "delivery id")
     kind = _gitlab_kind(document, event_header)
@@ -161,29 +188,42 @@ def parse_gitlab(body: bytes, event_header: str | None, delivery_id: str | None)
     return IgnoredEvent(f"GitLab event {_show(kind or event_header)} is not one hooksync acts on")
 
 
-# GitHub
+def body_format(provider: str, content_type: str | None) -> Literal["json", "form"]:
+    """How a delivery's body is read, from its Content-Type; UnsupportedContentType (415)
+    for any type the provider does not send.
 
-
-def _github_json(body: bytes, content_type: str | None) -> tuple[bytes | str, str]:
-    """The JSON document of a delivery, checked to be UTF-8, and what to call it in reasons."""
+    Both parsers check it after the signature, so a delivery that is not signed gets 401
+    whatever its content type. GitHub sends JSON, or a form when the webhook is set to
+    form-encoded; GitLab sends JSON, and a delivery without the header is read as JSON.
+    """
+    if provider == GITLAB and not content_type:
+        return "json"
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type == "application/json":
-        return _checked_utf8(body), "body"
+        return "json"
+    if provider == GITLAB:
+        raise UnsupportedContentType(f"content type {_show(media_type)} is not application/json")
     if media_type == "application/x-www-form-urlencoded":
-        return _form_payload(body), "payload"
+        return "form"
     raise UnsupportedContentType(
         f"content type {_show(media_type) if media_type else '(none)'} is not handled; "
         "set the GitHub webhook's content type to application/json"
     )
 
 
+# GitHub
+
+
 def _form_payload(body: bytes) -> str:
     """The `payload` field of a form-encoded GitHub delivery."""
     try:
         fields = parse_qsl(
-            _utf8(body), keep_blank_values=True, encoding="utf-8", errors="strict",
+            _utf8(body),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
             max_num_fields=32,
-        )  # fmt: skip
+        )
     except UnicodeDecodeError:
         raise MalformedDelivery("payload is not UTF-8 once percent-decoded") from None
     except ValueError:
@@ -228,10 +268,16 @@ def _github_pull_request(doc: dict[str, Any], delivery: str | None) -> Event:
     # GitHub repository names ignore case, so a differently cased name is the same repository.
     is_fork = head_repo is None or head_repo.lower() != base_repo.lower()
     return PreviewEvent(
-        provider=GITHUB, repo=repo, base_branch=base_branch, head_sha=head_sha,
-        head_repo=head_repo, number=number, is_fork=is_fork, action=action,
+        provider=GITHUB,
+        repo=repo,
+        base_branch=base_branch,
+        head_sha=head_sha,
+        head_repo=head_repo,
+        number=number,
+        is_fork=is_fork,
+        action=action,
         delivery_id=delivery,
-    )  # fmt: skip
+    )
 
 
 def _github_ping(doc: dict[str, Any], delivery: str | None) -> PingEvent:
@@ -291,10 +337,16 @@ def _gitlab_merge_request(doc: dict[str, Any], delivery: str | None) -> Event:
     if _optional(doc, "object_attributes.source") is not None:
         head_repo = _repo(doc, "object_attributes.source.path_with_namespace", GITLAB)
     return PreviewEvent(
-        provider=GITLAB, repo=repo, base_branch=base_branch, head_sha=head_sha,
-        head_repo=head_repo, number=number, is_fork=source_id != target_id, action=action,
+        provider=GITLAB,
+        repo=repo,
+        base_branch=base_branch,
+        head_sha=head_sha,
+        head_repo=head_repo,
+        number=number,
+        is_fork=source_id != target_id,
+        action=action,
         delivery_id=delivery,
-    )  # fmt: skip
+    )
 
 
 # Shared by both providers
@@ -312,10 +364,16 @@ def _push_event(
 ) -> PushEvent:
     name = ref.removeprefix(BRANCH_PREFIX if kind == "branch" else TAG_PREFIX)
     return PushEvent(
-        provider=provider, repo=repo, ref=ref, after=after, before=before,
-        branch=name if kind == "branch" else None, tag=name if kind == "tag" else None,
-        commits=commits, delivery_id=delivery,
-    )  # fmt: skip
+        provider=provider,
+        repo=repo,
+        ref=ref,
+        after=after,
+        before=before,
+        branch=name if kind == "branch" else None,
+        tag=name if kind == "tag" else None,
+        commits=commits,
+        delivery_id=delivery,
+    )
 
 
 def _deletion(kind: str, ref: str, repo: str) -> IgnoredEvent:

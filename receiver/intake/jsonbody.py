@@ -67,9 +67,13 @@ def json_kind(value: object) -> str:
     if value is None:
         return "null"
     return {
-        bool: "a boolean", int: "a number", float: "a number", str: "a string",
-        list: "a list", dict: "an object",
-    }.get(type(value), type(value).__name__)  # fmt: skip
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
 
 
 def _decide(data: bytes | str, what: str) -> dict[str, Any]:

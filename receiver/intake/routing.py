@@ -1,6 +1,6 @@
 """Which targets an event reaches, and in which mode; or, when none, why not.
 
-Pure: an event and the configured targets in, routes and a one-line reason out.
+Pure: an event and the configured targets in, the Jobs it asks for and a one-line reason out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ PREVIEW = "preview"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Route:
+class JobRequest:
     """One Job to start: `target` in `mode`, prompted by commit `sha` on `ref`.
 
     For apply the Job converges the branch head as fetched when it runs (a webhook is a nudge);
@@ -30,14 +30,13 @@ class Route:
     ref: str
     delivery_id: str | None = None
     pr_number: int | None = None
-    commits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Routing:
-    """The routes for one event; `reason` says in one line what was decided, or why nothing."""
+    """The Jobs one event asks for; `reason` says in one line what was decided, or why nothing."""
 
-    routes: tuple[Route, ...]
+    requests: tuple[JobRequest, ...]
     reason: str
 
 
@@ -69,18 +68,17 @@ def _route_push(event: PushEvent, targets: Sequence[Target]) -> Routing:
     followers = _following(event.provider, event.repo, event.branch, targets)
     if not followers:
         return Routing((), f"no target follows {event.repo} branch {event.branch}")
-    routes = tuple(
-        Route(
+    requests = tuple(
+        JobRequest(
             target=target,
             mode=APPLY,
             sha=event.after,
             ref=event.ref,
             delivery_id=event.delivery_id,
-            commits=event.commits,
         )
         for target in followers
     )
-    return Routing(routes, _routed(routes))
+    return Routing(requests, _routed(requests))
 
 
 def _route_preview(event: PreviewEvent, targets: Sequence[Target]) -> Routing:
@@ -99,8 +97,8 @@ def _route_preview(event: PreviewEvent, targets: Sequence[Target]) -> Routing:
             f"{change} comes from fork {source}; target {_names(previewing)} does not preview "
             "forks (previewsFromForks: false)",
         )
-    routes = tuple(
-        Route(
+    requests = tuple(
+        JobRequest(
             target=target,
             mode=PREVIEW,
             sha=event.head_sha,
@@ -110,7 +108,7 @@ def _route_preview(event: PreviewEvent, targets: Sequence[Target]) -> Routing:
         )
         for target in allowed
     )
-    return Routing(routes, _routed(routes))
+    return Routing(requests, _routed(requests))
 
 
 def _following(provider: str, repo: str, branch: str, targets: Sequence[Target]) -> list[Target]:
@@ -134,9 +132,9 @@ def _change_name(event: PreviewEvent) -> str:
     return f"pull request #{event.number}"
 
 
-def _routed(routes: Sequence[Route]) -> str:
-    first = routes[0]
-    return f"{first.mode} {first.sha[:7]} for target {_names([r.target for r in routes])}"
+def _routed(requests: Sequence[JobRequest]) -> str:
+    first = requests[0]
+    return f"{first.mode} {first.sha[:7]} for target {_names([r.target for r in requests])}"
 
 
 def _names(targets: Sequence[Target]) -> str:

@@ -5,109 +5,111 @@ Everything shown is HTML-escaped: refs, messages and object names come from payl
 
 from __future__ import annotations
 
-import html
-import json
-from typing import Any
+from dataclasses import dataclass
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from hooksync import names
 from hooksync.summary import RunSummary
-from receiver.app import ReceiverState
-from receiver.dispatch import coalescing
+from receiver import jobview
+from receiver.jobapi import ApiUnavailable, JobApi
+from receiver.pages._html import document, e, page_response, text_response
 from receiver.reporting.links import LinkError, check_run
-from receiver.reporting.loop import last_termination_message
+from receiver.state import ReceiverState
 
 LOG_LINES = 40
+LOG_UNAVAILABLE = "(log not available)"
 
-_STYLE = (
-    "body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#222}"
-    "table{border-collapse:collapse}td,th{padding:.2rem .8rem .2rem 0;text-align:left;"
-    "vertical-align:top}pre{background:#f4f4f4;padding:.8rem;overflow-x:auto}"
-    ".success,.no-op{color:#17692c}.failure{color:#b3261e}code{font-size:13px}"
-)
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What the page is made of, as the API server returned it."""
+
+    job: jobview.Job
+    summary: RunSummary | None
+    log_tail: str
+
+
+# -- the route (I/O) -------------------------------------------------------------------------
 
 
 def run_page_route(state: ReceiverState) -> Route:
+    """The `/runs/{job}` route: a link signed with any configured link key opens it."""
+
     async def run_page(request: Request) -> Response:
         job = request.path_params["job"]
         signature = request.query_params.get("sig", "")
-        keys = state.secrets.link_keys
         try:
-            if not keys:
-                raise LinkError("no link key configured")
-            check_run(keys[0], job, signature, state.config.link_ttl_seconds)
+            check_run(state.secrets.link_keys, job, signature, state.config.link_ttl_seconds)
         except LinkError:
-            return PlainTextResponse("forbidden\n", status_code=403)
-        page = await run_in_threadpool(render_run, state, job)
-        if page is None:
-            return PlainTextResponse("run not found (finished runs are kept for a while)\n",
-                                     status_code=404)  # fmt: skip
-        return HTMLResponse(page)
+            return text_response("forbidden\n", 403)
+        try:
+            inputs = await run_in_threadpool(gather, state.jobs, job)
+        except ApiUnavailable:
+            return text_response(
+                "API server unreachable; try again shortly\n", 503, {"Retry-After": "10"}
+            )
+        if inputs is None:
+            return text_response("run not found (finished runs are kept for a while)\n", 404)
+        return page_response(page(inputs.job, inputs.summary, inputs.log_tail))
 
     return Route("/runs/{job}", run_page, methods=["GET"])
 
 
-def render_run(state: ReceiverState, job_name: str) -> str | None:
-    batch, core = client.BatchV1Api(state.api), client.CoreV1Api(state.api)
+def gather(jobs: JobApi, name: str) -> RunInputs | None:
+    """The Job, its summary (saved on it, else its last pod's message) and its log's tail;
+    None when there is no such Job."""
+    job = jobs.read_job(name)
+    if job is None:
+        return None
+    summary = jobview.summary(job)
+    if summary is None:
+        message = jobs.last_termination_message(name)
+        summary = RunSummary.from_json(message) if message else None
     try:
-        answer = batch.read_namespaced_job(job_name, state.namespace, _preload_content=False,
-                                           _request_timeout=(2, 5))  # fmt: skip
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    job: dict[str, Any] = json.loads(answer.data)  # type: ignore[attr-defined]
-    annotations = (job.get("metadata") or {}).get("annotations") or {}
-    summary_text = annotations.get(names.SUMMARY) or last_termination_message(
-        core, state.namespace, job_name
-    )
-    summary = RunSummary.from_json(summary_text) if summary_text else None
-    log_tail = _log_tail(core, state.namespace, job_name)
-    return page(job, summary, log_tail)
+        log_tail = jobs.log_tail(name, LOG_LINES)
+    except ApiUnavailable:
+        log_tail = LOG_UNAVAILABLE
+    return RunInputs(job, summary, log_tail)
 
 
-def page(job: dict[str, Any], summary: RunSummary | None, log_tail: str) -> str:
+# -- what to show (pure) ---------------------------------------------------------------------
+
+
+def page(job: jobview.Job, summary: RunSummary | None, log_tail: str) -> str:
     """The run page's HTML (pure, every value escaped)."""
-    e = html.escape
     metadata = job.get("metadata") or {}
-    labels = metadata.get("labels") or {}
-    annotations = metadata.get("annotations") or {}
+    annotations = jobview.annotations_of(job)
     status = job.get("status") or {}
-    state = "running"
-    if coalescing.is_finished(job):
-        state = "failed" if status.get("failed") and not status.get("succeeded") else "finished"
-    elif coalescing.is_suspended(job):
-        state = "waiting"
+    name = jobview.name_of(job)
+    state = jobview.state(job)
     rows = [
-        ("target", labels.get(names.TARGET, "")),
-        ("mode", labels.get(names.MODE, "")),
-        ("state", state),
-        ("commits", ", ".join(coalescing.job_shas(job))),
-        ("ref", annotations.get(names.REF, "")),
-        ("pull request", annotations.get(names.PULL_REQUEST, "")),
-        ("created", metadata.get("creationTimestamp", "")),
-        ("started", status.get("startTime", "")),
-        ("finished", status.get("completionTime", "")),
+        ("target", e(jobview.label(job, names.TARGET) or "")),
+        ("mode", e(jobview.label(job, names.MODE) or "")),
+        ("state", f"<span class='state {state}'>{state}</span>"),
+        ("commits", e(", ".join(jobview.job_shas(job)))),
+        ("ref", e(annotations.get(names.REF, ""))),
+        ("pull request", e(annotations.get(names.PULL_REQUEST, ""))),
+        ("created", e(metadata.get("creationTimestamp", ""))),
+        ("started", e(status.get("startTime", ""))),
+        ("finished", e(jobview.finished_time(job) or "")),
     ]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>hooksync run {e(metadata.get('name', ''))}</title><style>{_STYLE}</style>",
-        f"</head><body><h1>Run <code>{e(metadata.get('name', ''))}</code></h1><table>",
-    ]
-    parts += [f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows if v]
+    parts = [f"<h1>Run <code>{e(name)}</code></h1><table>"]
+    parts += [f"<tr><th>{e(k)}</th><td>{v}</td></tr>" for k, v in rows if v]
     parts.append("</table>")
+    failure = jobview.failure_reason(job)
     if summary is not None:
+        result = jobview.run_result(job, summary)
         counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
         parts.append(
-            f"<h2>Result: <span class='{e(summary.result)}'>{e(summary.result)}</span></h2>"
+            f"<h2>Result: <span class='result {e(result)}'>{e(result)}</span></h2>"
             f"<p>{e(summary.message)}</p><p>{e(counts)}</p>"
         )
+        if failure and result != summary.result:
+            parts.append(f"<p>{e(failure)}</p>")
         if summary.sha:
             parts.append(f"<p>converged <code>{e(summary.sha)}</code></p>")
         if summary.objects:
@@ -116,25 +118,12 @@ def page(job: dict[str, Any], summary: RunSummary | None, log_tail: str) -> str:
         if summary.drifted:
             items = "".join(f"<li><code>{e(o)}</code></li>" for o in summary.drifted)
             parts.append(f"<h3>Drifted</h3><ul>{items}</ul>")
+    elif failure:
+        parts.append(
+            "<h2>Result: <span class='result failure'>failure</span></h2>"
+            f"<p>the Job ended without a summary: {e(failure)}</p>"
+        )
     else:
         parts.append("<h2>No summary yet</h2>")
     parts.append(f"<h3>Log (last {LOG_LINES} lines)</h3><pre>{e(log_tail) or '(empty)'}</pre>")
-    parts.append("</body></html>")
-    return "".join(parts)
-
-
-def _log_tail(core: client.CoreV1Api, namespace: str, job: str) -> str:
-    try:
-        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}",
-                                        _request_timeout=(2, 5)).items  # fmt: skip
-        if not pods:
-            return ""
-        pods.sort(key=lambda p: str(p.metadata.creation_timestamp if p.metadata else ""))
-        newest = pods[-1].metadata
-        if newest is None or newest.name is None:
-            return ""
-        text = core.read_namespaced_pod_log(newest.name, namespace, tail_lines=LOG_LINES,
-                                            _request_timeout=(2, 5))  # fmt: skip
-        return str(text)
-    except (ApiException, OSError):
-        return "(log not available)"
+    return document(f"hooksync run {name}", "".join(parts))

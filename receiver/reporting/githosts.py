@@ -117,8 +117,7 @@ class GitLabStatuses:
                 raise HostUnavailable(f"GitLab answered {code}", self._throttled_for) from None
             if code >= 500:
                 raise HostUnavailable(f"GitLab answered {code}", 0) from None
-            if code in (401, 403, 404):
-                raise HostRejected(f"GitLab answered {code}: {message[:200]}") from None
+            # Anything else (401, 403, 404, other 4xx) will not change by trying again.
             raise HostRejected(f"GitLab answered {code}: {message[:200]}") from None
         except (requests.RequestException, OSError) as exc:
             raise HostUnavailable(f"GitLab unreachable: {type(exc).__name__}", 0) from None

@@ -13,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 from hooksync import names
 from hooksync.leases import lease_expired
+from receiver.jobapi import API_TIMEOUT
 
 log = logging.getLogger("hooksync.receiver")
 
@@ -69,7 +70,7 @@ class LeaderElector:
         now = _now()
         try:
             lease = self.coordination.read_namespaced_lease(
-                LEASE_NAME, self.namespace, _request_timeout=(2, 5)
+                LEASE_NAME, self.namespace, _request_timeout=API_TIMEOUT
             )
         except ApiException as exc:
             if exc.status != 404:
@@ -88,7 +89,7 @@ class LeaderElector:
             )
             try:
                 self.coordination.create_namespaced_lease(
-                    self.namespace, body, _request_timeout=(2, 5)
+                    self.namespace, body, _request_timeout=API_TIMEOUT
                 )
             except ApiException as create_exc:
                 if create_exc.status == 409:
@@ -108,8 +109,9 @@ class LeaderElector:
         lease.spec = spec
         try:
             # The resourceVersion in `lease` makes this a compare-and-swap between replicas.
-            self.coordination.replace_namespaced_lease(LEASE_NAME, self.namespace, lease,
-                                                       _request_timeout=(2, 5))  # fmt: skip
+            self.coordination.replace_namespaced_lease(
+                LEASE_NAME, self.namespace, lease, _request_timeout=API_TIMEOUT
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return False

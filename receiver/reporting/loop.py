@@ -14,20 +14,15 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
 from typing import Any
-
-import orjson
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from hooksync import logs, names
 from hooksync.config import Config, ConfigError, Target
 from hooksync.summary import RunSummary
 from hooksync.times import parse_rfc3339
-from receiver.app import ReceiverState
-from receiver.dispatch import coalescing
-from receiver.dispatch.dispatcher import burst_window, job_selector, list_jobs, release_job
+from receiver import jobview
+from receiver.dispatch.coalescing import BurstWindow, to_release
+from receiver.jobapi import job_selector
 from receiver.reporting import records
 from receiver.reporting.githosts import (
     GitHubStatuses,
@@ -36,13 +31,15 @@ from receiver.reporting.githosts import (
     HostUnavailable,
 )
 from receiver.reporting.leader import LeaderElector
-from receiver.reporting.links import run_url
+from receiver.reporting.links import run_link
 from receiver.reporting.statuses import (
     StatusReport,
+    carried_shas,
     final_reports,
-    job_failure_reason,
+    owned_reports,
     pending_reports,
 )
+from receiver.state import ReceiverState
 
 log = logging.getLogger("hooksync.receiver")
 
@@ -58,8 +55,7 @@ class Reporter:
     def __init__(self, state: ReceiverState, elector: LeaderElector) -> None:
         self.state = state
         self.elector = elector
-        self.batch = client.BatchV1Api(state.api)
-        self.core = client.CoreV1Api(state.api)
+        self.jobs = state.jobs
         self.stop = threading.Event()
         self._hosts: dict[str, Any] = {}
         self._hosts_config: Config | None = None
@@ -87,22 +83,18 @@ class Reporter:
             if not self.elector.is_leader.is_set():
                 continue
             try:
-                selector = job_selector(mode="apply", unreported=True)
-                jobs = list_jobs(self.batch, self.state.namespace, selector)
-                window = burst_window(self.state.config)
-                for job in coalescing.to_release(jobs, time.time(), window):
-                    release_job(self.batch, self.state.namespace, coalescing.name_of(job))
+                jobs = self.jobs.list_jobs(job_selector(mode="apply", unreported=True))
+                window = BurstWindow.of(self.state.config)
+                for job in to_release(jobs, time.time(), window):
+                    self.jobs.release(jobview.name_of(job))
             except Exception as exc:  # the next tick retries
                 log.debug("release pass failed", extra={"reason": str(exc)})
 
     def pass_once(self) -> None:
         # Reported Jobs stay until their TTL; they need nothing more, so they are not listed.
-        jobs = list_jobs(self.batch, self.state.namespace, job_selector(unreported=True), (2, 10))
-        apply_jobs = [j for j in jobs if _label(j, names.MODE) == "apply"]
+        jobs = self.jobs.list_jobs(job_selector(unreported=True))
         # Waiting Jobs are released by release_loop, which posting statuses cannot delay.
-        self._carried = {
-            sha: coalescing.name_of(j) for j in apply_jobs for sha in coalescing.job_shas(j)
-        }
+        self._carried = carried_shas(jobs)
         for job in jobs:
             if self.stop.is_set() or not self.elector.is_leader.is_set():
                 return
@@ -111,35 +103,31 @@ class Reporter:
     # -- one Job -------------------------------------------------------------------------
 
     def report(self, job: dict[str, Any]) -> None:
-        name = coalescing.name_of(job)
-        annotations = coalescing.annotations_of(job)
-        target = self._target(_label(job, names.TARGET))
+        name = jobview.name_of(job)
+        annotations = jobview.annotations_of(job)
+        target = self._target(jobview.label(job, names.TARGET))
         if annotations.get(names.REPORTED) == names.REPORTED_COMPLETE or target is None:
-            self._finish(job)
+            self.jobs.finish(job)
             return
-        if not coalescing.is_finished(job):
+        if not jobview.is_finished(job):
             posted = self._post_all(target, name, pending_reports(job))
             if posted:
-                done = coalescing.annotation_list(job, names.REPORTED_PENDING) + posted
-                self._annotate(name, {names.REPORTED_PENDING: ",".join(dict.fromkeys(done))})
+                done = jobview.annotation_list(job, names.REPORTED_PENDING) + posted
+                self.jobs.annotate(name, {names.REPORTED_PENDING: ",".join(dict.fromkeys(done))})
             return
         summary = self._summary(job)
-        reports = final_reports(job, summary, job_failure_reason(job))
-        # A run that deployed the branch head whose push is on another Job (folded into the
-        # one waiting behind it) leaves that SHA to the other Job: one final status per SHA,
-        # and no "pending" from the other Job after this one's "success".
-        own = set(coalescing.job_shas(job))
-        reports = [r for r in reports if r.sha in own or self._carried.get(r.sha, name) == name]
-        already = set(coalescing.annotation_list(job, names.REPORTED_FINAL))
+        reports = final_reports(job, summary, jobview.failure_reason(job))
+        reports = owned_reports(job, reports, self._carried)
+        already = set(jobview.annotation_list(job, names.REPORTED_FINAL))
         todo = [r for r in reports if r.sha not in already]
         posted = self._post_all(target, name, todo)
         if len(posted) < len(todo):
             if posted:
                 record = ",".join(dict.fromkeys([*already, *posted]))
-                self._annotate(name, {names.REPORTED_FINAL: record})
+                self.jobs.annotate(name, {names.REPORTED_FINAL: record})
             return
         self._record_result(job, target, summary)
-        updated = self._annotate(
+        updated = self.jobs.annotate(
             name,
             {
                 names.REPORTED: names.REPORTED_COMPLETE,
@@ -147,7 +135,7 @@ class Reporter:
             },
         )
         if updated is not None:
-            self._finish(updated)
+            self.jobs.finish(updated)
 
     def _post_all(self, target: Target, job: str, reports: list[StatusReport]) -> list[str]:
         """Post in order; stop at the first the host cannot take now, or once this Job has
@@ -188,9 +176,14 @@ class Reporter:
             self.state.metrics.statuses.labels(provider, "posted").inc()
             log.info(
                 "status posted",
-                extra=logs.extra(job=job, target=target.name, commit=report.sha,
-                                 state=report.state, context=report.context),
-            )  # fmt: skip
+                extra=logs.extra(
+                    job=job,
+                    target=target.name,
+                    commit=report.sha,
+                    state=report.state,
+                    context=report.context,
+                ),
+            )
             posted.append(report.sha)
         return posted
 
@@ -198,31 +191,26 @@ class Reporter:
 
     def _summary(self, job: dict[str, Any]) -> RunSummary | None:
         """The run's summary: saved on the Job, else read from its last pod and saved."""
-        annotations = coalescing.annotations_of(job)
-        if names.SUMMARY in annotations:
-            return RunSummary.from_json(annotations[names.SUMMARY])
-        name = coalescing.name_of(job)
-        message = last_termination_message(self.core, self.state.namespace, name)
+        if names.SUMMARY in jobview.annotations_of(job):
+            return jobview.summary(job)
+        name = jobview.name_of(job)
+        message = self.jobs.last_termination_message(name)
         summary = RunSummary.from_json(message) if message else None
         if summary is not None:
-            self._annotate(name, {names.SUMMARY: summary.to_json()})
+            self.jobs.annotate(name, {names.SUMMARY: summary.to_json()})
         return summary
 
     def _record_result(
         self, job: dict[str, Any], target: Target, summary: RunSummary | None
     ) -> None:
-        mode = _label(job, names.MODE) or "apply"
+        mode = jobview.label(job, names.MODE) or "apply"
         metrics = self.state.metrics
-        result = summary.result if summary else "failure"
-        if job_failure_reason(job):
-            result = "failure"
+        result = jobview.run_result(job, summary)
         metrics.converges.labels(target.name, mode, result).inc()
         status = job.get("status") or {}
         # A failed Job has no completionTime; its Failed condition says when it ended.
-        started, ended = (
-            parse_rfc3339(status.get("startTime")),
-            parse_rfc3339(records.finished_time(job)),
-        )
+        started = parse_rfc3339(status.get("startTime"))
+        ended = parse_rfc3339(jobview.finished_time(job))
         if started and ended:
             metrics.converge_seconds.labels(target.name, mode).observe(ended - started)
         if mode != "preview" and summary and summary.sha and result in ("success", "no-op"):
@@ -259,65 +247,7 @@ class Reporter:
         return self._hosts[provider]
 
     def _link(self, job: str) -> str | None:
-        keys = self.state.secrets.link_keys
-        return run_url(self.state.config.public_url, keys[0], job) if keys else None
-
-    def _annotate(self, job: str, annotations: Mapping[str, str]) -> dict[str, Any] | None:
-        """Record `annotations` on `job`; the Job as it is now, or None once it is gone."""
-        try:
-            answer = self.batch.patch_namespaced_job(
-                job, self.state.namespace, {"metadata": {"annotations": dict(annotations)}},
-                _preload_content=False, _request_timeout=(2, 10),
-            )  # fmt: skip
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            return None
-        updated: dict[str, Any] = orjson.loads(answer.data)  # type: ignore[attr-defined]
-        return updated
-
-    def _finish(self, job: dict[str, Any]) -> None:
-        """Once every status of `job` is out: drop its finalizer, and label it reported so
-        the leader no longer lists it (one compare-and-swap: if it fails, the next pass still
-        lists the Job and tries again)."""
-        metadata = job.get("metadata") or {}
-        finalizers = metadata.get("finalizers") or []
-        labelled = (metadata.get("labels") or {}).get(names.REPORTED) == names.REPORTED_COMPLETE
-        if labelled and names.STATUS_FINALIZER not in finalizers:
-            return
-        remaining = [f for f in finalizers if f != names.STATUS_FINALIZER]
-        patch = {"metadata": {"finalizers": remaining or None,
-                              "labels": {names.REPORTED: names.REPORTED_COMPLETE},
-                              "resourceVersion": metadata.get("resourceVersion")}}  # fmt: skip
-        try:
-            self.batch.patch_namespaced_job(
-                coalescing.name_of(job), self.state.namespace, patch,
-                _preload_content=False, _request_timeout=(2, 10),
-            )  # fmt: skip
-        except ApiException as exc:
-            if exc.status not in (404, 409):  # 409: changed since listed; next pass retries
-                raise
-
-
-def last_termination_message(core: client.CoreV1Api, namespace: str, job: str) -> str | None:
-    """The termination message of the newest terminated pod of `job`."""
-    answer = core.list_namespaced_pod(
-        namespace, label_selector=f"job-name={job}", _preload_content=False,
-        _request_timeout=(2, 10),
-    )  # fmt: skip
-    pods = orjson.loads(answer.data)["items"]  # type: ignore[attr-defined]
-    pods.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
-    for pod in reversed(pods):
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            terminated = (status.get("state") or {}).get("terminated")
-            if terminated and terminated.get("message"):
-                return str(terminated["message"])
-    return None
-
-
-def _label(job: Mapping[str, Any], key: str) -> str | None:
-    value = ((job.get("metadata") or {}).get("labels") or {}).get(key)
-    return str(value) if value else None
+        return run_link(self.state.config.public_url, self.state.secrets.link_keys, job)
 
 
 def identity() -> str:
@@ -336,5 +266,4 @@ def start_reporting(state: ReceiverState) -> list[threading.Event]:
     threading.Thread(target=elector.run, name="leader-election", daemon=True).start()
     threading.Thread(target=reporter.run, name="status-reporter", daemon=True).start()
     threading.Thread(target=reporter.release_loop, name="job-releaser", daemon=True).start()
-    state.elector = elector
     return [elector.stop, reporter.stop]

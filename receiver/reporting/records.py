@@ -21,11 +21,12 @@ from hooksync import names
 from hooksync.refs import is_valid_sha
 from hooksync.summary import RunSummary
 from hooksync.times import parse_rfc3339, rfc3339
+from receiver import jobview
+from receiver.jobapi import API_TIMEOUT
 
 RECORD_PREFIX = "hooksync-record-"
 RECORD_LABEL = "hooksync.dev/record"  # value "true": selects record Leases in one list call
 MESSAGE_LIMIT = 300
-API_TIMEOUT = (2.0, 10.0)
 CONFLICT_RETRIES = 5
 
 # Annotations on a record Lease.
@@ -56,13 +57,16 @@ class TargetRecord:
     applied_at: str | None = None
 
     def to_annotations(self) -> dict[str, str]:
-        values = {
-            RESULT: self.result, FINISHED: self.finished, JOB: self.job, MODE: self.mode,
+        return {
+            RESULT: self.result,
+            FINISHED: self.finished,
+            JOB: self.job,
+            MODE: self.mode,
             MESSAGE: self.message[:MESSAGE_LIMIT],
             DRIFTED: "" if self.drifted is None else str(self.drifted),
-            APPLIED_SHA: self.applied_sha or "", APPLIED_AT: self.applied_at or "",
-        }  # fmt: skip
-        return values
+            APPLIED_SHA: self.applied_sha or "",
+            APPLIED_AT: self.applied_at or "",
+        }
 
     @classmethod
     def from_annotations(cls, target: str, annotations: Mapping[str, str]) -> TargetRecord | None:
@@ -73,31 +77,20 @@ class TargetRecord:
         drifted = annotations.get(DRIFTED) or ""
         sha = annotations.get(APPLIED_SHA) or None
         return cls(
-            target=target, result=result, finished=finished, job=annotations.get(JOB, ""),
-            mode=annotations.get(MODE, ""), message=annotations.get(MESSAGE, ""),
+            target=target,
+            result=result,
+            finished=finished,
+            job=annotations.get(JOB, ""),
+            mode=annotations.get(MODE, ""),
+            message=annotations.get(MESSAGE, ""),
             drifted=int(drifted) if drifted.isdigit() else None,
             applied_sha=sha if sha and is_valid_sha(sha) else None,
             applied_at=annotations.get(APPLIED_AT) or None,
-        )  # fmt: skip
+        )
 
 
 def record_name(target: str) -> str:
     return f"{RECORD_PREFIX}{target}"
-
-
-def finished_time(job: Mapping[str, Any]) -> str | None:
-    """When a Job ended: its completionTime, else when its Complete or Failed condition came.
-
-    A failed Job has no completionTime, only the Failed condition's transition time.
-    """
-    status = job.get("status") or {}
-    if status.get("completionTime"):
-        return str(status["completionTime"])
-    for condition in status.get("conditions") or []:
-        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
-            value = condition.get("lastTransitionTime")
-            return str(value) if value else None
-    return None
 
 
 def record_from_run(
@@ -108,20 +101,24 @@ def record_from_run(
     `result` is the run's final result as the reporter decided it (a Job that failed counts as
     a failure whatever its summary says).
     """
-    metadata = job.get("metadata") or {}
-    labels = metadata.get("labels") or {}
+    labels = jobview.labels_of(job)
     target, mode = labels.get(names.TARGET), labels.get(names.MODE, "apply")
     if not target or mode == "preview":
         return None
-    finished = finished_time(job) or rfc3339(now.timestamp())
+    finished = jobview.finished_time(job) or rfc3339(now.timestamp())
     sha = summary.sha if summary is not None else None
     applied = result in _OK and sha is not None and is_valid_sha(sha)
     return TargetRecord(
-        target=str(target), result=result, finished=finished, job=str(metadata.get("name", "")),
-        mode=str(mode), message=(summary.message if summary else "")[:MESSAGE_LIMIT],
+        target=str(target),
+        result=result,
+        finished=finished,
+        job=jobview.name_of(job),
+        mode=str(mode),
+        message=(summary.message if summary else "")[:MESSAGE_LIMIT],
         drifted=summary.counts.get("drifted", 0) if summary is not None else None,
-        applied_sha=sha if applied else None, applied_at=finished if applied else None,
-    )  # fmt: skip
+        applied_sha=sha if applied else None,
+        applied_at=finished if applied else None,
+    )
 
 
 def merge(old: TargetRecord | None, new: TargetRecord) -> TargetRecord | None:
@@ -173,8 +170,9 @@ def save(api: client.ApiClient, namespace: str, record: TargetRecord) -> bool:
                 raise
             body = _lease(record.target, record.to_annotations())
             try:
-                leases.create_namespaced_lease(namespace, body, _preload_content=False,
-                                               _request_timeout=API_TIMEOUT)  # fmt: skip
+                leases.create_namespaced_lease(
+                    namespace, body, _preload_content=False, _request_timeout=API_TIMEOUT
+                )
             except ApiException as create_exc:
                 if create_exc.status == 409:
                     continue  # written meanwhile: read it and merge
@@ -186,11 +184,16 @@ def save(api: client.ApiClient, namespace: str, record: TargetRecord) -> bool:
         merged = merge(old, record)
         if merged is None:
             return False
-        patch = {"metadata": {"resourceVersion": metadata.get("resourceVersion"),
-                              "annotations": merged.to_annotations()}}  # fmt: skip
+        patch = {
+            "metadata": {
+                "resourceVersion": metadata.get("resourceVersion"),
+                "annotations": merged.to_annotations(),
+            }
+        }
         try:
-            leases.patch_namespaced_lease(name, namespace, patch, _preload_content=False,
-                                          _request_timeout=API_TIMEOUT)  # fmt: skip
+            leases.patch_namespaced_lease(
+                name, namespace, patch, _preload_content=False, _request_timeout=API_TIMEOUT
+            )
         except ApiException as exc:
             if exc.status in (404, 409):
                 continue
@@ -202,9 +205,11 @@ def save(api: client.ApiClient, namespace: str, record: TargetRecord) -> bool:
 def load(api: client.ApiClient, namespace: str) -> dict[str, TargetRecord]:
     """Every target's record in `namespace`, by target name."""
     answer = client.CoordinationV1Api(api).list_namespaced_lease(
-        namespace, label_selector=f"{RECORD_LABEL}=true", _preload_content=False,
+        namespace,
+        label_selector=f"{RECORD_LABEL}=true",
+        _preload_content=False,
         _request_timeout=API_TIMEOUT,
-    )  # fmt: skip
+    )
     found: dict[str, TargetRecord] = {}
     for lease in json.loads(answer.data)["items"]:  # type: ignore[attr-defined]
         metadata = lease.get("metadata") or {}

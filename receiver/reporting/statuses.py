@@ -3,17 +3,20 @@ state for every SHA it stood for when it ends (design rule 4: every pending stat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hooksync import names
 from hooksync.summary import RunSummary
-from receiver.dispatch.coalescing import (
+from receiver import jobview
+from receiver.jobview import (
     annotation_list,
     is_finished,
     is_suspended,
     job_shas,
+    labels_of,
+    name_of,
     waits_for,
 )
 
@@ -42,7 +45,7 @@ def pending_reports(job: Mapping[str, Any]) -> list[StatusReport]:
     """Pending statuses for SHAs on an unfinished Job that have not had one yet."""
     if is_finished(job):
         return []
-    labels = (job.get("metadata") or {}).get("labels") or {}
+    labels = labels_of(job)
     mode, target = labels.get(names.MODE, "apply"), labels.get(names.TARGET, "")
     if mode == "resync":
         return []  # a resync reports only what it changed, once it has changed it
@@ -54,8 +57,9 @@ def pending_reports(job: Mapping[str, Any]) -> list[StatusReport]:
     else:
         description = "deploying the branch head"
     context = context_for(mode, target)
-    return [StatusReport(sha, PENDING, context, description)
-            for sha in job_shas(job) if sha not in done]  # fmt: skip
+    return [
+        StatusReport(sha, PENDING, context, description) for sha in job_shas(job) if sha not in done
+    ]
 
 
 def final_reports(
@@ -66,12 +70,12 @@ def final_reports(
     `summary` is the Job's termination summary (None when the pod never wrote one);
     `failure_reason` is what the Job's Failed condition says, for that case.
     """
-    labels = (job.get("metadata") or {}).get("labels") or {}
+    labels = labels_of(job)
     mode, target = labels.get(names.MODE, "apply"), labels.get(names.TARGET, "")
     context = context_for(mode, target)
     shas = job_shas(job)
     verb = "preview" if mode == "preview" else "apply"
-    failed = job_failure_reason(job) is not None
+    failed = jobview.failure_reason(job) is not None
 
     if summary is None or summary.result in ("failure", "lease-held") or failed:
         if summary is not None and summary.result == "failure":
@@ -100,14 +104,28 @@ def final_reports(
     return reports
 
 
-def job_failure_reason(job: Mapping[str, Any]) -> str | None:
-    """The Failed condition's reason and message (deadline, backoff limit, pod failure policy)."""
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Failed" and condition.get("status") == "True":
-            reason = condition.get("reason") or "Failed"
-            message = condition.get("message") or ""
-            return f"{reason}: {message}" if message else str(reason)
-    return None
+def carried_shas(jobs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Which unreported apply Job stands for each SHA, from the leader's listing."""
+    return {
+        sha: name_of(job)
+        for job in jobs
+        if labels_of(job).get(names.MODE) == "apply"
+        for sha in job_shas(job)
+    }
+
+
+def owned_reports(
+    job: Mapping[str, Any], reports: Sequence[StatusReport], carried: Mapping[str, str]
+) -> list[StatusReport]:
+    """The final reports that are `job`'s to post.
+
+    A run that deployed the branch head whose push is on another Job (folded into the one
+    waiting behind it) leaves that SHA to the other Job: one final status per SHA, and no
+    "pending" from the other Job after this one's "success".
+    """
+    name = name_of(job)
+    own = set(job_shas(job))
+    return [r for r in reports if r.sha in own or carried.get(r.sha, name) == name]
 
 
 def shorten(text: str, limit: int) -> str:

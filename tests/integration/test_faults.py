@@ -37,7 +37,7 @@ from kubernetes.client.exceptions import ApiException
 
 from hooksync import names
 from hooksync.inventory import decode_inventory, inventory_labels, parent_name
-from receiver.dispatch.coalescing import job_shas
+from receiver.jobview import job_shas
 from world import webhooks
 from world.cluster import LocalCluster
 from world.controlplane import ControlPlane

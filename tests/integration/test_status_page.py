@@ -20,6 +20,7 @@ from kubernetes import client
 
 from hooksync import names
 from hooksync.summary import RunSummary
+from receiver.reporting.links import sign_run
 from world.cluster import LocalCluster
 from world.kubelet import wait_until
 from world.receiver import ReceiverProcess
@@ -229,3 +230,42 @@ def test_a_status_token_closes_the_page(
         # Probes and scrapes stay open: the token guards the page only.
         assert get("/healthz").status_code == 200
         assert get("/metrics").status_code == 200
+
+
+def test_run_links_open_under_every_configured_key(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "link-keys"
+    key_file.write_text("the-new-link-key\nthe-old-link-key\n")
+    document = {
+        "namespace": namespace, "jobImage": "hooksync-job:test",
+        "publicURL": "http://127.0.0.1:9", "github": {"apiURL": "http://127.0.0.1:9"},
+        "targets": [{
+            "name": "linked", "provider": "github", "repo": "acme/linked",
+            "cloneURL": "http://127.0.0.1:9/x.git", "branch": "main", "path": "deploy",
+            "namespace": "linked", "serviceAccount": "hooksync-linked",
+        }],
+    }  # fmt: skip
+    receiver = ReceiverProcess(
+        tmp_path, document, cluster.kubeconfig, args=["--no-background"],
+        env={"HOOKSYNC_LINK_KEY_FILE": str(key_file)},
+    )  # fmt: skip
+    job = "hooksync-linked-apply-6113728"
+    with receiver:
+
+        def run_page(key: str) -> httpx.Response:
+            url = f"{receiver.url}/runs/{job}"
+            return httpx.get(url, params={"sig": sign_run(key, job)}, timeout=30)
+
+        # A link either key signed passes the check and finds no such run; another key's
+        # link is refused before anything is looked up.
+        answers = {key: run_page(key) for key in ("the-new-link-key", "the-old-link-key")}
+        for key, answer in answers.items():
+            assert answer.status_code == 404, (key, answer.text)
+            assert "run not found" in answer.text
+        refused = run_page("a-key-never-configured")
+        assert refused.status_code == 403
+        for answer in [*answers.values(), refused]:
+            assert "default-src 'none'" in answer.headers["content-security-policy"]
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert answer.headers["cache-control"] == "no-store"

@@ -28,8 +28,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from hooksync import names
-from receiver.dispatch.coalescing import is_finished, is_suspended, job_shas
-from receiver.dispatch.dispatcher import job_selector, list_jobs
+from receiver.jobapi import JobApi, job_selector
+from receiver.jobview import is_finished, is_suspended, job_shas
 from receiver.reporting.leader import LEASE_NAME
 from receiver.reporting.links import sign_run
 from world.cluster import LocalCluster
@@ -191,12 +191,9 @@ def test_push_deploys_and_reports_success_with_a_run_link(github_stack: Delivery
     wait_reported(github_stack, [sha])
     assert states(github_stack, sha) == ["pending", "success"]
     # Reported, the Job stays until its TTL but drops out of what the leader lists.
-    batch = client.BatchV1Api(github_stack.api)
-    namespace = github_stack.jobs_namespace
-    listed = {n for j in list_jobs(batch, namespace, job_selector()) for n in job_shas(j)}
-    in_flight = {
-        n for j in list_jobs(batch, namespace, job_selector(unreported=True)) for n in job_shas(j)
-    }
+    listing = JobApi(github_stack.api, github_stack.jobs_namespace)
+    listed = {n for j in listing.list_jobs(job_selector()) for n in job_shas(j)}
+    in_flight = {n for j in listing.list_jobs(job_selector(unreported=True)) for n in job_shas(j)}
     assert sha in listed and sha not in in_flight
 
     page = httpx.get(status["target_url"])

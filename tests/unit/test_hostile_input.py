@@ -80,7 +80,7 @@ def _github(event: str, body: bytes, content_type: str | None = "application/jso
 def test_arbitrary_bytes_are_rejected_or_ignored(body: bytes, event: str) -> None:
     result = _github(event, body)
     if not isinstance(result, RejectedDelivery):
-        assert result.routes == ()  # random bytes never name acme/shop's main branch
+        assert result.requests == ()  # random bytes never name acme/shop's main branch
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -103,7 +103,7 @@ def test_push_payloads_with_hostile_refs_only_route_valid_branches(
     result = _github("push", json.dumps(payload).encode())
     if isinstance(result, RejectedDelivery):
         return
-    for item in result.routes:
+    for item in result.requests:
         # Whatever routed is a clean branch of the target's own repository.
         assert item.ref.startswith("refs/heads/") and is_valid_ref_name(item.ref)
         assert is_valid_branch_name(item.ref.removeprefix("refs/heads/"))

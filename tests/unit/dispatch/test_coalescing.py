@@ -6,6 +6,7 @@ from typing import Any
 
 from hooksync import names
 from receiver.dispatch.coalescing import (
+    MAX_RECORDED,
     BurstWindow,
     Create,
     CreateWaiting,
@@ -13,9 +14,9 @@ from receiver.dispatch.coalescing import (
     FoldInto,
     decide_push,
     folded_annotations,
-    job_shas,
     to_release,
 )
+from receiver.jobview import job_shas
 
 SHA_A = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 SHA_B = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
@@ -270,3 +271,29 @@ def test_folded_annotations_without_prior_annotations() -> None:
         names.DELIVERY: "",
         names.LAST_PUSH: "2025-01-01T00:01:00.000Z",
     }
+
+
+# Bursts longer than one waiting Job holds
+
+
+def full_waiting_job() -> dict[str, Any]:
+    shas = [f"{n:040x}" for n in range(1, MAX_RECORDED)]
+    return job("w", SHA_B, suspended=True, waits_for=RUNNING["metadata"]["name"], coalesced=shas)
+
+
+def test_a_full_waiting_job_gets_another_waiting_behind_it() -> None:
+    full = full_waiting_job()
+    assert len(job_shas(full)) == MAX_RECORDED
+    assert decide_push([RUNNING, full], SHA_C, "d-3") == CreateWaiting("w")
+
+
+def test_pushes_fold_into_the_end_of_the_queue_whatever_the_creation_times() -> None:
+    # Created in the same second as the full Job it waits behind: only waits-for tells them apart.
+    full = full_waiting_job()
+    behind = job(
+        "w2", SHA_C, suspended=True, waits_for="w", created=full["metadata"]["creationTimestamp"]
+    )
+    for jobs in ([RUNNING, full, behind], [behind, full, RUNNING]):
+        decision = decide_push(jobs, SHA_D, "d-4")
+        assert isinstance(decision, FoldInto)
+        assert decision.job is behind

@@ -224,6 +224,29 @@ def test_github_other_content_types_are_415(content_type: str | None) -> None:
 
 
 @pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "text/json", "; x"]
+)
+def test_gitlab_other_content_types_are_415(content_type: str) -> None:
+    name = next(iter(GITLAB_FIXTURES))
+    with pytest.raises(UnsupportedContentType) as excinfo:
+        parse_gitlab(
+            fixture_bytes(name), GITLAB_FIXTURES[name], DELIVERY, content_type=content_type
+        )
+    assert excinfo.value.status == 415
+    assert "application/json" in excinfo.value.reason
+
+
+@pytest.mark.parametrize("content_type", [None, "", "application/json; charset=utf-8"])
+def test_gitlab_json_or_no_content_type_reads_as_json(content_type: str | None) -> None:
+    name = next(iter(GITLAB_FIXTURES))
+    expected = parse_gitlab(fixture_bytes(name), GITLAB_FIXTURES[name], DELIVERY)
+    event = parse_gitlab(
+        fixture_bytes(name), GITLAB_FIXTURES[name], DELIVERY, content_type=content_type
+    )
+    assert event == expected
+
+
+@pytest.mark.parametrize(
     ("form", "expected"),
     [
         (b"other=1", "form body has no payload field"),

@@ -8,7 +8,7 @@ import pytest
 
 from hooksync.config import Target
 from receiver.intake.events import IgnoredEvent, PingEvent, PreviewEvent, PushEvent
-from receiver.intake.routing import Route, Routing, route
+from receiver.intake.routing import JobRequest, Routing, route
 
 SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 OTHER_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
@@ -72,7 +72,7 @@ def preview(
 
 
 def routed_targets(routing: Routing) -> list[str]:
-    return [r.target.name for r in routing.routes]
+    return [r.target.name for r in routing.requests]
 
 
 # Pushes
@@ -80,12 +80,12 @@ def routed_targets(routing: Routing) -> list[str]:
 
 def test_push_reaches_every_target_following_the_branch() -> None:
     routing = route(push(), TARGETS)
-    assert routing.routes == (
-        Route(target=SHOP, mode="apply", sha=SHA, ref="refs/heads/main", delivery_id="d-1",
-              commits=(OTHER_SHA, SHA)),
-        Route(target=SHOP_STAGING, mode="apply", sha=SHA, ref="refs/heads/main",
-              delivery_id="d-1", commits=(OTHER_SHA, SHA)),
-    )  # fmt: skip
+    assert routing.requests == (
+        JobRequest(target=SHOP, mode="apply", sha=SHA, ref="refs/heads/main", delivery_id="d-1"),
+        JobRequest(
+            target=SHOP_STAGING, mode="apply", sha=SHA, ref="refs/heads/main", delivery_id="d-1"
+        ),
+    )
     assert routing.reason == "apply 6113728 for target shop, shop-staging"
 
 
@@ -121,17 +121,17 @@ def test_tag_push_routes_to_nothing() -> None:
 
 def test_tag_named_like_a_followed_branch_routes_to_nothing() -> None:
     event = push(ref="refs/tags/main", branch=None, tag="main")
-    assert route(event, TARGETS).routes == ()
+    assert route(event, TARGETS).requests == ()
 
 
 def test_deleted_push_routes_to_nothing() -> None:
     routing = route(push(deleted=True), TARGETS)
-    assert routing.routes == ()
+    assert routing.requests == ()
     assert "deleted" in routing.reason
 
 
 def test_no_targets_at_all() -> None:
-    assert route(push(), ()).routes == ()
+    assert route(push(), ()).requests == ()
 
 
 # Previews
@@ -139,17 +139,29 @@ def test_no_targets_at_all() -> None:
 
 def test_pull_request_previews_the_head_on_targets_of_its_base_branch() -> None:
     routing = route(preview(), TARGETS)
-    assert routing.routes == (
-        Route(target=SHOP, mode="preview", sha=OTHER_SHA, ref="refs/pull/7/head",
-              delivery_id="d-2", pr_number=7),
-        Route(target=SHOP_STAGING, mode="preview", sha=OTHER_SHA, ref="refs/pull/7/head",
-              delivery_id="d-2", pr_number=7),
-    )  # fmt: skip
+    assert routing.requests == (
+        JobRequest(
+            target=SHOP,
+            mode="preview",
+            sha=OTHER_SHA,
+            ref="refs/pull/7/head",
+            delivery_id="d-2",
+            pr_number=7,
+        ),
+        JobRequest(
+            target=SHOP_STAGING,
+            mode="preview",
+            sha=OTHER_SHA,
+            ref="refs/pull/7/head",
+            delivery_id="d-2",
+            pr_number=7,
+        ),
+    )
 
 
 def test_merge_request_uses_gitlabs_head_ref() -> None:
     routing = route(preview(repo="acme/platform/web", provider="gitlab", number=3), TARGETS)
-    assert [(r.target.name, r.ref) for r in routing.routes] == [
+    assert [(r.target.name, r.ref) for r in routing.requests] == [
         ("web", "refs/merge-requests/3/head")
     ]
 
@@ -187,7 +199,7 @@ def test_fork_merge_request_on_a_target_that_allows_forks() -> None:
 
 
 def test_pull_request_from_another_host_does_not_match() -> None:
-    assert route(preview(provider="gitlab"), TARGETS).routes == ()
+    assert route(preview(provider="gitlab"), TARGETS).requests == ()
 
 
 # Everything else

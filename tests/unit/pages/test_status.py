@@ -15,10 +15,9 @@ from starlette.applications import Starlette
 from hooksync import names
 from hooksync.config import Config, Target, parse_config
 from hooksync.summary import RunSummary
-from receiver.app import ReceiverState
 from receiver.pages import status as statuspage
+from receiver.pages._html import SECURITY_HEADERS
 from receiver.pages.status import (
-    HEADERS,
     StatusInputs,
     authorized,
     commit_url,
@@ -27,6 +26,7 @@ from receiver.pages.status import (
 )
 from receiver.reporting.records import TargetRecord
 from receiver.secrets import ReceiverSecrets
+from receiver.state import ReceiverState
 
 SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 NEW_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
@@ -309,5 +309,5 @@ def test_with_a_token_the_page_needs_it(app: Starlette):
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/html")
     assert "acme/shop" in answer.text
-    for header, value in HEADERS.items():
+    for header, value in SECURITY_HEADERS.items():
         assert answer.headers[header] == value

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from receiver.reporting.links import LinkError, check_run, run_url, sign_run
+from receiver.reporting.links import LinkError, check_run, run_link, run_url, sign_run
 
 KEY = "4f1c0c2a9e6b4d7f8a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f"
 JOB = "hooksync-shop-apply-6113728"
@@ -84,3 +84,29 @@ def test_rotating_the_key_invalidates_old_links() -> None:
     old = sign_run(KEY, JOB)
     with pytest.raises(LinkError, match="bad signature"):
         check_run(KEY[::-1], JOB, old, TTL)
+
+
+NEW_KEY = "b" * 64
+
+
+def test_a_link_signed_with_any_configured_key_opens() -> None:
+    old = sign_run(KEY, JOB)
+    check_run([NEW_KEY, KEY], JOB, old, TTL)
+    check_run([NEW_KEY, KEY], JOB, sign_run(NEW_KEY, JOB), TTL)
+    with pytest.raises(LinkError, match="bad signature"):
+        check_run([NEW_KEY], JOB, old, TTL)
+
+
+def test_new_links_are_signed_with_the_first_key() -> None:
+    url = run_link("https://hooksync.example.com", [NEW_KEY, KEY], JOB)
+    assert url is not None
+    (signature,) = parse_qs(urlsplit(url).query)["sig"]
+    check_run([NEW_KEY], JOB, signature, TTL)
+    with pytest.raises(LinkError, match="bad signature"):
+        check_run([KEY], JOB, signature, TTL)
+
+
+def test_without_a_key_there_is_no_link_and_nothing_opens() -> None:
+    assert run_link("https://hooksync.example.com", [], JOB) is None
+    with pytest.raises(LinkError):
+        check_run([], JOB, sign_run(KEY, JOB), TTL)

@@ -7,9 +7,9 @@ from typing import Any
 
 from hooksync import names
 from hooksync.summary import RunSummary
+from receiver.jobview import finished_time
 from receiver.reporting.records import (
     TargetRecord,
-    finished_time,
     merge,
     newest,
     record_from_run,

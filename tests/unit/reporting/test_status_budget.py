@@ -13,12 +13,12 @@ import pytest
 from kubernetes.client import ApiClient
 
 from hooksync.config import parse_config
-from receiver.app import ReceiverState
 from receiver.reporting import loop as reporting
 from receiver.reporting.leader import LeaderElector
 from receiver.reporting.loop import Reporter
 from receiver.reporting.statuses import StatusReport
 from receiver.secrets import ReceiverSecrets
+from receiver.state import ReceiverState
 from world.githosts import STANDIN_TOKEN, GitHubStandIn
 
 TOKEN = STANDIN_TOKEN

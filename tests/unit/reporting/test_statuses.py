@@ -7,7 +7,18 @@ from typing import Any
 import pytest
 
 from hooksync import names
+from hooksync.config import Config, Target
 from hooksync.summary import RunSummary
+from receiver.dispatch.coalescing import (
+    MAX_RECORDED,
+    Create,
+    CreateWaiting,
+    FoldInto,
+    decide_push,
+    folded_annotations,
+)
+from receiver.dispatch.manifests import build_job, build_waiting_job
+from receiver.jobview import failure_reason, job_shas
 from receiver.reporting.statuses import (
     FAILURE,
     GITHUB_DESCRIPTION_LIMIT,
@@ -15,8 +26,9 @@ from receiver.reporting.statuses import (
     PENDING,
     SUCCESS,
     StatusReport,
+    carried_shas,
     final_reports,
-    job_failure_reason,
+    owned_reports,
     pending_reports,
     shorten,
 )
@@ -175,7 +187,7 @@ def test_a_failure_without_a_summary_names_the_jobs_failed_condition(
     reason: str, message: str | None, expected: str
 ) -> None:
     finished = job(SHA_A, coalesced=[SHA_B], conditions=failed(reason, message))
-    reason_text = job_failure_reason(finished)
+    reason_text = failure_reason(finished)
     assert reports_of(final_reports(finished, None, reason_text)) == [
         (SHA_A, FAILURE, expected),
         (SHA_B, FAILURE, expected),
@@ -184,7 +196,7 @@ def test_a_failure_without_a_summary_names_the_jobs_failed_condition(
 
 def test_a_failed_job_is_a_failure_even_if_an_earlier_pod_wrote_a_success() -> None:
     finished = job(SHA_A, conditions=failed("DeadlineExceeded"))
-    reports = final_reports(finished, summary(sha=SHA_A), job_failure_reason(finished))
+    reports = final_reports(finished, summary(sha=SHA_A), failure_reason(finished))
     assert reports_of(reports) == [(SHA_A, FAILURE, "apply failed: DeadlineExceeded")]
 
 
@@ -197,7 +209,7 @@ def test_a_job_that_ended_without_summary_or_reason_still_fails_every_sha() -> N
 def test_a_lease_that_stayed_held_is_a_failure() -> None:
     finished = job(SHA_A, conditions=failed("BackoffLimitExceeded"))
     held = summary("lease-held", None, "target shop is being converged by another Job")
-    reports = final_reports(finished, held, job_failure_reason(finished))
+    reports = final_reports(finished, held, failure_reason(finished))
     assert reports_of(reports) == [(SHA_A, FAILURE, "apply failed: BackoffLimitExceeded")]
 
 
@@ -213,7 +225,7 @@ def test_a_preview_reports_its_plan_on_the_pull_request_head() -> None:
 
 def test_a_failed_preview_says_preview_failed() -> None:
     finished = job(SHA_D, mode="preview", conditions=failed("DeadlineExceeded"))
-    reports = final_reports(finished, None, job_failure_reason(finished))
+    reports = final_reports(finished, None, failure_reason(finished))
     assert reports == [
         StatusReport(SHA_D, FAILURE, PREVIEW, "preview failed: DeadlineExceeded"),
     ]
@@ -295,3 +307,69 @@ def test_mixed_scripts_cut_at_a_space_between_words() -> None:
 def test_a_long_first_word_is_cut_hard_rather_than_emptied() -> None:
     text = "x" * 300 + " tail"
     assert shorten(text, GITHUB_DESCRIPTION_LIMIT) == "x" * 139 + "…"
+
+
+# -- a burst longer than one waiting Job holds -------------------------------------------------
+
+
+BURST_TARGET = Target(
+    name="shop",
+    provider="github",
+    repo="acme/shop",
+    clone_url="https://github.com/acme/shop.git",
+    branch="main",
+    path="deploy",
+    namespace="shop",
+    service_account="hooksync-shop",
+)
+BURST_CONFIG = Config(job_image="img", public_url="https://h", targets=(BURST_TARGET,))
+
+
+def dispatch_burst(shas: list[str]) -> list[dict[str, Any]]:
+    """The target's apply Jobs after `shas` were pushed one after another while the first
+    Job ran, each push dispatched as the Dispatcher does (decide, then create or fold)."""
+    jobs: list[dict[str, Any]] = []
+    for n, sha in enumerate(shas):
+        delivery = f"d-{n}"
+        decision = decide_push(jobs, sha, delivery)
+        if isinstance(decision, Create):
+            body = build_job(BURST_CONFIG, BURST_TARGET, "apply", sha, "refs/heads/main", delivery)
+        elif isinstance(decision, CreateWaiting):
+            body = build_waiting_job(
+                BURST_CONFIG, BURST_TARGET, decision.active_job, sha, "refs/heads/main", delivery
+            )
+        elif isinstance(decision, FoldInto):
+            annotations = decision.job["metadata"]["annotations"]
+            annotations.update(folded_annotations(decision.job, sha, delivery, 0.0))
+            continue
+        else:
+            raise AssertionError(f"push {n} of {sha} was a duplicate: {decision}")
+        # The API server stamps seconds only: the whole burst lands in one second.
+        body["metadata"]["creationTimestamp"] = "2025-01-01T00:00:00Z"
+        jobs.append(body)
+    return jobs
+
+
+def test_a_burst_over_the_cap_ends_every_pending_status_once() -> None:
+    shas = [f"{n:040x}" for n in range(1, 3 * MAX_RECORDED + 3)]
+    jobs = dispatch_burst(shas)
+    # One Job runs; the other 1,501 pushes wait in Jobs of at most MAX_RECORDED each.
+    assert len(jobs) == 5
+    assert all(len(job_shas(j)) <= MAX_RECORDED for j in jobs)
+    assert sorted(sha for j in jobs for sha in job_shas(j)) == sorted(shas)
+    pending = [r.sha for j in jobs for r in pending_reports(j)]
+    assert sorted(pending) == sorted(shas)
+
+    # Every Job ends having deployed the branch head, which is the burst's last push.
+    for job_ in jobs:
+        job_["spec"]["suspend"] = False
+        job_["status"] = {"conditions": COMPLETE}
+    carried = carried_shas(jobs)
+    finals = [
+        report
+        for job_ in jobs
+        for report in owned_reports(job_, final_reports(job_, summary(sha=shas[-1]), None), carried)
+    ]
+    assert sorted(r.sha for r in finals) == sorted(shas)
+    assert {r.state for r in finals} == {SUCCESS}
+    assert sum(r.description == f"included in {shas[-1][:7]}" for r in finals) == len(shas) - 1
