@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +23,11 @@ DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_LINK_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_BURST_QUIET_SECONDS = 2
 DEFAULT_BURST_MAX_WAIT_SECONDS = 30
+DEFAULT_JOB_TTL_SECONDS = 3600
+# A target's health wait; the Job's own deadline adds a margin for fetch and cleanup.
+DEFAULT_TIMEOUT_SECONDS = 600
+MIN_TIMEOUT_SECONDS = 10
+MAX_TIMEOUT_SECONDS = 24 * 3600
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -52,7 +57,7 @@ class Target:
     resync: str = ""
     previews: bool = True
     previews_from_forks: bool = False
-    timeout_seconds: int = 600
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
 
     def repo_matches(self, repo: str) -> bool:
         """Whether a payload's repository names this target's (GitHub ignores case)."""
@@ -73,11 +78,9 @@ class Config:
     gitlab_api_url: str = "https://gitlab.com"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     link_ttl_seconds: int = DEFAULT_LINK_TTL_SECONDS
-    delivery_window_seconds: int = 24 * 3600
-    job_ttl_seconds: int = 3600
+    job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
     burst_quiet_seconds: int = DEFAULT_BURST_QUIET_SECONDS
     burst_max_wait_seconds: int = DEFAULT_BURST_MAX_WAIT_SECONDS
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def target(self, name: str) -> Target:
         for target in self.targets:
@@ -123,7 +126,6 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         "targets",
         "maxBodyBytes",
         "linkTTLSeconds",
-        "deliveryWindowSeconds",
         "jobTTLSeconds",
         "burstQuietSeconds",
         "burstMaxWaitSeconds",
@@ -142,12 +144,13 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
     gitlab_api = gitlab_api or "https://gitlab.com"
     max_body = _int(doc, "maxBodyBytes", "maxBodyBytes", errors, DEFAULT_MAX_BODY_BYTES, 1024)
     link_ttl = _int(doc, "linkTTLSeconds", "linkTTLSeconds", errors, DEFAULT_LINK_TTL_SECONDS, 60)
-    window = _int(doc, "deliveryWindowSeconds", "deliveryWindowSeconds", errors, 24 * 3600, 60)
-    job_ttl = _int(doc, "jobTTLSeconds", "jobTTLSeconds", errors, 3600, 0)
-    quiet = _int(doc, "burstQuietSeconds", "burstQuietSeconds", errors,
-                 DEFAULT_BURST_QUIET_SECONDS, 0)  # fmt: skip
-    max_wait = _int(doc, "burstMaxWaitSeconds", "burstMaxWaitSeconds", errors,
-                    DEFAULT_BURST_MAX_WAIT_SECONDS, 0)  # fmt: skip
+    job_ttl = _int(doc, "jobTTLSeconds", "jobTTLSeconds", errors, DEFAULT_JOB_TTL_SECONDS, 0)
+    quiet = _int(
+        doc, "burstQuietSeconds", "burstQuietSeconds", errors, DEFAULT_BURST_QUIET_SECONDS, 0
+    )
+    max_wait = _int(
+        doc, "burstMaxWaitSeconds", "burstMaxWaitSeconds", errors, DEFAULT_BURST_MAX_WAIT_SECONDS, 0
+    )
     if max_wait < quiet:
         errors.append(f"burstMaxWaitSeconds: {max_wait} is less than burstQuietSeconds {quiet}")
 
@@ -176,7 +179,6 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         gitlab_api_url=gitlab_api.rstrip("/"),
         max_body_bytes=max_body,
         link_ttl_seconds=link_ttl,
-        delivery_window_seconds=window,
         job_ttl_seconds=job_ttl,
         burst_quiet_seconds=quiet,
         burst_max_wait_seconds=max_wait,
@@ -245,7 +247,15 @@ def _build_target(
     resync = raw.get("resync", "")
     if not isinstance(resync, str) or (resync and not _is_cron(resync)):
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")
-    timeout = _int(raw, "timeoutSeconds", f"{label}.timeoutSeconds", errors, 600, 10, 86400)
+    timeout = _int(
+        raw,
+        "timeoutSeconds",
+        f"{label}.timeoutSeconds",
+        errors,
+        DEFAULT_TIMEOUT_SECONDS,
+        MIN_TIMEOUT_SECONDS,
+        MAX_TIMEOUT_SECONDS,
+    )
     clone_url = raw.get("cloneURL")
     if clone_url is None and isinstance(repo, str):
         clone_url = default_clone_url(str(provider), repo, github_api, gitlab_api)
@@ -254,12 +264,21 @@ def _build_target(
     if len(errors) > before:
         return None
     return Target(
-        name=str(name), provider=str(provider), repo=str(repo), clone_url=str(clone_url),
-        branch=branch, path=str(PurePosixPath(path)), namespace=str(namespace),
+        name=str(name),
+        provider=str(provider),
+        repo=str(repo),
+        clone_url=str(clone_url),
+        branch=branch,
+        path=str(PurePosixPath(path)),
+        namespace=str(namespace),
         service_account=str(service_account),
-        git_secret=git_secret, prune=prune, resync=resync, previews=previews,
-        previews_from_forks=forks, timeout_seconds=timeout,
-    )  # fmt: skip
+        git_secret=git_secret,
+        prune=prune,
+        resync=resync,
+        previews=previews,
+        previews_from_forks=forks,
+        timeout_seconds=timeout,
+    )
 
 
 def default_clone_url(provider: str, repo: str, github_api: str, gitlab_api: str) -> str:
@@ -351,9 +370,14 @@ def _bool(raw: dict[str, Any], key: str, where: str, errors: list[str], default:
 
 
 def _int(
-    raw: dict[str, Any], key: str, where: str, errors: list[str], default: int,
-    minimum: int, maximum: int = 2**31 - 1,
-) -> int:  # fmt: skip
+    raw: dict[str, Any],
+    key: str,
+    where: str,
+    errors: list[str],
+    default: int,
+    minimum: int,
+    maximum: int = 2**31 - 1,
+) -> int:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
         errors.append(f"{where}: {value!r} must be a whole number from {minimum} to {maximum}")

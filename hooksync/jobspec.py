@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hooksync.config import Config, Target
+from hooksync.config import DEFAULT_TIMEOUT_SECONDS, Config, Target
 from hooksync.names import MODES
 from hooksync.refs import is_valid_branch_name, is_valid_sha
 
@@ -37,7 +37,7 @@ class JobSpec:
     path: str
     namespace: str
     prune: bool = True
-    timeout_seconds: int = 600
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     sha: str | None = None
     git_credentials: str | None = None
 
@@ -53,16 +53,11 @@ class JobSpec:
 
     def to_args(self) -> list[str]:
         """The container args (after `hooksync-job`) that reproduce this spec."""
-        args = [
-            self.mode,
-            "--target", self.target,
-            "--clone-url", self.clone_url,
-            "--branch", self.branch,
-            "--path", self.path,
-            "--namespace", self.namespace,
-            "--prune" if self.prune else "--no-prune",
-            "--timeout", str(self.timeout_seconds),
-        ]  # fmt: skip
+        args = [self.mode]
+        args += ["--target", self.target, "--clone-url", self.clone_url]
+        args += ["--branch", self.branch, "--path", self.path, "--namespace", self.namespace]
+        args += ["--prune" if self.prune else "--no-prune"]
+        args += ["--timeout", str(self.timeout_seconds)]
         if self.sha:
             args += ["--sha", self.sha]
         if self.git_credentials:
@@ -150,7 +145,7 @@ def parse_job_args(argv: Sequence[str], config: Config | None = None) -> JobSpec
         path=ns.path,
         namespace=ns.namespace,
         prune=True if ns.prune is None else ns.prune,
-        timeout_seconds=ns.timeout or 600,
+        timeout_seconds=ns.timeout or DEFAULT_TIMEOUT_SECONDS,
         sha=ns.sha,
         git_credentials=ns.git_credentials,
     )

@@ -12,6 +12,7 @@ import threading
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from hooksync.jobspec import EXIT_LEASE_HELD
 from hooksync.leases import lease_expired
 from hooksync.names import MANAGED_BY, MANAGED_BY_VALUE, TARGET, lease_name
 from jobimage.errors import ConvergeError, TransientError
@@ -23,7 +24,7 @@ RENEW_EVERY_SECONDS = 10
 class LeaseHeld(ConvergeError):
     """Another converge of this target holds the Lease; the Job exits 3 and retries later."""
 
-    exit_code = 3
+    exit_code = EXIT_LEASE_HELD
 
 
 def _now() -> datetime.datetime:

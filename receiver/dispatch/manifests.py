@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from hooksync import names
 from hooksync.config import Config, Target
-from hooksync.jobspec import GIT_CREDENTIALS_DIR, JobSpec
+from hooksync.jobspec import EXIT_LEASE_HELD, EXIT_PERMANENT, GIT_CREDENTIALS_DIR, JobSpec
 from hooksync.refs import is_valid_sha
 from hooksync.times import rfc3339
 
@@ -236,7 +236,7 @@ def _job_spec(
                     "onExitCodes": {
                         "containerName": CONTAINER_NAME,
                         "operator": "In",
-                        "values": [2],
+                        "values": [EXIT_PERMANENT],
                     },
                 },
                 # Exit 3: the target's Lease stayed held (another converge runs); try again
@@ -246,7 +246,7 @@ def _job_spec(
                     "onExitCodes": {
                         "containerName": CONTAINER_NAME,
                         "operator": "In",
-                        "values": [3],
+                        "values": [EXIT_LEASE_HELD],
                     },
                 },
                 # An evicted or preempted pod is not the converge's fault; do not count it.
