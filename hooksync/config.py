@@ -10,14 +10,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import yaml
 
-from hooksync.refs import is_valid_branch_name
+from hooksync.refs import is_valid_branch_name, is_valid_repo_path
+from hooksync.schedule import CronError
+from hooksync.schedule import parse as parse_schedule
 
-PROVIDERS = ("github", "gitlab")
+Provider = Literal["github", "gitlab"]
+PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 MAX_TARGET_NAME = 30
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_LINK_TTL_SECONDS = 7 * 24 * 3600
@@ -31,9 +34,6 @@ MAX_TIMEOUT_SECONDS = 24 * 3600
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_GITHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_GITLAB_REPO = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+$")
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
 
 
 class ConfigError(ValueError):
@@ -45,7 +45,7 @@ class Target:
     """One namespace that one Git branch and path converge."""
 
     name: str
-    provider: str
+    provider: Provider
     repo: str
     clone_url: str
     branch: str
@@ -87,6 +87,10 @@ class Config:
             if target.name == name:
                 return target
         raise ConfigError(f"no target named {name!r}; known: {', '.join(self.target_names())}")
+
+    def api_url(self, provider: Provider) -> str:
+        """The API URL the configuration names for `provider`."""
+        return self.github_api_url if provider == "github" else self.gitlab_api_url
 
     def target_names(self) -> list[str]:
         return [t.name for t in self.targets]
@@ -220,9 +224,10 @@ def _build_target(
     provider = raw.get("provider")
     if provider not in PROVIDERS:
         errors.append(f"{label}.provider: {provider!r} is not one of {', '.join(PROVIDERS)}")
+    # Checked above; until the target is refused, read an unknown provider as GitHub.
+    host: Provider = "gitlab" if provider == "gitlab" else "github"
     repo = raw.get("repo")
-    pattern = _GITLAB_REPO if provider == "gitlab" else _GITHUB_REPO
-    if not isinstance(repo, str) or not pattern.match(repo) or ".." in repo:
+    if not isinstance(repo, str) or not is_valid_repo_path(host, repo):
         errors.append(f"{label}.repo: {repo!r} is not an owner/name repository path")
     branch = raw.get("branch", "main")
     if not isinstance(branch, str) or not is_valid_branch_name(branch):
@@ -245,8 +250,13 @@ def _build_target(
     previews = _bool(raw, "previews", f"{label}.previews", errors, True)
     forks = _bool(raw, "previewsFromForks", f"{label}.previewsFromForks", errors, False)
     resync = raw.get("resync", "")
-    if not isinstance(resync, str) or (resync and not _is_cron(resync)):
+    if not isinstance(resync, str):
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")
+    elif resync:
+        try:
+            parse_schedule(resync)
+        except CronError as exc:
+            errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule: {exc}")
     timeout = _int(
         raw,
         "timeoutSeconds",
@@ -258,14 +268,14 @@ def _build_target(
     )
     clone_url = raw.get("cloneURL")
     if clone_url is None and isinstance(repo, str):
-        clone_url = default_clone_url(str(provider), repo, github_api, gitlab_api)
+        clone_url = default_clone_url(host, repo, github_api, gitlab_api)
     elif _url(clone_url, f"{label}.cloneURL", errors) is None:
         clone_url = None
     if len(errors) > before:
         return None
     return Target(
         name=str(name),
-        provider=str(provider),
+        provider=host,
         repo=str(repo),
         clone_url=str(clone_url),
         branch=branch,
@@ -281,14 +291,24 @@ def _build_target(
     )
 
 
-def default_clone_url(provider: str, repo: str, github_api: str, gitlab_api: str) -> str:
+def default_clone_url(provider: Provider, repo: str, github_api: str, gitlab_api: str) -> str:
     """The HTTPS clone URL a provider gives a repository when none is configured."""
+    api = github_api if provider == "github" else gitlab_api
+    return f"{web_base(provider, api)}/{repo}.git"
+
+
+def web_base(provider: Provider, api_url: str) -> str:
+    """The Git host's web address for the API URL the configuration names.
+
+    api.github.com is served by github.com; GitHub Enterprise serves its API at
+    https://HOST/api/v3 and GitLab at https://HOST/api/v4, and their pages at https://HOST.
+    """
+    api = api_url.rstrip("/")
     if provider == "github":
-        api = github_api.rstrip("/")
         if urlsplit(api).netloc == "api.github.com":
-            return f"https://github.com/{repo}.git"
-        return f"{api.removesuffix('/api/v3')}/{repo}.git"
-    return f"{gitlab_api.rstrip('/')}/{repo}.git"
+            return "https://github.com"
+        return api.removesuffix("/api/v3")
+    return api.removesuffix("/api/v4")
 
 
 def read_secret(name: str, environ: Mapping[str, str] | None = None) -> list[str]:
@@ -318,13 +338,6 @@ def _is_relative_path(path: str) -> bool:
     if not path or path.startswith("/") or "\x00" in path or "\\" in path:
         return False
     return ".." not in PurePosixPath(path).parts
-
-
-def _is_cron(schedule: str) -> bool:
-    if schedule.startswith("@"):
-        return schedule in {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly"}
-    fields = schedule.split()
-    return len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields)
 
 
 def _section(doc: dict[str, Any], key: str, errors: list[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hooksync.config import DEFAULT_TIMEOUT_SECONDS, Config, Target
-from hooksync.names import MODES
+from hooksync.names import MODES, Mode
 from hooksync.refs import is_valid_branch_name, is_valid_sha
 
 # Where the Job mounts the target's gitSecret (keys: token, or ssh-privatekey + known_hosts).
@@ -30,7 +30,7 @@ class JobSpecError(ValueError):
 class JobSpec:
     """Everything one run of `hooksync-job` needs to converge one target."""
 
-    mode: str
+    mode: Mode
     target: str
     clone_url: str
     branch: str
@@ -53,7 +53,7 @@ class JobSpec:
 
     def to_args(self) -> list[str]:
         """The container args (after `hooksync-job`) that reproduce this spec."""
-        args = [self.mode]
+        args: list[str] = [self.mode]
         args += ["--target", self.target, "--clone-url", self.clone_url]
         args += ["--branch", self.branch, "--path", self.path, "--namespace", self.namespace]
         args += ["--prune" if self.prune else "--no-prune"]
@@ -66,7 +66,7 @@ class JobSpec:
 
     @classmethod
     def for_target(
-        cls, target: Target, mode: str, sha: str | None = None, git_credentials: str | None = None
+        cls, target: Target, mode: Mode, sha: str | None = None, git_credentials: str | None = None
     ) -> JobSpec:
         return cls(
             mode=mode,

@@ -3,7 +3,7 @@
 Both the receiver and the Job read and write these, so they are defined here once.
 """
 
-from typing import Final
+from typing import Final, Literal, get_args
 
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE: Final = "hooksync"
@@ -38,7 +38,9 @@ PRUNE_DISABLED: Final = "disabled"
 
 FIELD_MANAGER: Final = "hooksync"
 
-MODES: Final = ("apply", "preview", "resync")
+# What a Job does: apply the branch head, dry-run a PR/MR head, or resync on a schedule.
+Mode = Literal["apply", "preview", "resync"]
+MODES: Final[tuple[Mode, ...]] = get_args(Mode)
 
 
 def lease_name(target: str) -> str:

@@ -58,7 +58,8 @@ class Schedule:
 def parse(schedule: str) -> Schedule:
     """Parse `schedule`; raises CronError naming the field that is wrong."""
     text = schedule.strip()
-    text = MACROS.get(text.lower(), text)
+    # Macros are matched exactly, as the API server's parser does: "@Daily" is refused there.
+    text = MACROS.get(text, text)
     fields = text.split()
     if len(fields) != 5:
         raise CronError(f"schedule {schedule!r}: want five fields or a macro like @daily")

@@ -28,7 +28,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from hooksync import logs
-from hooksync.config import Config
+from hooksync.config import Config, Provider
 from receiver.dispatch.dispatcher import ApiUnavailable, Dispatched, Dispatcher
 from receiver.intake.errors import (
     MalformedDelivery,
@@ -127,7 +127,7 @@ class ReceiverState:
         return self._ready
 
 
-HOOK_PATHS = {"/hooks/github": "github", "/hooks/gitlab": "gitlab"}
+HOOK_PATHS: dict[str, Provider] = {"/hooks/github": "github", "/hooks/gitlab": "gitlab"}
 
 
 class ReceiverApp:
@@ -190,7 +190,9 @@ def create_app(state: ReceiverState) -> ReceiverApp:
     return ReceiverApp(state, pages)
 
 
-async def _intake(state: ReceiverState, scope: Scope, receive: Receive, provider: str) -> Answer:
+async def _intake(
+    state: ReceiverState, scope: Scope, receive: Receive, provider: Provider
+) -> Answer:
     started = time.perf_counter()
     # The first value of each header for plain lookups, and every value of a repeated one
     # for the signature checks, which refuse those.
@@ -328,7 +330,7 @@ def _check_gitlab_content_type(content_type: str | None) -> None:
         raise UnsupportedContentType(f"content type {media[:60]!r} is not application/json")
 
 
-def _delivery_id(headers: Mapping[str, str], provider: str) -> str | None:
+def _delivery_id(headers: Mapping[str, str], provider: Provider) -> str | None:
     if provider == "github":
         return headers.get("x-github-delivery")
     return (

@@ -42,7 +42,7 @@ RESOURCES: Final = {
 _NOT_IN_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
-def job_name(target: str, mode: str, sha: str) -> str:
+def job_name(target: str, mode: names.Mode, sha: str) -> str:
     """``hooksync-{target}-{mode}-{sha[:7]}``: one Job per target, mode and commit.
 
     A redelivered event or a second replica computes the same name, so the API server's
@@ -92,7 +92,7 @@ def dns_label(name: str, limit: int = MAX_JOB_NAME) -> str:
 def build_job(
     config: Config,
     target: Target,
-    mode: str,
+    mode: names.Mode,
     sha: str,
     ref: str,
     delivery_id: str | None,
@@ -178,7 +178,7 @@ def build_resync_cronjob(config: Config, target: Target) -> dict[str, Any]:
 def _job(
     config: Config,
     target: Target,
-    mode: str,
+    mode: names.Mode,
     sha: str,
     ref: str,
     delivery_id: str | None,
@@ -224,7 +224,7 @@ def _job(
 
 
 def _job_spec(
-    config: Config, target: Target, mode: str, *, sha: str | None, suspend: bool | None
+    config: Config, target: Target, mode: names.Mode, *, sha: str | None, suspend: bool | None
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "backoffLimit": BACKOFF_LIMIT,
@@ -268,7 +268,7 @@ def _job_spec(
     return spec
 
 
-def _pod_spec(config: Config, target: Target, mode: str, sha: str | None) -> dict[str, Any]:
+def _pod_spec(config: Config, target: Target, mode: names.Mode, sha: str | None) -> dict[str, Any]:
     credentials = GIT_CREDENTIALS_DIR if target.git_secret else None
     args = JobSpec.for_target(target, mode, sha=sha, git_credentials=credentials).to_args()
     mounts: list[dict[str, Any]] = [
@@ -337,7 +337,7 @@ def _pod_spec(config: Config, target: Target, mode: str, sha: str | None) -> dic
     }
 
 
-def _labels(target: Target, mode: str) -> dict[str, str]:
+def _labels(target: Target, mode: names.Mode) -> dict[str, str]:
     return {
         names.MANAGED_BY: names.MANAGED_BY_VALUE,
         names.TARGET: target.name,

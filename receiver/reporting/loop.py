@@ -22,7 +22,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from hooksync import logs, names
-from hooksync.config import Config, ConfigError, Target
+from hooksync.config import Config, ConfigError, Provider, Target
 from hooksync.summary import RunSummary
 from hooksync.times import parse_rfc3339
 from receiver.app import ReceiverState
@@ -246,7 +246,7 @@ class Reporter:
         except ConfigError:
             return None
 
-    def _host(self, provider: str) -> Any:
+    def _host(self, provider: Provider) -> Any:
         if self._hosts_config is not self.state.config:
             self._hosts = {}
             self._hosts_config = self.state.config

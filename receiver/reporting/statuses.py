@@ -33,7 +33,7 @@ class StatusReport:
     description: str
 
 
-def context_for(mode: str, target: str) -> str:
+def context_for(mode: names.Mode, target: str) -> str:
     kind = "preview" if mode == "preview" else "deploy"
     return f"hooksync/{kind}: {target}"
 
