@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from hooksync import logs, names
 from hooksync.config import Config, ConfigError, Provider, Target
+from hooksync.leases import holder_identity
 from hooksync.summary import RunSummary
 from hooksync.times import parse_rfc3339
 from receiver.app import ReceiverState
@@ -73,7 +71,7 @@ class Reporter:
             # goes out before a fast converge ends; otherwise it is a steady poll.
             self.state.job_created.wait(POLL_SECONDS)
             self.state.job_created.clear()
-            if self.stop.is_set() or not self.elector.is_leader.is_set():
+            if self.stop.is_set() or not self.elector.leading():
                 continue
             try:
                 self.pass_once()
@@ -84,7 +82,7 @@ class Reporter:
         """Release waiting Jobs promptly, apart from status posting, which the Git host paces
         (GitHub asks for a second between writes, so a backlog of statuses can take minutes)."""
         while not self.stop.wait(POLL_SECONDS):
-            if not self.elector.is_leader.is_set():
+            if not self.elector.leading():
                 continue
             try:
                 selector = job_selector(mode="apply", unreported=True)
@@ -104,7 +102,7 @@ class Reporter:
             sha: coalescing.name_of(j) for j in apply_jobs for sha in coalescing.job_shas(j)
         }
         for job in jobs:
-            if self.stop.is_set() or not self.elector.is_leader.is_set():
+            if self.stop.is_set() or not self.elector.leading():
                 return
             self.report(job)
 
@@ -320,16 +318,12 @@ def _label(job: Mapping[str, Any], key: str) -> str | None:
     return str(value) if value else None
 
 
-def identity() -> str:
-    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-
-
 def start_reporting(state: ReceiverState) -> list[threading.Event]:
     """Start the leader election and the reporter; returns their stop events."""
     elector = LeaderElector(
         state.api,
         state.namespace,
-        identity(),
+        holder_identity(),
         on_change=lambda leading: state.metrics.leader.set(1 if leading else 0),
     )
     reporter = Reporter(state, elector)
