@@ -7,7 +7,6 @@ hung request.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -15,7 +14,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from kubernetes import client
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -29,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from hooksync import logs
 from hooksync.config import Config, Provider
+from hooksync.jsontext import dump_json
 from receiver.dispatch.dispatcher import ApiUnavailable, Dispatched, Dispatcher
 from receiver.intake.errors import (
     MalformedDelivery,
@@ -51,12 +50,8 @@ READY_CACHE_SECONDS = 2.0
 
 
 def render_json(content: Any) -> bytes:
-    """Compact JSON in UTF-8; a string that UTF-8 cannot carry (a lone surrogate) is escaped
-    in ASCII instead, so a reason quoting a payload string never fails to encode."""
-    try:
-        return orjson.dumps(content)
-    except TypeError:  # a lone surrogate is not UTF-8; JSON's \u escapes can carry it
-        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+    """Compact JSON; a reason quoting a payload string never fails to encode (dump_json)."""
+    return dump_json(content)
 
 
 class JSONResponse(_StarletteJSONResponse):
