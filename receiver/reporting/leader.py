@@ -16,7 +16,7 @@ from hooksync.leases import Clock, Lease, WallClock, utc_now
 
 log = logging.getLogger("hooksync.receiver")
 
-LEASE_NAME = "hooksync-receiver-leader"
+LEASE_NAME = names.LEADER_LEASE_NAME
 LEASE_SECONDS = 15
 RENEW_SECONDS = 5
 # The leader stops leading this long after it last sent a successful renewal, 5 s before

@@ -30,12 +30,13 @@ from hooksync import names
 from hooksync.config import Config, parse_config
 from hooksync.inventory import ObjectRef
 from hooksync.leases import Lease
+from hooksync.names import resync_cronjob_name
 from jobimage.errors import PermanentError
 from jobimage.kube import Cluster
 from jobimage.lease import TargetLease
 from receiver.cli import parse_args
 from receiver.dispatch.cronjobs import reconcile_cronjobs
-from receiver.dispatch.manifests import build_job, resync_cronjob_name
+from receiver.dispatch.manifests import build_job
 from receiver.pages.status import STATUS_TOKEN_ENV
 from receiver.reporting.leader import LEASE_NAME, LeaderElector
 from world.cluster import LocalCluster
