@@ -8,27 +8,32 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import yaml
 
-from hooksync.refs import is_valid_branch_name
+from hooksync.refs import is_valid_branch_name, is_valid_repo_path
+from hooksync.schedule import CronError
+from hooksync.schedule import parse as parse_schedule
 
-PROVIDERS = ("github", "gitlab")
+Provider = Literal["github", "gitlab"]
+PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 MAX_TARGET_NAME = 30
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_LINK_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_BURST_QUIET_SECONDS = 2
 DEFAULT_BURST_MAX_WAIT_SECONDS = 30
+DEFAULT_JOB_TTL_SECONDS = 3600
+# A target's health wait; the Job's own deadline adds a margin for fetch and cleanup.
+DEFAULT_TIMEOUT_SECONDS = 600
+MIN_TIMEOUT_SECONDS = 10
+MAX_TIMEOUT_SECONDS = 24 * 3600
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_GITHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_GITLAB_REPO = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+$")
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
 
 
 class ConfigError(ValueError):
@@ -40,7 +45,7 @@ class Target:
     """One namespace that one Git branch and path converge."""
 
     name: str
-    provider: str
+    provider: Provider
     repo: str
     clone_url: str
     branch: str
@@ -52,7 +57,7 @@ class Target:
     resync: str = ""
     previews: bool = True
     previews_from_forks: bool = False
-    timeout_seconds: int = 600
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
 
     def repo_matches(self, repo: str) -> bool:
         """Whether a payload's repository names this target's (GitHub ignores case)."""
@@ -73,17 +78,19 @@ class Config:
     gitlab_api_url: str = "https://gitlab.com"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     link_ttl_seconds: int = DEFAULT_LINK_TTL_SECONDS
-    delivery_window_seconds: int = 24 * 3600
-    job_ttl_seconds: int = 3600
+    job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
     burst_quiet_seconds: int = DEFAULT_BURST_QUIET_SECONDS
     burst_max_wait_seconds: int = DEFAULT_BURST_MAX_WAIT_SECONDS
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def target(self, name: str) -> Target:
         for target in self.targets:
             if target.name == name:
                 return target
         raise ConfigError(f"no target named {name!r}; known: {', '.join(self.target_names())}")
+
+    def api_url(self, provider: Provider) -> str:
+        """The API URL the configuration names for `provider`."""
+        return self.github_api_url if provider == "github" else self.gitlab_api_url
 
     def target_names(self) -> list[str]:
         return [t.name for t in self.targets]
@@ -123,7 +130,6 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         "targets",
         "maxBodyBytes",
         "linkTTLSeconds",
-        "deliveryWindowSeconds",
         "jobTTLSeconds",
         "burstQuietSeconds",
         "burstMaxWaitSeconds",
@@ -142,12 +148,13 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
     gitlab_api = gitlab_api or "https://gitlab.com"
     max_body = _int(doc, "maxBodyBytes", "maxBodyBytes", errors, DEFAULT_MAX_BODY_BYTES, 1024)
     link_ttl = _int(doc, "linkTTLSeconds", "linkTTLSeconds", errors, DEFAULT_LINK_TTL_SECONDS, 60)
-    window = _int(doc, "deliveryWindowSeconds", "deliveryWindowSeconds", errors, 24 * 3600, 60)
-    job_ttl = _int(doc, "jobTTLSeconds", "jobTTLSeconds", errors, 3600, 0)
-    quiet = _int(doc, "burstQuietSeconds", "burstQuietSeconds", errors,
-                 DEFAULT_BURST_QUIET_SECONDS, 0)  # fmt: skip
-    max_wait = _int(doc, "burstMaxWaitSeconds", "burstMaxWaitSeconds", errors,
-                    DEFAULT_BURST_MAX_WAIT_SECONDS, 0)  # fmt: skip
+    job_ttl = _int(doc, "jobTTLSeconds", "jobTTLSeconds", errors, DEFAULT_JOB_TTL_SECONDS, 0)
+    quiet = _int(
+        doc, "burstQuietSeconds", "burstQuietSeconds", errors, DEFAULT_BURST_QUIET_SECONDS, 0
+    )
+    max_wait = _int(
+        doc, "burstMaxWaitSeconds", "burstMaxWaitSeconds", errors, DEFAULT_BURST_MAX_WAIT_SECONDS, 0
+    )
     if max_wait < quiet:
         errors.append(f"burstMaxWaitSeconds: {max_wait} is less than burstQuietSeconds {quiet}")
 
@@ -176,7 +183,6 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         gitlab_api_url=gitlab_api.rstrip("/"),
         max_body_bytes=max_body,
         link_ttl_seconds=link_ttl,
-        delivery_window_seconds=window,
         job_ttl_seconds=job_ttl,
         burst_quiet_seconds=quiet,
         burst_max_wait_seconds=max_wait,
@@ -218,9 +224,10 @@ def _build_target(
     provider = raw.get("provider")
     if provider not in PROVIDERS:
         errors.append(f"{label}.provider: {provider!r} is not one of {', '.join(PROVIDERS)}")
+    # Checked above; until the target is refused, read an unknown provider as GitHub.
+    host: Provider = "gitlab" if provider == "gitlab" else "github"
     repo = raw.get("repo")
-    pattern = _GITLAB_REPO if provider == "gitlab" else _GITHUB_REPO
-    if not isinstance(repo, str) or not pattern.match(repo) or ".." in repo:
+    if not isinstance(repo, str) or not is_valid_repo_path(host, repo):
         errors.append(f"{label}.repo: {repo!r} is not an owner/name repository path")
     branch = raw.get("branch", "main")
     if not isinstance(branch, str) or not is_valid_branch_name(branch):
@@ -243,33 +250,65 @@ def _build_target(
     previews = _bool(raw, "previews", f"{label}.previews", errors, True)
     forks = _bool(raw, "previewsFromForks", f"{label}.previewsFromForks", errors, False)
     resync = raw.get("resync", "")
-    if not isinstance(resync, str) or (resync and not _is_cron(resync)):
+    if not isinstance(resync, str):
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")
-    timeout = _int(raw, "timeoutSeconds", f"{label}.timeoutSeconds", errors, 600, 10, 86400)
+    elif resync:
+        try:
+            parse_schedule(resync)
+        except CronError as exc:
+            errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule: {exc}")
+    timeout = _int(
+        raw,
+        "timeoutSeconds",
+        f"{label}.timeoutSeconds",
+        errors,
+        DEFAULT_TIMEOUT_SECONDS,
+        MIN_TIMEOUT_SECONDS,
+        MAX_TIMEOUT_SECONDS,
+    )
     clone_url = raw.get("cloneURL")
     if clone_url is None and isinstance(repo, str):
-        clone_url = default_clone_url(str(provider), repo, github_api, gitlab_api)
+        clone_url = default_clone_url(host, repo, github_api, gitlab_api)
     elif _url(clone_url, f"{label}.cloneURL", errors) is None:
         clone_url = None
     if len(errors) > before:
         return None
     return Target(
-        name=str(name), provider=str(provider), repo=str(repo), clone_url=str(clone_url),
-        branch=branch, path=str(PurePosixPath(path)), namespace=str(namespace),
+        name=str(name),
+        provider=host,
+        repo=str(repo),
+        clone_url=str(clone_url),
+        branch=branch,
+        path=str(PurePosixPath(path)),
+        namespace=str(namespace),
         service_account=str(service_account),
-        git_secret=git_secret, prune=prune, resync=resync, previews=previews,
-        previews_from_forks=forks, timeout_seconds=timeout,
-    )  # fmt: skip
+        git_secret=git_secret,
+        prune=prune,
+        resync=resync,
+        previews=previews,
+        previews_from_forks=forks,
+        timeout_seconds=timeout,
+    )
 
 
-def default_clone_url(provider: str, repo: str, github_api: str, gitlab_api: str) -> str:
+def default_clone_url(provider: Provider, repo: str, github_api: str, gitlab_api: str) -> str:
     """The HTTPS clone URL a provider gives a repository when none is configured."""
+    api = github_api if provider == "github" else gitlab_api
+    return f"{web_base(provider, api)}/{repo}.git"
+
+
+def web_base(provider: Provider, api_url: str) -> str:
+    """The Git host's web address for the API URL the configuration names.
+
+    api.github.com is served by github.com; GitHub Enterprise serves its API at
+    https://HOST/api/v3 and GitLab at https://HOST/api/v4, and their pages at https://HOST.
+    """
+    api = api_url.rstrip("/")
     if provider == "github":
-        api = github_api.rstrip("/")
         if urlsplit(api).netloc == "api.github.com":
-            return f"https://github.com/{repo}.git"
-        return f"{api.removesuffix('/api/v3')}/{repo}.git"
-    return f"{gitlab_api.rstrip('/')}/{repo}.git"
+            return "https://github.com"
+        return api.removesuffix("/api/v3")
+    return api.removesuffix("/api/v4")
 
 
 def read_secret(name: str, environ: Mapping[str, str] | None = None) -> list[str]:
@@ -299,13 +338,6 @@ def _is_relative_path(path: str) -> bool:
     if not path or path.startswith("/") or "\x00" in path or "\\" in path:
         return False
     return ".." not in PurePosixPath(path).parts
-
-
-def _is_cron(schedule: str) -> bool:
-    if schedule.startswith("@"):
-        return schedule in {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly"}
-    fields = schedule.split()
-    return len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields)
 
 
 def _section(doc: dict[str, Any], key: str, errors: list[str]) -> dict[str, Any]:
@@ -351,9 +383,14 @@ def _bool(raw: dict[str, Any], key: str, where: str, errors: list[str], default:
 
 
 def _int(
-    raw: dict[str, Any], key: str, where: str, errors: list[str], default: int,
-    minimum: int, maximum: int = 2**31 - 1,
-) -> int:  # fmt: skip
+    raw: dict[str, Any],
+    key: str,
+    where: str,
+    errors: list[str],
+    default: int,
+    minimum: int,
+    maximum: int = 2**31 - 1,
+) -> int:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
         errors.append(f"{where}: {value!r} must be a whole number from {minimum} to {maximum}")

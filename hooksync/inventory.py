@@ -1,6 +1,7 @@
 """The inventory: which objects a target applied, recorded ApplySet-style in a ConfigMap.
 
-The ConfigMap is the ApplySet parent; every applied object carries the parent's id label.
+The ConfigMap is the ApplySet parent (named by hooksync.names.parent_name); every applied
+object carries the parent's id label.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hooksync.names import (
     MANAGED_BY_VALUE,
     TARGET,
 )
+from hooksync.names import parent_name as parent_name  # defined with the other object names
 
 PARENT_KIND: Final = "ConfigMap"
 PARENT_GROUP: Final = ""
@@ -37,11 +39,6 @@ RECORD_VERSION: Final = 1
 
 class InventoryError(ValueError):
     """The inventory ConfigMap's data cannot be read; the message says what is wrong."""
-
-
-def parent_name(target: str) -> str:
-    """The name of the inventory ConfigMap (the ApplySet parent) of one target."""
-    return f"hooksync-inventory-{target}"
 
 
 def applyset_id(target: str, namespace: str) -> str:

@@ -9,8 +9,8 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hooksync.config import Config, Target
-from hooksync.names import MODES
+from hooksync.config import DEFAULT_TIMEOUT_SECONDS, Config, Target
+from hooksync.names import MODES, Mode
 from hooksync.refs import is_valid_branch_name, is_valid_sha
 
 # Where the Job mounts the target's gitSecret (keys: token, or ssh-privatekey + known_hosts).
@@ -30,14 +30,14 @@ class JobSpecError(ValueError):
 class JobSpec:
     """Everything one run of `hooksync-job` needs to converge one target."""
 
-    mode: str
+    mode: Mode
     target: str
     clone_url: str
     branch: str
     path: str
     namespace: str
     prune: bool = True
-    timeout_seconds: int = 600
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     sha: str | None = None
     git_credentials: str | None = None
 
@@ -53,16 +53,11 @@ class JobSpec:
 
     def to_args(self) -> list[str]:
         """The container args (after `hooksync-job`) that reproduce this spec."""
-        args = [
-            self.mode,
-            "--target", self.target,
-            "--clone-url", self.clone_url,
-            "--branch", self.branch,
-            "--path", self.path,
-            "--namespace", self.namespace,
-            "--prune" if self.prune else "--no-prune",
-            "--timeout", str(self.timeout_seconds),
-        ]  # fmt: skip
+        args: list[str] = [self.mode]
+        args += ["--target", self.target, "--clone-url", self.clone_url]
+        args += ["--branch", self.branch, "--path", self.path, "--namespace", self.namespace]
+        args += ["--prune" if self.prune else "--no-prune"]
+        args += ["--timeout", str(self.timeout_seconds)]
         if self.sha:
             args += ["--sha", self.sha]
         if self.git_credentials:
@@ -71,7 +66,7 @@ class JobSpec:
 
     @classmethod
     def for_target(
-        cls, target: Target, mode: str, sha: str | None = None, git_credentials: str | None = None
+        cls, target: Target, mode: Mode, sha: str | None = None, git_credentials: str | None = None
     ) -> JobSpec:
         return cls(
             mode=mode,
@@ -150,7 +145,7 @@ def parse_job_args(argv: Sequence[str], config: Config | None = None) -> JobSpec
         path=ns.path,
         namespace=ns.namespace,
         prune=True if ns.prune is None else ns.prune,
-        timeout_seconds=ns.timeout or 600,
+        timeout_seconds=ns.timeout or DEFAULT_TIMEOUT_SECONDS,
         sha=ns.sha,
         git_credentials=ns.git_credentials,
     )

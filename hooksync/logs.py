@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import datetime
 import functools
-import json
 import logging
 import sys
 from typing import Any
 
-import orjson
+from hooksync.jsontext import dump_json
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _SECRET_WORDS = ("secret", "token", "password", "authorization", "signature", "key")
@@ -32,10 +31,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(_fields(record))
         if record.exc_info and record.levelno >= logging.ERROR:
             entry["error"] = self.formatException(record.exc_info).splitlines()[-1]
-        try:
-            return orjson.dumps(entry, default=str).decode("utf-8")
-        except TypeError:  # a lone surrogate in a field: json escapes what UTF-8 cannot carry
-            return json.dumps(entry, default=str, ensure_ascii=False)
+        return dump_json(entry, default=str).decode("utf-8")
 
 
 class TextFormatter(logging.Formatter):

@@ -1,15 +1,27 @@
-"""Validation of Git ref and branch names, after `git check-ref-format`'s rules.
+"""Validation of Git ref and branch names, after `git check-ref-format`'s rules, and of
+repository paths as GitHub and GitLab spell them.
 
-Payload strings are untrusted: a ref is used only after it passes here.
+Payload strings are untrusted: a ref or a repository path is used only after it passes here.
 """
+
+from __future__ import annotations
 
 import functools
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hooksync.config import Provider
 
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
+# GitHub: owner/name. GitLab: group/subgroup/.../project, no part starting with '-'.
+_GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_GITLAB_REPO = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+")
+
 MAX_REF_LENGTH = 255
+MAX_REPO_PATH_LENGTH = 255
 
 
 @functools.lru_cache(maxsize=4096)  # a handful of refs arrive over and over
@@ -37,3 +49,11 @@ def is_valid_branch_name(branch: str) -> bool:
 def is_valid_sha(sha: str) -> bool:
     """Whether `sha` is a full lower-case SHA-1 or SHA-256 object name."""
     return bool(_SHA.fullmatch(sha))
+
+
+@functools.lru_cache(maxsize=1024)  # a webhook's repository arrives over and over
+def is_valid_repo_path(provider: Provider, path: str) -> bool:
+    """Whether `path` is a repository path of `provider`: owner/name on GitHub,
+    group/.../project on GitLab; never '..', at most MAX_REPO_PATH_LENGTH characters."""
+    pattern = _GITHUB_REPO if provider == "github" else _GITLAB_REPO
+    return len(path) <= MAX_REPO_PATH_LENGTH and ".." not in path and bool(pattern.fullmatch(path))

@@ -20,8 +20,7 @@ MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN",
-               "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")  # fmt: skip
+MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 # Far enough to find any day a schedule can name (29 February included); a schedule that
 # matches nothing in this span (30 February) never fires.
@@ -59,7 +58,8 @@ class Schedule:
 def parse(schedule: str) -> Schedule:
     """Parse `schedule`; raises CronError naming the field that is wrong."""
     text = schedule.strip()
-    text = MACROS.get(text.lower(), text)
+    # Macros are matched exactly, as the API server's parser does: "@Daily" is refused there.
+    text = MACROS.get(text, text)
     fields = text.split()
     if len(fields) != 5:
         raise CronError(f"schedule {schedule!r}: want five fields or a macro like @daily")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+from hooksync.names import MODES, Mode
 
 MAX_BYTES = 4096
-RESULTS = ("success", "no-op", "failure", "lease-held")
+Result = Literal["success", "no-op", "failure", "lease-held"]
+RESULTS: tuple[Result, ...] = get_args(Result)
 COUNT_KEYS = ("created", "configured", "unchanged", "pruned", "drifted")
 
 
@@ -19,9 +22,9 @@ COUNT_KEYS = ("created", "configured", "unchanged", "pruned", "drifted")
 class RunSummary:
     """What one converge did: result, the SHA it converged, counts and a one-line message."""
 
-    result: str
+    result: Result
     sha: str | None = None
-    mode: str = "apply"
+    mode: Mode = "apply"
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
     drifted: list[str] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)
@@ -53,10 +56,11 @@ class RunSummary:
             return None
         raw_counts = data.get("counts")
         counts: dict[str, Any] = raw_counts if isinstance(raw_counts, dict) else {}
+        mode = data.get("mode", "apply")
         return cls(
-            result=str(data["result"]),
+            result=data["result"],
             sha=data.get("sha") if isinstance(data.get("sha"), str) else None,
-            mode=str(data.get("mode", "apply")),
+            mode=mode if mode in MODES else "apply",
             counts={k: int(v) for k, v in counts.items() if isinstance(v, int)},
             drifted=[str(x) for x in data.get("drifted") or [] if isinstance(x, str)],
             objects=[str(x) for x in data.get("objects") or [] if isinstance(x, str)],

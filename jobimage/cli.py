@@ -10,7 +10,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from kubernetes import client, config
+from kubernetes import config
 
 from hooksync import logs
 from hooksync.config import ConfigError
@@ -30,12 +29,14 @@ from hooksync.jobspec import (
     JobSpecError,
     parse_job_args,
 )
+from hooksync.kubeapi import api_client
+from hooksync.leases import holder_identity
 from hooksync.summary import RunSummary
 from jobimage.converge import converge
 from jobimage.errors import ConvergeError, TransientError
 from jobimage.fetch import GitCredentials, redact
 from jobimage.kube import Cluster
-from jobimage.lease import LeaseHeld, TargetLease
+from jobimage.lease import LEASE_DURATION_SECONDS, LeaseHeld, TargetLease
 
 log = logging.getLogger("hooksync.job")
 
@@ -70,16 +71,17 @@ def run(spec: JobSpec) -> tuple[RunSummary, int]:
     credentials = GitCredentials()
     try:
         credentials = GitCredentials.load(spec.git_credentials)
-        api = _api_client()
+        api = api_client(pool_size=16)
     except (ConvergeError, config.ConfigException) as exc:
         return _failure(spec, redact(str(exc), credentials)), EXIT_PERMANENT
-    holder = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-    lease = TargetLease(api, spec.target, spec.namespace, holder)
+    lease = TargetLease(api, spec.target, spec.namespace, holder_identity())
     workdir = Path(tempfile.mkdtemp(prefix="hooksync-job-", dir=os.environ.get("TMPDIR")))
     try:
+        held: TargetLease | None = None
         if spec.mode != "preview":  # a dry run changes nothing, so it need not wait its turn
             _acquire_waiting(lease, spec)
-        summary = converge(spec, Cluster(api), workdir, credentials)
+            held = lease
+        summary = converge(spec, Cluster(api), workdir, credentials, lease=held)
         return summary, EXIT_OK
     except LeaseHeld as exc:
         log.info("lease held", extra={"target": spec.target, "step": "lease"})
@@ -99,8 +101,14 @@ def run(spec: JobSpec) -> tuple[RunSummary, int]:
 
 
 def _acquire_waiting(lease: TargetLease, spec: JobSpec) -> None:
-    """Wait a while for a running converge of the same target, then give up with exit 3."""
-    deadline = time.monotonic() + min(LEASE_WAIT_SECONDS, spec.timeout_seconds)
+    """Wait a while for a running converge of the same target, then give up with exit 3.
+
+    The wait is at least one Lease duration (unless HOOKSYNC_LEASE_WAIT_SECONDS says less):
+    a Lease whose holder died is taken over only after this process has watched it for that
+    long, and a shorter wait would give up on it again on every retry.
+    """
+    wait = max(spec.timeout_seconds, LEASE_DURATION_SECONDS + 2 * LEASE_POLL_SECONDS)
+    deadline = time.monotonic() + min(LEASE_WAIT_SECONDS, wait)
     while True:
         try:
             lease.acquire()
@@ -115,17 +123,6 @@ def _failure(spec: JobSpec, message: str) -> RunSummary:
     verb = "preview" if spec.mode == "preview" else "apply"
     return RunSummary(result="failure", sha=spec.sha, mode=spec.mode,
                       message=f"{verb} failed: {message}")  # fmt: skip
-
-
-def _api_client() -> client.ApiClient:
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        configuration = client.Configuration()
-        config.load_kube_config(client_configuration=configuration)
-    configuration.connection_pool_maxsize = 16
-    return client.ApiClient(configuration)
 
 
 def write_summary(summary: RunSummary) -> None:

@@ -34,6 +34,7 @@ from hooksync.summary import RunSummary
 from jobimage.errors import PermanentError, TransientError
 from jobimage.fetch import Checkout, GitCredentials, fetch
 from jobimage.kube import Cluster
+from jobimage.lease import TargetLease, ensure_held
 from jobimage.plan import (
     ObjectKey,
     apply_order,
@@ -80,8 +81,12 @@ def converge(
     workdir: Path,
     credentials: GitCredentials,
     kustomize: str | None = None,
+    lease: TargetLease | None = None,
 ) -> RunSummary:
-    """Run the whole pipeline for `spec`; raises ConvergeError subclasses on failure."""
+    """Run the whole pipeline for `spec`; raises ConvergeError subclasses on failure.
+
+    With the target's `lease`, nothing is applied or pruned once it is lost (LeaseLost).
+    """
     started = time.monotonic()
     checkout = fetch_step(spec, workdir, credentials)
     inventory = read_inventory(cluster, spec)
@@ -102,7 +107,9 @@ def converge(
             message=f"{checkout.sha[:7]} already applied; nothing drifted",
         )
 
+    ensure_held(lease, before="apply")
     applied = apply_objects(cluster, spec, objects, observed)
+    ensure_held(lease, before="prune")
     pruned = prune(cluster, spec, objects, observed, inventory)
     # A render with zero objects prunes nothing (rule 5): what was applied before is still live
     # and still ours, so it stays recorded, or a later render could never prune it.

@@ -1,122 +1,131 @@
 """The target's Lease: at most one converge of a target runs at a time.
 
 The Lease lives in the target namespace (the only place the Job's identity may write). A holder
-renews it while working; a Lease not renewed within its duration may be taken over.
+renews it while working and stops before its next write once it cannot renew in time; another
+converge takes it over only after watching it go unrenewed for its duration (hooksync.leases).
 """
 
 from __future__ import annotations
 
-import datetime
 import threading
+import time
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from hooksync.leases import lease_expired
+from hooksync.jobspec import EXIT_LEASE_HELD
+from hooksync.leases import Clock, Lease, WallClock, utc_now
 from hooksync.names import MANAGED_BY, MANAGED_BY_VALUE, TARGET, lease_name
 from jobimage.errors import ConvergeError, TransientError
 
 LEASE_DURATION_SECONDS = 30
 RENEW_EVERY_SECONDS = 10
+# Two renewals may fail in a row; by the third the holder stops, 10 s before anyone may take over.
+RENEW_DEADLINE_SECONDS = 20
+RENEW_RETRY_SECONDS = 2
 
 
 class LeaseHeld(ConvergeError):
     """Another converge of this target holds the Lease; the Job exits 3 and retries later."""
 
-    exit_code = 3
+    exit_code = EXIT_LEASE_HELD
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+class LeaseLost(TransientError):
+    """This converge could not renew the Lease in time, or another took it over: it stops
+    before its next write, and the Job's retry converges again from the branch head."""
 
 
 class TargetLease:
-    """Take, renew in the background, and release the Lease of one target."""
+    """Take, renew in the background, check, and release the Lease of one target."""
 
-    def __init__(self, api: client.ApiClient, target: str, namespace: str, holder: str) -> None:
-        self.coordination = client.CoordinationV1Api(api)
-        self.name = lease_name(target)
+    def __init__(
+        self,
+        api: client.ApiClient,
+        target: str,
+        namespace: str,
+        holder: str,
+        *,
+        duration_seconds: int = LEASE_DURATION_SECONDS,
+        renew_every_seconds: float = RENEW_EVERY_SECONDS,
+        renew_deadline_seconds: float = RENEW_DEADLINE_SECONDS,
+        clock: Clock = time.monotonic,
+        wall_clock: WallClock = utc_now,
+    ) -> None:
+        self.lease = Lease(
+            client.CoordinationV1Api(api),
+            lease_name(target),
+            namespace,
+            holder,
+            duration_seconds=duration_seconds,
+            renew_deadline_seconds=renew_deadline_seconds,
+            labels={MANAGED_BY: MANAGED_BY_VALUE, TARGET: target},
+            clock=clock,
+            wall_clock=wall_clock,
+        )
+        self.name = self.lease.name
         self.target = target
         self.namespace = namespace
         self.holder = holder
+        self.renew_every_seconds = renew_every_seconds
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self.lost = threading.Event()
 
     def acquire(self) -> None:
-        """Take the Lease, or raise LeaseHeld when a live holder has it."""
-        now = _now()
-        spec = client.V1LeaseSpec(
-            holder_identity=self.holder,
-            lease_duration_seconds=LEASE_DURATION_SECONDS,
-            acquire_time=now,
-            renew_time=now,
-        )
-        try:
-            current = self.coordination.read_namespaced_lease(self.name, self.namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise TransientError(f"reading Lease {self.name}: {exc.reason}") from None
-            body = client.V1Lease(
-                metadata=client.V1ObjectMeta(
-                    name=self.name,
-                    labels={MANAGED_BY: MANAGED_BY_VALUE, TARGET: self.target},
-                ),
-                spec=spec,
-            )
-            try:
-                self.coordination.create_namespaced_lease(self.namespace, body)
-            except ApiException as create_exc:
-                if create_exc.status == 409:
-                    raise LeaseHeld(
-                        f"Lease {self.name} was just taken by another converge"
-                    ) from None
-                raise TransientError(f"creating Lease {self.name}: {create_exc.reason}") from None
-            self._start_renewing()
-            return
-        holder = current.spec.holder_identity if current.spec else None
-        if holder not in (None, "", self.holder) and not lease_expired(
-            current.spec, now, LEASE_DURATION_SECONDS
-        ):
-            raise LeaseHeld(f"Lease {self.name} is held by {holder}; retry later")
-        transitions = (current.spec.lease_transitions or 0) + 1 if current.spec else 1
-        spec.lease_transitions = transitions
-        current.spec = spec
-        try:
-            # resourceVersion in the body makes this a compare-and-swap: two takers, one wins.
-            self.coordination.replace_namespaced_lease(self.name, self.namespace, current)
-        except ApiException as exc:
-            if exc.status == 409:
-                raise LeaseHeld(f"Lease {self.name} was just taken by another converge") from None
-            raise TransientError(f"taking Lease {self.name}: {exc.reason}") from None
-        self._start_renewing()
+        """Take the Lease, or raise LeaseHeld while another holder keeps it alive.
 
-    def _start_renewing(self) -> None:
+        Called again and again while waiting: each call is one more look at the Lease, and a
+        holder that stopped renewing is taken over once this process has seen it unchanged for
+        the Lease's duration.
+        """
+        try:
+            attempt = self.lease.try_hold()
+        except ApiException as exc:
+            raise TransientError(f"taking Lease {self.name}: {exc.reason}") from None
+        if not attempt.held:
+            if attempt.holder is None:
+                raise LeaseHeld(f"Lease {self.name} was just taken by another converge")
+            raise LeaseHeld(f"Lease {self.name} is held by {attempt.holder}; retry later")
         self._renewer = threading.Thread(target=self._renew_loop, name="lease-renew", daemon=True)
         self._renewer.start()
 
     def _renew_loop(self) -> None:
-        while not self._stop.wait(RENEW_EVERY_SECONDS):
+        pause = self.renew_every_seconds
+        while not self._stop.wait(pause):
             try:
-                current = self.coordination.read_namespaced_lease(self.name, self.namespace)
-                if current.spec is None or current.spec.holder_identity != self.holder:
-                    self.lost.set()
-                    return
-                current.spec.renew_time = _now()
-                self.coordination.replace_namespaced_lease(self.name, self.namespace, current)
-            except Exception:  # noqa: S112 - a missed renewal is retried on the next tick
+                attempt = self.lease.try_hold(take=False)
+            except Exception:  # a failed renewal is retried until the deadline
+                attempt = None
+            if attempt is not None and attempt.held:
+                pause = self.renew_every_seconds
                 continue
+            taken_over = attempt is not None and attempt.holder != self.holder
+            if taken_over or not self.lease.held():
+                self.lost.set()  # taken over, deleted, or not renewed in time: stop for good
+                return
+            pause = min(RENEW_RETRY_SECONDS, self.renew_every_seconds)
+
+    def ensure_held(self, before: str) -> None:
+        """Raise LeaseLost unless this converge still holds the Lease; call before each write
+        step (`before` names it), so a holder that lost its Lease never writes again."""
+        if not self.lost.is_set() and self.lease.held():
+            return
+        self.lost.set()
+        raise LeaseLost(
+            f"Lease {self.name} was lost before {before} (not renewed within "
+            f"{self.lease.renew_deadline_seconds:g}s, or taken over); nothing more was written"
+        )
 
     def release(self) -> None:
         """Stop renewing and hand the Lease back, if it is still ours."""
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join(timeout=5)
-        try:
-            current = self.coordination.read_namespaced_lease(self.name, self.namespace)
-            if current.spec is not None and current.spec.holder_identity == self.holder:
-                current.spec.holder_identity = None
-                current.spec.renew_time = None
-                self.coordination.replace_namespaced_lease(self.name, self.namespace, current)
-        except Exception:  # noqa: S110 - an unreleased Lease simply expires
-            pass
+        self.lease.release()
+
+
+def ensure_held(lease: TargetLease | None, before: str) -> None:
+    """`lease.ensure_held(before)`, for converges that hold one (a preview holds none)."""
+    if lease is not None:
+        lease.ensure_held(before)

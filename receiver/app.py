@@ -7,14 +7,12 @@ hung request.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +24,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from hooksync import logs
+from hooksync.config import Provider
+from hooksync.jsontext import dump_json
 from receiver.dispatch.dispatcher import Dispatched
 from receiver.intake.errors import (
     MalformedDelivery,
@@ -46,12 +46,8 @@ RETRY_AFTER_SECONDS = 30
 
 
 def render_json(content: Any) -> bytes:
-    """Compact JSON in UTF-8; a string that UTF-8 cannot carry (a lone surrogate) is escaped
-    in ASCII instead, so a reason quoting a payload string never fails to encode."""
-    try:
-        return orjson.dumps(content)
-    except TypeError:  # a lone surrogate is not UTF-8; JSON's \u escapes can carry it
-        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+    """Compact JSON; a reason quoting a payload string never fails to encode (dump_json)."""
+    return dump_json(content)
 
 
 class JSONResponse(_StarletteJSONResponse):
@@ -89,7 +85,7 @@ class Answer:
         await send({"type": "http.response.body", "body": self.body})
 
 
-HOOK_PATHS = {"/hooks/github": "github", "/hooks/gitlab": "gitlab"}
+HOOK_PATHS: dict[str, Provider] = {"/hooks/github": "github", "/hooks/gitlab": "gitlab"}
 
 
 class ReceiverApp:
@@ -155,7 +151,9 @@ def create_app(state: ReceiverState, pages: Sequence[BaseRoute] = ()) -> Receive
     return ReceiverApp(state, routed)
 
 
-async def _intake(state: ReceiverState, scope: Scope, receive: Receive, provider: str) -> Answer:
+async def _intake(
+    state: ReceiverState, scope: Scope, receive: Receive, provider: Provider
+) -> Answer:
     started = time.perf_counter()
     # The first value of each header for plain lookups, and every value of a repeated one
     # for the signature checks, which refuse those.
@@ -288,7 +286,7 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _delivery_id(headers: Mapping[str, str], provider: str) -> str | None:
+def _delivery_id(headers: Mapping[str, str], provider: Provider) -> str | None:
     if provider == "github":
         return headers.get("x-github-delivery")
     return (

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
-from kubernetes import client, config
 
 from hooksync import logs
 from hooksync.config import Config, ConfigError, load_config, read_secret
+from hooksync.kubeapi import api_client
 from receiver.app import create_app
 from receiver.dispatch.cronjobs import reconcile_cronjobs
 from receiver.intake.protocol import http_protocol
@@ -57,19 +57,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="intake only: no CronJob reconcile and no status reporting (for benchmarks)",
     )
     return parser.parse_args(list(argv))
-
-
-def api_client(kubeconfig: str | None) -> client.ApiClient:
-    """From --kubeconfig, else KUBECONFIG, else the in-cluster service account."""
-    configuration = client.Configuration()
-    if kubeconfig or os.environ.get("KUBECONFIG") or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    else:
-        config.load_incluster_config(client_configuration=configuration)
-    # Fail fast: a webhook waiting on an unreachable API server gets a 503, not a hang.
-    configuration.retries = False
-    configuration.connection_pool_maxsize = 32
-    return client.ApiClient(configuration)
 
 
 def receiver_namespace(cfg: Config) -> str:
@@ -133,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"hooksync-receiver: {exc}", file=sys.stderr)
         return 2
-    api = api_client(args.kubeconfig)
+    # Fail fast: a webhook waiting on an unreachable API server gets a 503, not a hang.
+    api = api_client(args.kubeconfig, pool_size=32, fail_fast=True)
     state = ReceiverState(config=cfg, secrets=secrets, api=api, namespace=receiver_namespace(cfg))
     background: list[threading.Event] = []
     if not args.no_background:

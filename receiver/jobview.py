@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 from hooksync import names
+from hooksync.names import MODES, Mode
 from hooksync.summary import RunSummary
 
 Job = Mapping[str, Any]
@@ -35,6 +36,15 @@ def label(job: Job, key: str) -> str | None:
     """The label's value, or None when it is missing or empty."""
     value = labels_of(job).get(key)
     return str(value) if value else None
+
+
+def mode_of(job: Job) -> Mode:
+    """The Job's mode label; a Job without a known one counts as an apply."""
+    value = labels_of(job).get(names.MODE)
+    for mode in MODES:
+        if value == mode:
+            return mode
+    return "apply"
 
 
 def annotations_of(job: Job) -> Mapping[str, str]:

@@ -21,6 +21,7 @@ from kubernetes import client
 
 from hooksync.inventory import decode_inventory, parent_name
 from hooksync.jobspec import EXIT_OK, JobSpec
+from hooksync.names import Mode
 from world.gitserver import Repo
 
 # The token of the world's Git server for converge runs; a run gets it as the Job would.
@@ -83,7 +84,7 @@ class Target:
     git_token: str = GIT_TOKEN
     env: dict[str, str] = field(default_factory=dict)  # more environment for the command
 
-    def spec(self, mode: str, *, sha: str | None = None, branch: str | None = None) -> JobSpec:
+    def spec(self, mode: Mode, *, sha: str | None = None, branch: str | None = None) -> JobSpec:
         """The Job's command line for this target, as the receiver would write it."""
         return JobSpec(
             mode=mode,
@@ -97,7 +98,7 @@ class Target:
         )
 
     def argv(
-        self, mode: str = "apply", *, sha: str | None = None, branch: str | None = None
+        self, mode: Mode = "apply", *, sha: str | None = None, branch: str | None = None
     ) -> list[str]:
         return [*JOB_COMMAND, *self.spec(mode, sha=sha, branch=branch).to_args()]
 
@@ -113,7 +114,7 @@ class Target:
 
     def start(
         self,
-        mode: str = "apply",
+        mode: Mode = "apply",
         *,
         sha: str | None = None,
         branch: str | None = None,
@@ -132,7 +133,7 @@ class Target:
 
     def run(
         self,
-        mode: str = "apply",
+        mode: Mode = "apply",
         *,
         sha: str | None = None,
         branch: str | None = None,
@@ -142,7 +143,7 @@ class Target:
         process = self.start(mode, sha=sha, branch=branch, token=token, kubeconfig=kubeconfig)
         return finished(process)
 
-    def converge(self, mode: str = "apply") -> Run:
+    def converge(self, mode: Mode = "apply") -> Run:
         """Run and insist on success: for the steps a test builds on, not the one it checks."""
         run = self.run(mode)
         assert run.code == EXIT_OK and run.result in ("success", "no-op"), run.explain()

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hooksync.config import Config
+from hooksync.names import job_name, waiting_job_name
 from receiver import jobview
 from receiver.dispatch import coalescing
-from receiver.dispatch.manifests import build_job, build_waiting_job, job_name, waiting_job_name
+from receiver.dispatch.manifests import build_job, build_waiting_job
 from receiver.intake.routing import PREVIEW, JobRequest
 from receiver.jobapi import ApiUnavailable, JobApi, job_selector
 

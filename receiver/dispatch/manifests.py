@@ -1,26 +1,20 @@
-"""Job and CronJob manifests for one target, as plain dicts, with deterministic names.
+"""Job and CronJob manifests for one target, as plain dicts, named by hooksync.names.
 
-Pure: the names are what make dispatch idempotent (two replicas or a redelivery that race
-create one object), so they depend only on their inputs.
+Pure: the deterministic names are what make dispatch idempotent (two replicas or a
+redelivery that race create one object), so they depend only on their inputs.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Sequence
 from typing import Any, Final
 
 from hooksync import names
 from hooksync.config import Config, Target
-from hooksync.jobspec import GIT_CREDENTIALS_DIR, JobSpec
+from hooksync.jobspec import EXIT_LEASE_HELD, EXIT_PERMANENT, GIT_CREDENTIALS_DIR, JobSpec
+from hooksync.names import job_name, resync_cronjob_name, waiting_job_name
 from hooksync.refs import is_valid_sha
 from hooksync.times import rfc3339
-
-MAX_JOB_NAME: Final = 63
-# The CronJob controller appends "-<minutes since epoch>" (11 characters) to name its Jobs.
-MAX_CRONJOB_NAME: Final = 52
-NAME_DIGEST_LENGTH: Final = 8
 
 CONTAINER_NAME: Final = "converge"
 JOB_COMMAND: Final = "hooksync-job"
@@ -39,61 +33,11 @@ RESOURCES: Final = {
     "limits": {"cpu": "1", "memory": "512Mi"},
 }
 
-_NOT_IN_LABEL = re.compile(r"[^a-z0-9-]+")
-
-
-def job_name(target: str, mode: str, sha: str) -> str:
-    """``hooksync-{target}-{mode}-{sha[:7]}``: one Job per target, mode and commit.
-
-    A redelivered event or a second replica computes the same name, so the API server's
-    409 AlreadyExists tells it the work is already dispatched.
-    """
-    _check_mode(mode)
-    _check_sha(sha)
-    return dns_label(f"hooksync-{target}-{mode}-{sha[:7]}")
-
-
-def waiting_job_name(target: str, active_job: str) -> str:
-    """The one apply Job allowed to wait behind the running apply Job `active_job`.
-
-    ``hooksync-{target}-apply-next-{hash of active_job's name}``. Coalescing works like this:
-    while apply Job A runs for a target, a push for that target creates this Job, suspended,
-    annotated with `hooksync.dev/waits-for: A`. Every replica that sees A running computes
-    the same name, so racing replicas create one object; a 409 means "already waiting", and
-    the loser adds its SHA to the waiting Job's coalesced-shas annotation instead. When A
-    ends, the leader un-suspends the Job that waits for A; it converges the branch head as
-    it is then, which includes every SHA folded into it. A push arriving while that Job runs
-    waits behind it under a name hashed from its own name, so a chain never repeats a name,
-    and a burst of pushes costs at most one running and one waiting Job (one more for every
-    `coalescing.MAX_RECORDED` pushes that arrive while one converge runs).
-    """
-    return dns_label(f"hooksync-{target}-apply-next-{_digest(active_job)}")
-
-
-def resync_cronjob_name(target: str) -> str:
-    """``hooksync-resync-{target}``, at most 52 characters so the Jobs it names stay labels."""
-    return dns_label(f"hooksync-resync-{target}", MAX_CRONJOB_NAME)
-
-
-def dns_label(name: str, limit: int = MAX_JOB_NAME) -> str:
-    """`name` as a DNS-1123 label of at most `limit` characters.
-
-    A name that is too long keeps its head and ends in a hash of the whole name, so two long
-    names that differ only past the cut still differ.
-    """
-    label = _NOT_IN_LABEL.sub("-", name.lower()).strip("-")
-    if not label:
-        raise ValueError(f"{name!r} has no characters a DNS label can hold")
-    if len(label) <= limit:
-        return label
-    head = label[: limit - NAME_DIGEST_LENGTH - 1].rstrip("-")
-    return f"{head}-{_digest(label)}"
-
 
 def build_job(
     config: Config,
     target: Target,
-    mode: str,
+    mode: names.Mode,
     sha: str,
     ref: str,
     delivery_id: str | None,
@@ -197,7 +141,7 @@ def build_resync_cronjob(config: Config, target: Target) -> dict[str, Any]:
 def _job(
     config: Config,
     target: Target,
-    mode: str,
+    mode: names.Mode,
     sha: str,
     ref: str,
     delivery_id: str | None,
@@ -243,7 +187,7 @@ def _job(
 
 
 def _job_spec(
-    config: Config, target: Target, mode: str, *, sha: str | None, suspend: bool | None
+    config: Config, target: Target, mode: names.Mode, *, sha: str | None, suspend: bool | None
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "backoffLimit": BACKOFF_LIMIT,
@@ -255,7 +199,7 @@ def _job_spec(
                     "onExitCodes": {
                         "containerName": CONTAINER_NAME,
                         "operator": "In",
-                        "values": [2],
+                        "values": [EXIT_PERMANENT],
                     },
                 },
                 # Exit 3: the target's Lease stayed held (another converge runs); try again
@@ -265,7 +209,7 @@ def _job_spec(
                     "onExitCodes": {
                         "containerName": CONTAINER_NAME,
                         "operator": "In",
-                        "values": [3],
+                        "values": [EXIT_LEASE_HELD],
                     },
                 },
                 # An evicted or preempted pod is not the converge's fault; do not count it.
@@ -287,7 +231,7 @@ def _job_spec(
     return spec
 
 
-def _pod_spec(config: Config, target: Target, mode: str, sha: str | None) -> dict[str, Any]:
+def _pod_spec(config: Config, target: Target, mode: names.Mode, sha: str | None) -> dict[str, Any]:
     credentials = GIT_CREDENTIALS_DIR if target.git_secret else None
     args = JobSpec.for_target(target, mode, sha=sha, git_credentials=credentials).to_args()
     mounts: list[dict[str, Any]] = [
@@ -356,7 +300,7 @@ def _pod_spec(config: Config, target: Target, mode: str, sha: str | None) -> dic
     }
 
 
-def _labels(target: Target, mode: str) -> dict[str, str]:
+def _labels(target: Target, mode: names.Mode) -> dict[str, str]:
     return {
         names.MANAGED_BY: names.MANAGED_BY_VALUE,
         names.TARGET: target.name,
@@ -376,7 +320,3 @@ def _check_mode(mode: str) -> None:
 def _check_sha(sha: str) -> None:
     if not is_valid_sha(sha):
         raise ValueError(f"{sha!r} is not a full commit SHA")
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:NAME_DIGEST_LENGTH]

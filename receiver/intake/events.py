@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
-from hooksync.refs import is_valid_branch_name, is_valid_ref_name, is_valid_sha
+from hooksync.config import Provider
+from hooksync.refs import (
+    is_valid_branch_name,
+    is_valid_ref_name,
+    is_valid_repo_path,
+    is_valid_sha,
+)
 from receiver.intake.errors import MalformedDelivery, UnsupportedContentType
 from receiver.intake.jsonbody import JSONBody, Shape, json_kind
 
@@ -75,8 +81,6 @@ _GITLAB_HEADER_KINDS: Final = {
     "Merge Request Hook": "merge_request",
 }
 
-_GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-_GITLAB_REPO = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+")
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
@@ -88,7 +92,7 @@ class PushEvent:
     in events built by hand; routing drops those too.
     """
 
-    provider: str
+    provider: Provider
     repo: str
     ref: str
     after: str
@@ -104,7 +108,7 @@ class PushEvent:
 class PreviewEvent:
     """A PR/MR into `base_branch` whose head commit `head_sha` should get a dry-run check."""
 
-    provider: str
+    provider: Provider
     repo: str
     base_branch: str
     head_sha: str
@@ -119,7 +123,7 @@ class PreviewEvent:
 class PingEvent:
     """GitHub's hello when a webhook is created: answered 200, starts nothing."""
 
-    provider: str
+    provider: Provider
     zen: str = ""
     hook_id: int | None = None
     delivery_id: str | None = None
@@ -353,7 +357,7 @@ def _gitlab_merge_request(doc: dict[str, Any], delivery: str | None) -> Event:
 
 
 def _push_event(
-    provider: str,
+    provider: Provider,
     repo: str,
     ref: str,
     kind: str,
@@ -511,17 +515,11 @@ def _branch(doc: dict[str, Any], path: str) -> str:
     return value
 
 
-def _repo(doc: dict[str, Any], path: str, provider: str) -> str:
+def _repo(doc: dict[str, Any], path: str, provider: Provider) -> str:
     value = _string(doc, path)
-    if not _is_repo_path(value, provider):
+    if not is_valid_repo_path(provider, value):
         raise MalformedDelivery(f"{path}: {_show(value)} is not a repository path")
     return value
-
-
-@functools.lru_cache(maxsize=1024)  # a webhook's repository arrives over and over
-def _is_repo_path(value: str, provider: str) -> bool:
-    pattern = _GITHUB_REPO if provider == GITHUB else _GITLAB_REPO
-    return len(value) <= 255 and ".." not in value and pattern.fullmatch(value) is not None
 
 
 def _positive_int(doc: dict[str, Any], path: str) -> int:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
-from hooksync.config import Target
+from hooksync.config import Provider, Target
+from hooksync.names import Mode
 from receiver.intake.events import Event, PingEvent, PreviewEvent, PushEvent
 
-APPLY = "apply"
-PREVIEW = "preview"
+APPLY: Final = "apply"
+PREVIEW: Final = "preview"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,7 +27,7 @@ class JobRequest:
     """
 
     target: Target
-    mode: str
+    mode: Mode
     sha: str
     ref: str
     delivery_id: str | None = None
@@ -111,7 +113,9 @@ def _route_preview(event: PreviewEvent, targets: Sequence[Target]) -> Routing:
     return Routing(requests, _routed(requests))
 
 
-def _following(provider: str, repo: str, branch: str, targets: Sequence[Target]) -> list[Target]:
+def _following(
+    provider: Provider, repo: str, branch: str, targets: Sequence[Target]
+) -> list[Target]:
     return [
         target
         for target in targets

@@ -13,7 +13,6 @@ import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from kubernetes.client.exceptions import ApiException
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +22,7 @@ from starlette.routing import Route
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from hooksync import names
-from hooksync.config import Config, Target
+from hooksync.config import Config, Target, web_base
 from hooksync.refs import is_valid_sha
 from hooksync.schedule import CronError, next_fire_time
 from hooksync.times import parse_rfc3339
@@ -108,14 +107,9 @@ def commit_url(config: Config, target: Target, sha: str) -> str | None:
     """The commit's page on the Git host, from the API URL the configuration names."""
     if not is_valid_sha(sha):
         return None
+    base = web_base(target.provider, config.api_url(target.provider))
     if target.provider == "github":
-        api = config.github_api_url.rstrip("/")
-        if urlsplit(api).netloc == "api.github.com":
-            base = "https://github.com"
-        else:  # GitHub Enterprise serves its API at https://host/api/v3
-            base = api.removesuffix("/api/v3")
         return f"{base}/{target.repo}/commit/{sha}"
-    base = config.gitlab_api_url.rstrip("/").removesuffix("/api/v4")
     return f"{base}/{target.repo}/-/commit/{sha}"
 
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from typing import Any
 
 from hooksync import logs, names
-from hooksync.config import Config, ConfigError, Target
+from hooksync.config import Config, ConfigError, Provider, Target
+from hooksync.leases import holder_identity
 from hooksync.summary import RunSummary
 from hooksync.times import parse_rfc3339
 from receiver import jobview
@@ -69,7 +67,7 @@ class Reporter:
             # goes out before a fast converge ends; otherwise it is a steady poll.
             self.state.job_created.wait(POLL_SECONDS)
             self.state.job_created.clear()
-            if self.stop.is_set() or not self.elector.is_leader.is_set():
+            if self.stop.is_set() or not self.elector.leading():
                 continue
             try:
                 self.pass_once()
@@ -80,7 +78,7 @@ class Reporter:
         """Release waiting Jobs promptly, apart from status posting, which the Git host paces
         (GitHub asks for a second between writes, so a backlog of statuses can take minutes)."""
         while not self.stop.wait(POLL_SECONDS):
-            if not self.elector.is_leader.is_set():
+            if not self.elector.leading():
                 continue
             try:
                 jobs = self.jobs.list_jobs(job_selector(mode="apply", unreported=True))
@@ -96,7 +94,7 @@ class Reporter:
         # Waiting Jobs are released by release_loop, which posting statuses cannot delay.
         self._carried = carried_shas(jobs)
         for job in jobs:
-            if self.stop.is_set() or not self.elector.is_leader.is_set():
+            if self.stop.is_set() or not self.elector.leading():
                 return
             self.report(job)
 
@@ -234,7 +232,7 @@ class Reporter:
         except ConfigError:
             return None
 
-    def _host(self, provider: str) -> Any:
+    def _host(self, provider: Provider) -> Any:
         if self._hosts_config is not self.state.config:
             self._hosts = {}
             self._hosts_config = self.state.config
@@ -250,16 +248,12 @@ class Reporter:
         return run_link(self.state.config.public_url, self.state.secrets.link_keys, job)
 
 
-def identity() -> str:
-    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-
-
 def start_reporting(state: ReceiverState) -> list[threading.Event]:
     """Start the leader election and the reporter; returns their stop events."""
     elector = LeaderElector(
         state.api,
         state.namespace,
-        identity(),
+        holder_identity(),
         on_change=lambda leading: state.metrics.leader.set(1 if leading else 0),
     )
     reporter = Reporter(state, elector)

@@ -24,7 +24,6 @@ from hooksync.times import parse_rfc3339, rfc3339
 from receiver import jobview
 from receiver.jobapi import API_TIMEOUT
 
-RECORD_PREFIX = "hooksync-record-"
 RECORD_LABEL = "hooksync.dev/record"  # value "true": selects record Leases in one list call
 MESSAGE_LIMIT = 300
 CONFLICT_RETRIES = 5
@@ -87,10 +86,6 @@ class TargetRecord:
             applied_sha=sha if sha and is_valid_sha(sha) else None,
             applied_at=annotations.get(APPLIED_AT) or None,
         )
-
-
-def record_name(target: str) -> str:
-    return f"{RECORD_PREFIX}{target}"
 
 
 def record_from_run(
@@ -159,7 +154,7 @@ def save(api: client.ApiClient, namespace: str, record: TargetRecord) -> bool:
     two writers (an old leader finishing its pass) cannot interleave.
     """
     leases = client.CoordinationV1Api(api)
-    name = record_name(record.target)
+    name = names.record_name(record.target)
     for _ in range(CONFLICT_RETRIES):
         try:
             answer = leases.read_namespaced_lease(
@@ -214,7 +209,7 @@ def load(api: client.ApiClient, namespace: str) -> dict[str, TargetRecord]:
     for lease in json.loads(answer.data)["items"]:  # type: ignore[attr-defined]
         metadata = lease.get("metadata") or {}
         target = (metadata.get("labels") or {}).get(names.TARGET)
-        if not target or metadata.get("name") != record_name(target):
+        if not target or metadata.get("name") != names.record_name(target):
             continue
         record = TargetRecord.from_annotations(target, metadata.get("annotations") or {})
         if record is not None:
@@ -227,7 +222,7 @@ def _lease(target: str, annotations: dict[str, str]) -> Any:
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
         "metadata": {
-            "name": record_name(target),
+            "name": names.record_name(target),
             "labels": {
                 names.MANAGED_BY: names.MANAGED_BY_VALUE,
                 names.TARGET: target,

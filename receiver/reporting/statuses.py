@@ -36,7 +36,7 @@ class StatusReport:
     description: str
 
 
-def context_for(mode: str, target: str) -> str:
+def context_for(mode: names.Mode, target: str) -> str:
     kind = "preview" if mode == "preview" else "deploy"
     return f"hooksync/{kind}: {target}"
 
@@ -46,7 +46,7 @@ def pending_reports(job: Mapping[str, Any]) -> list[StatusReport]:
     if is_finished(job):
         return []
     labels = labels_of(job)
-    mode, target = labels.get(names.MODE, "apply"), labels.get(names.TARGET, "")
+    mode, target = jobview.mode_of(job), labels.get(names.TARGET, "")
     if mode == "resync":
         return []  # a resync reports only what it changed, once it has changed it
     done = set(annotation_list(job, names.REPORTED_PENDING))
@@ -71,7 +71,7 @@ def final_reports(
     `failure_reason` is what the Job's Failed condition says, for that case.
     """
     labels = labels_of(job)
-    mode, target = labels.get(names.MODE, "apply"), labels.get(names.TARGET, "")
+    mode, target = jobview.mode_of(job), labels.get(names.TARGET, "")
     context = context_for(mode, target)
     shas = job_shas(job)
     verb = "preview" if mode == "preview" else "apply"

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,12 +29,14 @@ from kubernetes.client.exceptions import ApiException
 from hooksync import names
 from hooksync.config import Config, parse_config
 from hooksync.inventory import ObjectRef
+from hooksync.leases import Lease
+from hooksync.names import resync_cronjob_name
 from jobimage.errors import PermanentError
 from jobimage.kube import Cluster
 from jobimage.lease import TargetLease
 from receiver.cli import parse_args
 from receiver.dispatch.cronjobs import reconcile_cronjobs
-from receiver.dispatch.manifests import build_job, resync_cronjob_name
+from receiver.dispatch.manifests import build_job
 from receiver.pages.status import STATUS_TOKEN_ENV
 from receiver.reporting.leader import LEASE_NAME, LeaderElector
 from world.cluster import LocalCluster
@@ -470,6 +474,49 @@ def test_receiver_elects_a_leader_and_reads_pods(receiver: Identity) -> None:
     with pytest.raises(ApiException) as caught:
         core.read_namespaced_pod_log("no-such-pod", JOBS_NS)
     assert caught.value.status == 404  # allowed; there is just no such pod
+
+
+def test_a_replica_whose_clock_runs_45s_ahead_does_not_take_a_leadership_still_renewed(
+    receiver: Identity,
+) -> None:
+    """Both replicas as the receiver's own ServiceAccount; the Lease times are 3 s so that the
+    test watches several whole Lease durations."""
+    leader = Lease(
+        client.CoordinationV1Api(receiver.api),
+        LEASE_NAME,
+        JOBS_NS,
+        "replica-on-time",
+        duration_seconds=3,
+        renew_deadline_seconds=2,
+    )
+    ahead = LeaderElector(
+        receiver.api,
+        JOBS_NS,
+        "replica-45s-ahead",
+        lease_seconds=3,
+        renew_seconds=0.5,
+        renew_deadline_seconds=2,
+        wall_clock=lambda: datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=45),
+    )
+    wait_until(lambda: leader.try_hold().held, timeout=15)
+    thread = threading.Thread(target=ahead.run, daemon=True)
+    thread.start()
+    try:
+        # By wall clocks the leader's renewTime looks 42 s overdue to `ahead` at every look.
+        until = time.monotonic() + 9
+        while time.monotonic() < until:
+            assert leader.try_hold().held, "the leader lost a Lease it kept renewing"
+            assert not ahead.is_leader.is_set(), "taken over while still renewed"
+            time.sleep(0.5)
+        # The leader stops renewing without letting go (its process hangs): the other replica
+        # takes over once its own clock has seen the Lease unchanged for 3 s.
+        started = time.monotonic()
+        assert ahead.is_leader.wait(10), "a Lease nobody renews was never taken over"
+        assert time.monotonic() - started >= 2
+        assert not leader.held()
+    finally:
+        ahead.stop.set()
+        thread.join(15)
 
 
 def test_receiver_is_forbidden_everything_else(receiver: Identity, example_config: Config) -> None:

@@ -6,15 +6,25 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hooksync.config import (
     DEFAULT_BURST_MAX_WAIT_SECONDS,
     DEFAULT_BURST_QUIET_SECONDS,
+    Config,
     ConfigError,
+    Provider,
+    Target,
+    default_clone_url,
     load_config,
     parse_config,
     read_secret,
+    web_base,
 )
+from hooksync.schedule import MACROS, CronError
+from hooksync.schedule import parse as parse_schedule
+from receiver.pages.status import commit_url
 
 
 def document(**top: Any) -> dict[str, Any]:
@@ -68,6 +78,25 @@ def test_github_enterprise_and_gitlab_clone_urls_follow_the_api_url() -> None:
     gitlab = target(provider="gitlab", repo="acme/platform/shop")
     gitlab["gitlab"] = {"apiURL": "https://gitlab.acme.test"}
     assert parse(gitlab).targets[0].clone_url == "https://gitlab.acme.test/acme/platform/shop.git"
+
+
+@pytest.mark.parametrize(
+    ("provider", "api", "web"),
+    [
+        ("github", "https://api.github.com/", "https://github.com"),
+        ("github", "https://git.acme.test/api/v3", "https://git.acme.test"),
+        ("gitlab", "https://gitlab.acme.test", "https://gitlab.acme.test"),
+        ("gitlab", "https://gitlab.acme.test/api/v4/", "https://gitlab.acme.test"),
+    ],
+)
+def test_clone_urls_and_commit_pages_share_one_web_address(
+    provider: Provider, api: str, web: str
+) -> None:
+    assert web_base(provider, api) == web
+    assert default_clone_url(provider, "acme/shop", api, api) == f"{web}/acme/shop.git"
+    config = Config("x", "https://h", targets=(), github_api_url=api, gitlab_api_url=api)
+    shop = Target("shop", provider, "acme/shop", "https://x/y.git", "main", ".", "shop", "sa")
+    assert (commit_url(config, shop, "a" * 40) or "").startswith(f"{web}/acme/shop/")
 
 
 def test_the_burst_window_can_be_set() -> None:
@@ -146,3 +175,59 @@ def test_secrets_come_from_the_variable_or_one_per_line_of_a_file(tmp_path: Any)
     assert read_secret("S", {}) == []
     with pytest.raises(ConfigError, match="S_FILE: cannot read"):
         read_secret("S", {"S_FILE": str(tmp_path / "nope")})
+
+
+# --- one cron grammar: the configuration accepts exactly what the schedule parser reads --------
+
+
+def _config_accepts(schedule: str) -> bool:
+    try:
+        parse(target(resync=schedule))
+    except ConfigError:
+        return False
+    return True
+
+
+def _parser_reads(schedule: str) -> bool:
+    try:
+        parse_schedule(schedule)
+    except CronError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("schedule", "valid"),
+    [
+        ("@midnight", True),
+        ("@daily", True),
+        ("*/15 * * * *", True),
+        ("0 3 * JAN-MAR mon-fri", True),
+        ("99 * * * *", False),
+        ("* 24 * * *", False),
+        ("5-1 * * * *", False),
+        ("@Daily", False),
+        ("@every 5m", False),
+        ("@reboot", False),
+        ("* * * *", False),
+    ],
+)
+def test_the_configuration_and_the_schedule_parser_agree(schedule: str, valid: bool) -> None:
+    assert _config_accepts(schedule) is valid
+    assert _parser_reads(schedule) is valid
+
+
+_CRON_TEXT = st.one_of(
+    st.sampled_from([*sorted(MACROS), "@every 1h", "@reboot", "@Hourly"]),
+    st.lists(
+        st.text(alphabet="0123456789*/,?-JANMOSUTHEW ", min_size=1, max_size=8),
+        min_size=4,
+        max_size=6,
+    ).map(" ".join),
+)
+
+
+@settings(max_examples=300)
+@given(schedule=_CRON_TEXT)
+def test_every_schedule_the_configuration_accepts_the_schedule_parser_reads(schedule: str) -> None:
+    assert _config_accepts(schedule) == _parser_reads(schedule), schedule

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hooksync.names import job_name, waiting_job_name
 from receiver.dispatch.dispatcher import name_past_ended
-from receiver.dispatch.manifests import job_name, waiting_job_name
 
 SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 

@@ -13,15 +13,8 @@ from kubernetes.client import ApiClient
 from hooksync import names
 from hooksync.config import Config, Target
 from hooksync.jobspec import GIT_CREDENTIALS_DIR, JobSpec, parse_job_args
-from receiver.dispatch.manifests import (
-    build_job,
-    build_resync_cronjob,
-    build_waiting_job,
-    dns_label,
-    job_name,
-    resync_cronjob_name,
-    waiting_job_name,
-)
+from hooksync.names import dns_label, job_name, resync_cronjob_name, waiting_job_name
+from receiver.dispatch.manifests import build_job, build_resync_cronjob, build_waiting_job
 
 SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 OTHER_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
