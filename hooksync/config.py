@@ -10,17 +10,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, get_args
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
+from hooksync.providers import PROVIDERS, Provider
 from hooksync.refs import is_valid_branch_name, is_valid_repo_path
 from hooksync.schedule import CronError
 from hooksync.schedule import parse as parse_schedule
 
-Provider = Literal["github", "gitlab"]
-PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 MAX_TARGET_NAME = 30
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_LINK_TTL_SECONDS = 7 * 24 * 3600

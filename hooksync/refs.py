@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from hooksync.config import Provider
+from hooksync.providers import Provider
 
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")

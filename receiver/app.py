@@ -24,8 +24,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from hooksync import logs
-from hooksync.config import Provider
 from hooksync.jsontext import dump_json
+from hooksync.providers import Provider
 from receiver.dispatch.dispatcher import Dispatched
 from receiver.intake.errors import (
     MalformedDelivery,

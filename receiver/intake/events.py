@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
-from hooksync.config import Provider
+from hooksync.providers import Provider
 from hooksync.refs import (
     is_valid_branch_name,
     is_valid_ref_name,

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from hooksync.config import Provider, Target
+from hooksync.config import Target
 from hooksync.names import Mode
+from hooksync.providers import Provider
 from receiver.intake.events import Event, PingEvent, PreviewEvent, PushEvent
 
 APPLY: Final = "apply"

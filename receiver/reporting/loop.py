@@ -14,8 +14,9 @@ import time
 from typing import Any
 
 from hooksync import logs, names
-from hooksync.config import Config, ConfigError, Provider, Target
+from hooksync.config import Config, ConfigError, Target
 from hooksync.leases import holder_identity
+from hooksync.providers import Provider
 from hooksync.summary import RunSummary
 from hooksync.times import parse_rfc3339
 from receiver import jobview

@@ -14,7 +14,6 @@ from hooksync.config import (
     DEFAULT_BURST_QUIET_SECONDS,
     Config,
     ConfigError,
-    Provider,
     Target,
     default_clone_url,
     load_config,
@@ -22,6 +21,7 @@ from hooksync.config import (
     read_secret,
     web_base,
 )
+from hooksync.providers import Provider
 from hooksync.schedule import MACROS, CronError
 from hooksync.schedule import parse as parse_schedule
 from receiver.pages.status import commit_url
