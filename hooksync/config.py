@@ -29,6 +29,9 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _GITHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _GITLAB_REPO = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
+# Namespaces no target may converge: the cluster's own. The Jobs' namespace is refused too: a
+# target there could change the receiver, other targets' Jobs and their Git Secrets.
+RESERVED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 
 
 class ConfigError(ValueError):
@@ -53,6 +56,10 @@ class Target:
     previews: bool = True
     previews_from_forks: bool = False
     timeout_seconds: int = 600
+    # Converge even if the namespace enforces no Pod Security level (the status page shows it).
+    allow_unenforced_pod_security: bool = False
+    # Namespaces whose ServiceAccounts the target's RoleBindings may name, beside its own.
+    allowed_subject_namespaces: tuple[str, ...] = ()
 
     def repo_matches(self, repo: str) -> bool:
         """Whether a payload's repository names this target's (GitHub ignores case)."""
@@ -89,17 +96,21 @@ class Config:
         return [t.name for t in self.targets]
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate the configuration file at `path`."""
+def load_config(path: str | os.PathLike[str], jobs_namespace: str | None = None) -> Config:
+    """Read and validate the configuration file at `path` (see `parse_config`)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
-    return parse_config(text, source=str(path))
+    return parse_config(text, source=str(path), jobs_namespace=jobs_namespace)
 
 
-def parse_config(text: str, source: str = "config") -> Config:
-    """Validate configuration YAML; every problem is reported with the field that has it."""
+def parse_config(text: str, source: str = "config", jobs_namespace: str | None = None) -> Config:
+    """Validate configuration YAML; every problem is reported with the field that has it.
+
+    `jobs_namespace` is where Jobs run when the file names no `namespace` (the receiver's own);
+    no target may converge it.
+    """
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -108,6 +119,8 @@ def parse_config(text: str, source: str = "config") -> Config:
         raise ConfigError(f"{source}: the top level must be a mapping")
     errors: list[str] = []
     config = _build_config(document, errors)
+    if config is not None:
+        errors.extend(target_namespace_problems(config, jobs_namespace))
     if errors or config is None:
         raise ConfigError(f"{source}: " + "; ".join(errors))
     return config
@@ -205,6 +218,8 @@ def _build_target(
         "previews",
         "previewsFromForks",
         "timeoutSeconds",
+        "allowUnenforcedPodSecurity",
+        "allowedSubjectNamespaces",
     }
     name = raw.get("name")
     label = f"{where}" if not isinstance(name, str) else f"{where} ({name})"
@@ -246,6 +261,18 @@ def _build_target(
     if not isinstance(resync, str) or (resync and not _is_cron(resync)):
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")
     timeout = _int(raw, "timeoutSeconds", f"{label}.timeoutSeconds", errors, 600, 10, 86400)
+    unenforced = _bool(
+        raw, "allowUnenforcedPodSecurity", f"{label}.allowUnenforcedPodSecurity", errors, False
+    )
+    subject_namespaces = raw.get("allowedSubjectNamespaces", [])
+    if not isinstance(subject_namespaces, list) or not all(
+        _is_dns_label(entry) for entry in subject_namespaces
+    ):
+        errors.append(
+            f"{label}.allowedSubjectNamespaces: {subject_namespaces!r} must be a list of "
+            "namespace names"
+        )
+        subject_namespaces = []
     clone_url = raw.get("cloneURL")
     if clone_url is None and isinstance(repo, str):
         clone_url = default_clone_url(str(provider), repo, github_api, gitlab_api)
@@ -259,7 +286,38 @@ def _build_target(
         service_account=str(service_account),
         git_secret=git_secret, prune=prune, resync=resync, previews=previews,
         previews_from_forks=forks, timeout_seconds=timeout,
+        allow_unenforced_pod_security=unenforced,
+        allowed_subject_namespaces=tuple(subject_namespaces),
     )  # fmt: skip
+
+
+def target_namespace_problems(config: Config, jobs_namespace: str | None = None) -> list[str]:
+    """Pure: targets whose namespace reaches too far: the Jobs' namespace (`config.namespace`,
+    else `jobs_namespace`), one of the cluster's own, or one another target converges too."""
+    jobs = config.namespace or jobs_namespace
+    problems: list[str] = []
+    first: dict[str, str] = {}
+    for index, target in enumerate(config.targets):
+        field = f"targets[{index}] ({target.name}).namespace"
+        if target.namespace in RESERVED_NAMESPACES:
+            problems.append(
+                f"{field}: {target.namespace!r} is the cluster's own namespace; targets may not "
+                "converge it"
+            )
+        elif target.namespace == jobs:
+            problems.append(
+                f"{field}: {target.namespace!r} is where hooksync's Jobs run (namespace); a "
+                "target there could change the receiver and other targets' Secrets — give it "
+                "a namespace of its own"
+            )
+        elif target.namespace in first:
+            problems.append(
+                f"{field}: {target.namespace!r} is already converged by target "
+                f"{first[target.namespace]!r}; two targets would prune each other's objects — "
+                "give each target its own namespace"
+            )
+        first.setdefault(target.namespace, target.name)
+    return problems
 
 
 def default_clone_url(provider: str, repo: str, github_api: str, gitlab_api: str) -> str:
