@@ -32,6 +32,9 @@ _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
 # Namespaces no target may converge: the cluster's own. The Jobs' namespace is refused too: a
 # target there could change the receiver, other targets' Jobs and their Git Secrets.
 RESERVED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+# The Job's disk: its /tmp volume (the checkout) is this size; a quantity in Mi or Gi.
+DEFAULT_JOB_DISK_LIMIT = "1Gi"
+_DISK_QUANTITY = re.compile(r"^[1-9][0-9]{0,5}(Mi|Gi)$")
 
 
 class ConfigError(ValueError):
@@ -84,6 +87,7 @@ class Config:
     job_ttl_seconds: int = 3600
     burst_quiet_seconds: int = DEFAULT_BURST_QUIET_SECONDS
     burst_max_wait_seconds: int = DEFAULT_BURST_MAX_WAIT_SECONDS
+    job_disk_limit: str = DEFAULT_JOB_DISK_LIMIT
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def target(self, name: str) -> Target:
@@ -140,6 +144,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         "jobTTLSeconds",
         "burstQuietSeconds",
         "burstMaxWaitSeconds",
+        "jobDiskLimit",
     }
     for key in doc:
         if key not in known:
@@ -163,6 +168,9 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
                     DEFAULT_BURST_MAX_WAIT_SECONDS, 0)  # fmt: skip
     if max_wait < quiet:
         errors.append(f"burstMaxWaitSeconds: {max_wait} is less than burstQuietSeconds {quiet}")
+    disk_limit = doc.get("jobDiskLimit", DEFAULT_JOB_DISK_LIMIT)
+    if not isinstance(disk_limit, str) or not _DISK_QUANTITY.match(disk_limit):
+        errors.append(f"jobDiskLimit: {disk_limit!r} must be a size such as 512Mi or 2Gi")
 
     raw_targets = doc.get("targets")
     targets: list[Target] = []
@@ -193,6 +201,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         job_ttl_seconds=job_ttl,
         burst_quiet_seconds=quiet,
         burst_max_wait_seconds=max_wait,
+        job_disk_limit=str(disk_limit),
     )
 
 

@@ -11,6 +11,7 @@ A preview stops after a server-side dry run and a prune plan, changing nothing.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -38,7 +39,7 @@ from hooksync.names import APPLYSET_PART_OF, INVENTORY_TARGET
 from hooksync.summary import STEPS, RunSummary
 from jobimage.changes import APPLIED, CHANGING, Change, ChangeSet
 from jobimage.errors import ConvergeError, PermanentError, TransientError
-from jobimage.fetch import Checkout, GitCredentials, fetch
+from jobimage.fetch import DISK_LIMIT_FIELD, Checkout, GitCredentials, fetch
 from jobimage.kube import Cluster
 from jobimage.plan import (
     ObjectKey,
@@ -161,6 +162,14 @@ def pipeline_step(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 error: ConvergeError = PermanentError(
                     f"{name}: an object is nested too deeply to handle; flatten it"
                 )
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    error = TransientError(f"{type(exc).__name__}: {exc}")
+                else:
+                    error = PermanentError(
+                        f"{name}: no space left on device writing {exc.filename or 'a file'}; "
+                        f"the Job's disk is full: raise {DISK_LIMIT_FIELD} in the configuration"
+                    )
             except Exception as exc:
                 error = TransientError(f"{type(exc).__name__}: {exc}")
             error.step = name
