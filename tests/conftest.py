@@ -12,6 +12,7 @@ from kubernetes import client, config
 
 from world.cluster import LocalCluster
 from world.githosts import STANDIN_TOKEN, GitHubStandIn, GitLabStandIn
+from world.stack import POD_SECURITY_BASELINE
 
 # Property tests check what is accepted, never how fast: a loaded CI machine must not fail them
 # on Hypothesis's per-example deadline.
@@ -42,10 +43,11 @@ def kube(cluster: LocalCluster) -> Iterator[client.ApiClient]:
 
 @pytest.fixture
 def namespace(kube: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace, deleted after the test."""
+    """A fresh namespace enforcing Pod Security baseline (as a target's must), deleted after."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     core = client.CoreV1Api(kube)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    metadata = client.V1ObjectMeta(name=name, labels=POD_SECURITY_BASELINE)
+    core.create_namespace(client.V1Namespace(metadata=metadata))
     try:
         yield name
     finally:
