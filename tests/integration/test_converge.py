@@ -229,6 +229,8 @@ def grant_target_role(kube: client.ApiClient, namespace: str, account: str) -> N
         ),
         client.V1PolicyRule(api_groups=["batch"], resources=["jobs"], verbs=verbs),
         client.V1PolicyRule(api_groups=["coordination.k8s.io"], resources=["leases"], verbs=verbs),
+        # The Job reads its namespace's Pod Security label.
+        client.V1PolicyRule(api_groups=[""], resources=["namespaces"], verbs=["get"]),
     ]
     rbac.create_namespaced_role(
         namespace, client.V1Role(metadata=client.V1ObjectMeta(name=account), rules=rules)
