@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from jobimage.errors import PermanentError, TransientError
 
-GIT_TIMEOUT_SECONDS = 300
+GIT_TIMEOUT_SECONDS = int(os.environ.get("HOOKSYNC_GIT_TIMEOUT_SECONDS", "300"))
 # What git prints when the disk under the checkout is full (ENOSPC).
 _DISK_FULL = os.strerror(errno.ENOSPC).lower()  # "no space left on device"
 DISK_LIMIT_FIELD = "jobDiskLimit"  # the configuration field that sizes the Job's disk
