@@ -7,7 +7,9 @@ every *.yaml / *.yml below the path is read, in a stable order.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -410,16 +412,22 @@ def _render_kustomization(
             "KUSTOMIZE_PLUGIN_HOME": os.path.join(home, "plugins"),
         }
         argv = [binary, "build", "--load-restrictor", "LoadRestrictionsRootOnly", str(start)]
+        output = Path(home) / "output.yaml"
         try:
-            done = subprocess.run(
-                argv,
-                cwd=home,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=KUSTOMIZE_TIMEOUT_SECONDS,
-                check=False,
-            )
+            with output.open("w") as sink:
+                done = subprocess.run(
+                    argv,
+                    cwd=home,
+                    env=env,
+                    stdout=sink,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    timeout=KUSTOMIZE_TIMEOUT_SECONDS,
+                    check=False,
+                    # The inputs are measured, but overlays can still include one base many
+                    # times: the output file is bounded too (past it, writes fail).
+                    preexec_fn=_limit_output,
+                )
         except FileNotFoundError as exc:
             raise RenderError(
                 f"kustomize binary {binary!r} not found; install kustomize or set "
@@ -429,10 +437,22 @@ def _render_kustomization(
             raise TransientError(
                 f"kustomize build of {shown} took over {KUSTOMIZE_TIMEOUT_SECONDS}s"
             ) from exc
+        if output.stat().st_size >= MAX_FILE_BYTES:
+            raise RenderError(
+                f"kustomize build of {shown}: refused, its output passes "
+                f"{MAX_FILE_BYTES // 2**20} MiB; include each base fewer times"
+            )
+        text = output.read_text(encoding="utf-8", errors="replace")
     if done.returncode != 0:
         detail = done.stderr.strip().replace(f"{root}/", "").replace(str(root), ".")
         raise RenderError(f"kustomize build of {shown} failed: {detail[-2000:]}")
-    return Rendered(manifests=_manifests_in(done.stdout, shown), kustomization=shown)
+    return Rendered(manifests=_manifests_in(text, shown), kustomization=shown)
+
+
+def _limit_output() -> None:
+    """In kustomize's process: no file may grow past MAX_FILE_BYTES (writes then fail)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
 
 
 def _kustomize_binary(explicit: str | None) -> str:

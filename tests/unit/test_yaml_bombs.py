@@ -3,11 +3,14 @@ with the file named; kustomize never sees one."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from jobimage import render as render_module
 from jobimage.converge import pipeline_step
 from jobimage.errors import PermanentError, RenderError
 from jobimage.render import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_FILE_BYTES, render
@@ -21,6 +24,14 @@ def write(root: Path, rel: str, text: str) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+@pytest.fixture(scope="module")
+def kustomize() -> str:
+    binary = os.environ.get("HOOKSYNC_KUSTOMIZE") or shutil.which("kustomize")
+    if not binary:
+        pytest.skip("kustomize not found: set HOOKSYNC_KUSTOMIZE (hack/build-binaries builds it)")
+    return binary
 
 
 @pytest.fixture
@@ -112,3 +123,26 @@ def test_a_recursion_error_in_any_step_is_permanent_and_names_the_step() -> None
     with pytest.raises(PermanentError, match="apply: an object is nested too deeply") as raised:
         recurse(0)
     assert raised.value.step == "apply"
+
+
+def test_kustomize_output_past_the_bound_is_refused(
+    repo: Path, kustomize: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every input is small and clean, but the overlay includes the base many times over.
+    monkeypatch.setattr(render_module, "MAX_FILE_BYTES", 256 * 1024)
+    value = "x" * 30_000
+    write(repo, "app/base/kustomization.yaml", "resources: [big.yaml]\n")
+    write(
+        repo,
+        "app/base/big.yaml",
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata: {{v: {value}}}\n",
+    )
+    copies = [f"c{index}" for index in range(12)]
+    for copy in copies:
+        write(
+            repo, f"app/{copy}/kustomization.yaml", f"namePrefix: {copy}-\nresources: [../base]\n"
+        )
+    write(repo, "app/kustomization.yaml", f"resources: [{', '.join(copies)}]\n")
+
+    with pytest.raises(RenderError, match=r"^kustomize build of app/kustomization.yaml: refused"):
+        render(repo, "app", kustomize=kustomize)
