@@ -3,6 +3,8 @@ the namespaces a configuration may name; and the change set a run's summary is r
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
 
 import pytest
@@ -13,7 +15,8 @@ from hooksync.inventory import ObjectRef
 from hooksync.jobspec import JobSpec, parse_job_args
 from hooksync.summary import RunSummary
 from jobimage.changes import CHANGING, ChangeSet
-from jobimage.errors import PermanentError, ValidationError
+from jobimage.converge import pipeline_step
+from jobimage.errors import PermanentError, TransientError, ValidationError
 from jobimage.podsecurity import ENFORCE_LABEL, check_pod_security
 from jobimage.render import Manifest
 from jobimage.validate import binding_problems, validate
@@ -224,3 +227,28 @@ def test_a_failed_summary_keeps_its_step_through_json() -> None:
     forged = summary.to_json().replace('"render"', '"<script>"')
     parsed = RunSummary.from_json(forged)
     assert parsed is not None and parsed.failed_step is None
+
+
+# --- the pipeline's failures --------------------------------------------------------------------
+
+
+def test_a_full_disk_is_permanent_and_says_what_to_raise() -> None:
+    @pipeline_step("fetch")
+    def write_checkout() -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/tmp/repo/.git/objects/pack/x")
+
+    with pytest.raises(PermanentError) as raised:
+        write_checkout()
+    assert raised.value.step == "fetch"
+    assert "/tmp/repo/.git/objects/pack/x" in str(raised.value)
+    assert "raise jobDiskLimit" in str(raised.value)
+
+
+def test_an_unexpected_error_is_transient_and_keeps_its_step() -> None:
+    @pipeline_step("observe")
+    def observe() -> None:
+        raise KeyError("metadata")
+
+    with pytest.raises(TransientError, match="KeyError: 'metadata'") as raised:
+        observe()
+    assert raised.value.step == "observe"
