@@ -160,14 +160,14 @@ def pipeline_step(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 raise
             except RecursionError:
                 error: ConvergeError = PermanentError(
-                    f"{name}: an object is nested too deeply to handle; flatten it"
+                    "an object is nested too deeply to handle; flatten it"
                 )
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     error = TransientError(f"{type(exc).__name__}: {exc}")
                 else:
                     error = PermanentError(
-                        f"{name}: no space left on device writing {exc.filename or 'a file'}; "
+                        f"no space left on device writing {exc.filename or 'a file'}; "
                         f"the Job's disk is full: raise {DISK_LIMIT_FIELD} in the configuration"
                     )
             except Exception as exc:
