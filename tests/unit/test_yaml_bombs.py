@@ -114,7 +114,7 @@ def test_a_recursion_error_in_any_step_is_permanent_and_names_the_step() -> None
     def recurse(depth: int) -> int:
         return recurse(depth + 1)
 
-    with pytest.raises(PermanentError, match="^an object is nested too deeply") as raised:
+    with pytest.raises(PermanentError, match=r"^an object is nested too deeply") as raised:
         recurse(0)
     assert raised.value.step == "apply"
 
