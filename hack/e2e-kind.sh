@@ -372,9 +372,17 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
+      # Namespace shop enforces Pod Security restricted (k8s/examples/target-shop).
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65535
+        seccompProfile: {type: RuntimeDefault}
       containers:
       - name: web
         image: registry.k8s.io/pause:3.10
+        securityContext:
+          allowPrivilegeEscalation: false
+          capabilities: {drop: [ALL]}
         envFrom:
         - configMapRef: {name: web}
 '
