@@ -43,6 +43,12 @@ MAX_EXPANDED_NODES: Final = 1_000_000
 MAX_DOCUMENT_BYTES: Final = 4 * 1024 * 1024
 MAX_FILE_BYTES: Final = 64 * 1024 * 1024  # all documents of one file (or of kustomize's output)
 MAX_DEPTH: Final = 100
+# Dense YAML costs memory without any alias: composing a node takes about 500 bytes, so a 4 MB
+# file of short list items would need a gigabyte. Nodes as written are counted from the parser's
+# events (a streaming pass that holds one event at a time) before anything is composed: per
+# document, and over the whole render (or everything kustomize reads).
+MAX_DOCUMENT_NODES: Final = 250_000
+MAX_RENDER_NODES: Final = 1_000_000
 # What a node adds to the JSON beyond its scalar text: quotes, separators, brackets.
 _NODE_OVERHEAD_BYTES: Final = 3
 
@@ -100,8 +106,9 @@ def render(
             "a folder of manifests or a kustomization"
         )
     manifests: list[Manifest] = []
+    budget = _NodeBudget()
     for source, file in files:
-        manifests.extend(_manifests_in(_read_text(file, source), source))
+        manifests.extend(_manifests_in(_read_text(file, source), source, budget))
     return Rendered(manifests=manifests)
 
 
@@ -285,8 +292,47 @@ def _check_expanded_size(root: yaml.Node, before: int = 0) -> int:
     return sizes[id(root)].bytes
 
 
-def _load_documents(text: str, shown: str) -> list[Any]:
+class _NodeBudget:
+    """The YAML nodes (as written) a render may still compose, over all its files."""
+
+    def __init__(self) -> None:
+        self.left = MAX_RENDER_NODES
+
+    def spend(self, nodes: int) -> None:
+        self.left -= nodes
+        if self.left < 0:
+            raise _YamlTooLarge(
+                f"the manifests hold over {MAX_RENDER_NODES} YAML nodes in all; split the "
+                "target, or move large data out of Git"
+            )
+
+
+def _count_nodes(text: str) -> int:
+    """Nodes as written, from a streaming parse; _YamlTooLarge for a document over
+    MAX_DOCUMENT_NODES nodes or MAX_DEPTH levels. YAMLError for text that is not YAML."""
+    total = in_document = depth = 0
+    for event in yaml.parse(text, Loader=_SafeLoader):
+        if isinstance(event, yaml.DocumentStartEvent):
+            in_document = 0
+        elif isinstance(event, yaml.NodeEvent):  # scalar, alias, start of a list or mapping
+            in_document += 1
+            total += 1
+            if in_document > MAX_DOCUMENT_NODES:
+                raise _YamlTooLarge(f"a document holds over {MAX_DOCUMENT_NODES} YAML nodes")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _YamlTooLarge(f"it nests deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return total
+
+
+def _load_documents(text: str, shown: str, budget: _NodeBudget | None = None) -> list[Any]:
     try:
+        nodes = _count_nodes(text)
+        if budget is not None:
+            budget.spend(nodes)
         return list(yaml.load_all(text, Loader=_ManifestLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -308,11 +354,17 @@ def _refused(shown: str, exc: _YamlTooLarge) -> RenderError:
     )
 
 
-def _check_yaml_input(text: str, shown: str) -> None:
+def _check_yaml_input(text: str, shown: str, budget: _NodeBudget) -> None:
     """Measure every document of a file another program will parse, without constructing it.
 
     Text that is not YAML is left to that program to report: only the sizes are checked here.
     """
+    try:
+        budget.spend(_count_nodes(text))
+    except yaml.YAMLError:
+        return
+    except _YamlTooLarge as exc:
+        raise _refused(shown, exc) from exc
     loader = _ManifestLoader(text)
     total = 0
     try:
@@ -328,9 +380,9 @@ def _check_yaml_input(text: str, shown: str) -> None:
         loader.dispose()
 
 
-def _manifests_in(text: str, shown: str) -> list[Manifest]:
+def _manifests_in(text: str, shown: str, budget: _NodeBudget | None = None) -> list[Manifest]:
     manifests: list[Manifest] = []
-    for number, document in enumerate(_load_documents(text, shown), start=1):
+    for number, document in enumerate(_load_documents(text, shown, budget), start=1):
         if document is None:
             continue
         where = f"{shown} document {number}"
@@ -446,7 +498,7 @@ def _render_kustomization(
     if done.returncode != 0:
         detail = done.stderr.strip().replace(f"{root}/", "").replace(str(root), ".")
         raise RenderError(f"kustomize build of {shown} failed: {detail[-2000:]}")
-    return Rendered(manifests=_manifests_in(text, shown), kustomization=shown)
+    return Rendered(manifests=_manifests_in(text, shown, _NodeBudget()), kustomization=shown)
 
 
 def _limit_output() -> None:
@@ -480,6 +532,7 @@ def _check_kustomizations(root: Path, start: Path) -> None:
     pending = [start]
     visited: set[Path] = set()
     readable: dict[Path, str] = {}  # every file kustomize may read, once, as shown
+    budget = _NodeBudget()
     while pending:
         folder = pending.pop()
         if folder in visited:
@@ -509,7 +562,7 @@ def _check_kustomizations(root: Path, start: Path) -> None:
             text = real.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue  # not text: kustomize reads it as data, if at all
-        _check_yaml_input(text, shown)
+        _check_yaml_input(text, shown, budget)
 
 
 def _entries(spec: dict[str, Any], field: str, shown: str) -> list[str]:

@@ -11,7 +11,14 @@ import pytest
 from jobimage import render as render_module
 from jobimage.converge import pipeline_step
 from jobimage.errors import PermanentError, RenderError
-from jobimage.render import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_FILE_BYTES, render
+from jobimage.render import (
+    MAX_DEPTH,
+    MAX_DOCUMENT_BYTES,
+    MAX_DOCUMENT_NODES,
+    MAX_FILE_BYTES,
+    MAX_RENDER_NODES,
+    render,
+)
 from tests.unit import test_render
 from world.hostile import bytes_bomb, nested
 
@@ -85,6 +92,29 @@ def test_documents_that_pass_one_by_one_but_not_together_are_refused(repo: Path)
     write(repo, "app/many.yaml", "---\n".join([one] * count))
 
     with pytest.raises(RenderError, match=r"^app/many.yaml: refused, its documents expand to"):
+        render(repo, "app")
+
+
+def test_dense_yaml_is_refused_before_it_is_composed(repo: Path) -> None:
+    # No alias at all: 2 bytes a node, 4 MB of them, would take a gigabyte to compose.
+    items = ",".join(["0"] * (MAX_DOCUMENT_NODES + 1))
+    write(repo, "app/dense.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: d}\n")
+    with (repo / "app/dense.yaml").open("a") as file:
+        file.write(f"data: {{k: [{items}]}}\n")
+
+    with pytest.raises(RenderError, match=r"^app/dense.yaml: refused, a document holds over"):
+        render(repo, "app")
+
+
+def test_many_files_together_are_bounded_naming_the_file_that_passes(repo: Path) -> None:
+    items = ",".join(["0"] * (MAX_DOCUMENT_NODES - 100))
+    files = MAX_RENDER_NODES // MAX_DOCUMENT_NODES + 1
+    for index in range(files):
+        write(repo, f"app/f{index}.yaml", "apiVersion: v1\nkind: ConfigMap\n")
+        with (repo / f"app/f{index}.yaml").open("a") as file:
+            file.write(f"metadata: {{name: f{index}}}\ndata: {{k: [{items}]}}\n")
+
+    with pytest.raises(RenderError, match=rf"^app/f{files - 1}.yaml: refused, the manifests hold"):
         render(repo, "app")
 
 
