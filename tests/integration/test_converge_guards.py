@@ -145,13 +145,14 @@ def may_ship_rbac(kube: client.ApiClient, target: Target) -> Target:
     return target
 
 
-def binding(name: str, *subjects: dict[str, str]) -> str:
+def binding(name: str, role: str, *subjects: dict[str, str]) -> str:
+    """A RoleBinding of `role`; the target's own Role, so RBAC alone would let it through."""
     return yaml.safe_dump(
         {
             "apiVersion": f"{RBAC}/v1",
             "kind": "RoleBinding",
             "metadata": {"name": name},
-            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "reader"},
+            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": role},
             "subjects": list(subjects),
         }
     )
@@ -164,7 +165,9 @@ def test_a_binding_to_a_broad_group_is_refused_before_anything_is_applied(
     may_ship_rbac.repo.commit(
         {
             f"{PATH_IN_REPO}/config.yaml": configmap("settings", {}),
-            f"{PATH_IN_REPO}/rbac.yaml": binding("everyone", {"kind": "Group", "name": group}),
+            f"{PATH_IN_REPO}/rbac.yaml": binding(
+                "everyone", may_ship_rbac.account, {"kind": "Group", "name": group}
+            ),
         },
         "open the namespace",
     )
@@ -181,7 +184,8 @@ def test_a_binding_to_another_namespace_needs_the_configuration(
 ) -> None:
     monitoring = {"kind": "ServiceAccount", "name": "prometheus", "namespace": "monitoring"}
     may_ship_rbac.repo.commit(
-        {f"{PATH_IN_REPO}/rbac.yaml": binding("metrics", monitoring)}, "let prometheus read"
+        {f"{PATH_IN_REPO}/rbac.yaml": binding("metrics", may_ship_rbac.account, monitoring)},
+        "let prometheus read",
     )
 
     message = refused(may_ship_rbac.run(), "validate")
