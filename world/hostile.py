@@ -6,18 +6,18 @@ from __future__ import annotations
 def bytes_bomb(
     name: str = "bomb", layers: int = 5, fan: int = 10, scalars: int = 8, scalar: int = 1024
 ) -> str:
-    """A ConfigMap of about 9 KB whose aliases expand to about 1 GB of JSON.
+    """A ConfigMap of about 9 KB whose aliases expand to about 1 GB of JSON in under a million
+    nodes, so a guard that counts nodes alone lets it through.
 
-    Eight 1 KB scalars, then `layers` lists that each alias the one below `fan` times: few
-    nodes (a node-counting guard passes it), many bytes.
+    Eight 1 KB scalars, then `layers` lists, each holding the one below (anchored where it is
+    written) and `fan - 1` aliases of it.
     """
-    lines = ["apiVersion: v1", "kind: ConfigMap", "metadata:", f"  name: {name}", "data:"]
     values = ", ".join(f'"{chr(ord("a") + i) * scalar}"' for i in range(scalars))
-    lines.append(f"  l0: &l0 [{values}]")
+    nested = f"&l0 [{values}]"
     for layer in range(1, layers + 1):
-        refs = ", ".join(f"*l{layer - 1}" for _ in range(fan))
-        lines.append(f"  l{layer}: &l{layer} [{refs}]")
-    return "\n".join(lines) + "\n"
+        aliases = ", ".join([f"*l{layer - 1}"] * (fan - 1))
+        nested = f"&l{layer} [{nested}, {aliases}]"
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: {nested}\n"
 
 
 def nested(name: str = "deep", depth: int = 500) -> str:
