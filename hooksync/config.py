@@ -33,6 +33,12 @@ MAX_TIMEOUT_SECONDS = 24 * 3600
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# Namespaces no target may converge: the cluster's own. The Jobs' namespace is refused too: a
+# target there could change the receiver, other targets' Jobs and their Git Secrets.
+RESERVED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+# The Job's disk: its /tmp volume (the checkout) is this size; a quantity in Mi or Gi.
+DEFAULT_JOB_DISK_LIMIT = "1Gi"
+_DISK_QUANTITY = re.compile(r"^[1-9][0-9]{0,5}(Mi|Gi)$")
 
 
 class ConfigError(ValueError):
@@ -57,6 +63,10 @@ class Target:
     previews: bool = True
     previews_from_forks: bool = False
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+    # Converge even if the namespace enforces no Pod Security level (the status page shows it).
+    allow_unenforced_pod_security: bool = False
+    # Namespaces whose ServiceAccounts the target's RoleBindings may name, beside its own.
+    allowed_subject_namespaces: tuple[str, ...] = ()
 
     def repo_matches(self, repo: str) -> bool:
         """Whether a payload's repository names this target's (GitHub ignores case)."""
@@ -80,6 +90,7 @@ class Config:
     job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
     burst_quiet_seconds: int = DEFAULT_BURST_QUIET_SECONDS
     burst_max_wait_seconds: int = DEFAULT_BURST_MAX_WAIT_SECONDS
+    job_disk_limit: str = DEFAULT_JOB_DISK_LIMIT
 
     def target(self, name: str) -> Target:
         for target in self.targets:
@@ -95,17 +106,21 @@ class Config:
         return [t.name for t in self.targets]
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate the configuration file at `path`."""
+def load_config(path: str | os.PathLike[str], jobs_namespace: str | None = None) -> Config:
+    """Read and validate the configuration file at `path` (see `parse_config`)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
-    return parse_config(text, source=str(path))
+    return parse_config(text, source=str(path), jobs_namespace=jobs_namespace)
 
 
-def parse_config(text: str, source: str = "config") -> Config:
-    """Validate configuration YAML; every problem is reported with the field that has it."""
+def parse_config(text: str, source: str = "config", jobs_namespace: str | None = None) -> Config:
+    """Validate configuration YAML; every problem is reported with the field that has it.
+
+    `jobs_namespace` is where Jobs run when the file names no `namespace` (the receiver's own);
+    no target may converge it.
+    """
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -114,6 +129,8 @@ def parse_config(text: str, source: str = "config") -> Config:
         raise ConfigError(f"{source}: the top level must be a mapping")
     errors: list[str] = []
     config = _build_config(document, errors)
+    if config is not None:
+        errors.extend(target_namespace_problems(config, jobs_namespace))
     if errors or config is None:
         raise ConfigError(f"{source}: " + "; ".join(errors))
     return config
@@ -132,6 +149,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         "jobTTLSeconds",
         "burstQuietSeconds",
         "burstMaxWaitSeconds",
+        "jobDiskLimit",
     }
     for key in doc:
         if key not in known:
@@ -156,6 +174,9 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
     )
     if max_wait < quiet:
         errors.append(f"burstMaxWaitSeconds: {max_wait} is less than burstQuietSeconds {quiet}")
+    disk_limit = doc.get("jobDiskLimit", DEFAULT_JOB_DISK_LIMIT)
+    if not isinstance(disk_limit, str) or not _DISK_QUANTITY.match(disk_limit):
+        errors.append(f"jobDiskLimit: {disk_limit!r} must be a size such as 512Mi or 2Gi")
 
     raw_targets = doc.get("targets")
     targets: list[Target] = []
@@ -185,6 +206,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         job_ttl_seconds=job_ttl,
         burst_quiet_seconds=quiet,
         burst_max_wait_seconds=max_wait,
+        job_disk_limit=str(disk_limit),
     )
 
 
@@ -210,6 +232,8 @@ def _build_target(
         "previews",
         "previewsFromForks",
         "timeoutSeconds",
+        "allowUnenforcedPodSecurity",
+        "allowedSubjectNamespaces",
     }
     name = raw.get("name")
     label = f"{where}" if not isinstance(name, str) else f"{where} ({name})"
@@ -265,6 +289,18 @@ def _build_target(
         MIN_TIMEOUT_SECONDS,
         MAX_TIMEOUT_SECONDS,
     )
+    unenforced = _bool(
+        raw, "allowUnenforcedPodSecurity", f"{label}.allowUnenforcedPodSecurity", errors, False
+    )
+    subject_namespaces = raw.get("allowedSubjectNamespaces", [])
+    if not isinstance(subject_namespaces, list) or not all(
+        _is_dns_label(entry) for entry in subject_namespaces
+    ):
+        errors.append(
+            f"{label}.allowedSubjectNamespaces: {subject_namespaces!r} must be a list of "
+            "namespace names"
+        )
+        subject_namespaces = []
     clone_url = raw.get("cloneURL")
     if clone_url is None and isinstance(repo, str):
         clone_url = default_clone_url(host, repo, github_api, gitlab_api)
@@ -287,7 +323,38 @@ def _build_target(
         previews=previews,
         previews_from_forks=forks,
         timeout_seconds=timeout,
+        allow_unenforced_pod_security=unenforced,
+        allowed_subject_namespaces=tuple(subject_namespaces),
     )
+
+
+def target_namespace_problems(config: Config, jobs_namespace: str | None = None) -> list[str]:
+    """Pure: targets whose namespace reaches too far: the Jobs' namespace (`config.namespace`,
+    else `jobs_namespace`), one of the cluster's own, or one another target converges too."""
+    jobs = config.namespace or jobs_namespace
+    problems: list[str] = []
+    first: dict[str, str] = {}
+    for index, target in enumerate(config.targets):
+        field = f"targets[{index}] ({target.name}).namespace"
+        if target.namespace in RESERVED_NAMESPACES:
+            problems.append(
+                f"{field}: {target.namespace!r} is the cluster's own namespace; targets may not "
+                "converge it"
+            )
+        elif target.namespace == jobs:
+            problems.append(
+                f"{field}: {target.namespace!r} is where hooksync's Jobs run (namespace); a "
+                "target there could change the receiver and other targets' Secrets — give it "
+                "a namespace of its own"
+            )
+        elif target.namespace in first:
+            problems.append(
+                f"{field}: {target.namespace!r} is already converged by target "
+                f"{first[target.namespace]!r}; two targets would prune each other's objects — "
+                "give each target its own namespace"
+            )
+        first.setdefault(target.namespace, target.name)
+    return problems
 
 
 def default_clone_url(provider: Provider, repo: str, github_api: str, gitlab_api: str) -> str:

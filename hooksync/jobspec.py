@@ -40,6 +40,9 @@ class JobSpec:
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     sha: str | None = None
     git_credentials: str | None = None
+    # The target's opt-outs (see hooksync.config.Target).
+    allow_unenforced_pod_security: bool = False
+    allowed_subject_namespaces: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -62,6 +65,10 @@ class JobSpec:
             args += ["--sha", self.sha]
         if self.git_credentials:
             args += ["--git-credentials", self.git_credentials]
+        if self.allow_unenforced_pod_security:
+            args.append("--allow-unenforced-pod-security")
+        for namespace in self.allowed_subject_namespaces:
+            args += ["--allow-subjects-from", namespace]
         return args
 
     @classmethod
@@ -79,6 +86,8 @@ class JobSpec:
             timeout_seconds=target.timeout_seconds,
             sha=sha,
             git_credentials=git_credentials,
+            allow_unenforced_pod_security=target.allow_unenforced_pod_security,
+            allowed_subject_namespaces=target.allowed_subject_namespaces,
         )
 
 
@@ -100,6 +109,18 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--git-credentials",
         help="folder holding `token`, or `ssh-privatekey` and `known_hosts` (a mounted Secret)",
+    )
+    parser.add_argument(
+        "--allow-unenforced-pod-security",
+        action="store_true",
+        help="converge into a namespace that enforces no Pod Security level",
+    )
+    parser.add_argument(
+        "--allow-subjects-from",
+        action="append",
+        default=[],
+        metavar="NAMESPACE",
+        help="let RoleBindings name ServiceAccounts of this namespace (allowedSubjectNamespaces)",
     )
     return parser
 
@@ -124,6 +145,11 @@ def parse_job_args(argv: Sequence[str], config: Config | None = None) -> JobSpec
             timeout_seconds=ns.timeout or base.timeout_seconds,
             sha=ns.sha,
             git_credentials=ns.git_credentials,
+            allow_unenforced_pod_security=(
+                ns.allow_unenforced_pod_security or base.allow_unenforced_pod_security
+            ),
+            allowed_subject_namespaces=tuple(ns.allow_subjects_from)
+            or base.allowed_subject_namespaces,
         )
     missing = [
         flag
@@ -148,4 +174,6 @@ def parse_job_args(argv: Sequence[str], config: Config | None = None) -> JobSpec
         timeout_seconds=ns.timeout or DEFAULT_TIMEOUT_SECONDS,
         sha=ns.sha,
         git_credentials=ns.git_credentials,
+        allow_unenforced_pod_security=ns.allow_unenforced_pod_security,
+        allowed_subject_namespaces=tuple(ns.allow_subjects_from),
     )

@@ -16,6 +16,20 @@ MAX_BYTES = 4096
 Result = Literal["success", "no-op", "failure", "lease-held"]
 RESULTS: tuple[Result, ...] = get_args(Result)
 COUNT_KEYS = ("created", "configured", "unchanged", "pruned", "drifted")
+# The converge's steps, in pipeline order; a failed run names the one that failed.
+STEPS = (
+    "namespace",
+    "fetch",
+    "inventory",
+    "render",
+    "validate",
+    "observe",
+    "preview",
+    "apply",
+    "prune",
+    "health",
+    "record",
+)
 
 
 @dataclass
@@ -29,6 +43,7 @@ class RunSummary:
     drifted: list[str] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)
     message: str = ""
+    failed_step: str | None = None  # one of STEPS, for a failure inside the pipeline
 
     def to_json(self) -> str:
         """Serialise within MAX_BYTES, dropping object names and shortening the message first."""
@@ -65,4 +80,5 @@ class RunSummary:
             drifted=[str(x) for x in data.get("drifted") or [] if isinstance(x, str)],
             objects=[str(x) for x in data.get("objects") or [] if isinstance(x, str)],
             message=str(data.get("message", "")),
+            failed_step=data["failed_step"] if data.get("failed_step") in STEPS else None,
         )

@@ -88,8 +88,10 @@ def run(spec: JobSpec) -> tuple[RunSummary, int]:
         return RunSummary(result="lease-held", mode=spec.mode, message=str(exc)), exc.exit_code
     except ConvergeError as exc:
         message = redact(str(exc), credentials)
-        log.error("converge failed", extra={"target": spec.target, "reason": message})
-        return _failure(spec, message), exc.exit_code
+        log.error(
+            "converge failed", extra={"target": spec.target, "step": exc.step, "reason": message}
+        )
+        return _failure(spec, message, exc.step), exc.exit_code
     except Exception as exc:
         message = redact(f"{type(exc).__name__}: {exc}", credentials)
         log.error("converge failed unexpectedly", extra={"target": spec.target, "reason": message})
@@ -119,10 +121,17 @@ def _acquire_waiting(lease: TargetLease, spec: JobSpec) -> None:
             time.sleep(LEASE_POLL_SECONDS)
 
 
-def _failure(spec: JobSpec, message: str) -> RunSummary:
+def _failure(spec: JobSpec, message: str, step: str | None = None) -> RunSummary:
+    """A failed run's summary; the message says the step, for the commit status."""
     verb = "preview" if spec.mode == "preview" else "apply"
-    return RunSummary(result="failure", sha=spec.sha, mode=spec.mode,
-                      message=f"{verb} failed: {message}")  # fmt: skip
+    where = f"{step}: " if step else ""
+    return RunSummary(
+        result="failure",
+        sha=spec.sha,
+        mode=spec.mode,
+        message=f"{verb} failed: {where}{message}",
+        failed_step=step,
+    )
 
 
 def write_summary(summary: RunSummary) -> None:

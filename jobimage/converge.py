@@ -1,23 +1,29 @@
 """Converge one target namespace to what Git says, as a straight pipeline:
 
-fetch -> read inventory -> render -> validate -> observe -> (skip when nothing to do)
-      -> apply -> prune -> wait for health -> record inventory -> summary
+check namespace -> fetch -> read inventory -> render -> validate -> observe
+      -> (skip when nothing to do) -> apply -> prune -> wait for health -> record inventory
+      -> summary
+
+Every step is marked with `pipeline_step`, so a failure names the step it happened in.
 
 A preview stops after a server-side dry run and a prune plan, changing nothing.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from hooksync import logs
+from hooksync.config import RESERVED_NAMESPACES
 from hooksync.inventory import (
     InventoryError,
     InventoryRecord,
@@ -30,21 +36,24 @@ from hooksync.inventory import (
 )
 from hooksync.jobspec import JobSpec
 from hooksync.names import APPLYSET_PART_OF, INVENTORY_TARGET
-from hooksync.summary import RunSummary
-from jobimage.errors import PermanentError, TransientError
-from jobimage.fetch import Checkout, GitCredentials, fetch
+from hooksync.summary import STEPS, RunSummary
+from jobimage.changes import APPLIED, CHANGING, Change, ChangeSet
+from jobimage.errors import ConvergeError, PermanentError, TransientError
+from jobimage.fetch import DISK_LIMIT_FIELD, Checkout, GitCredentials, fetch
 from jobimage.kube import Cluster
 from jobimage.lease import TargetLease, ensure_held
 from jobimage.plan import (
     ObjectKey,
     apply_order,
     classify_apply,
+    classify_dry_run,
     drifted,
     health_of,
     object_key,
     prune_candidates,
 )
-from jobimage.render import render
+from jobimage.podsecurity import OPT_OUT_FIELD, check_pod_security
+from jobimage.render import Rendered, render
 from jobimage.validate import validate
 
 log = logging.getLogger("hooksync.job")
@@ -67,14 +76,6 @@ class Observed:
     labelled: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass
-class Applied:
-    created: list[str] = field(default_factory=list)
-    configured: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    refs: list[ObjectRef] = field(default_factory=list)
-
-
 def converge(
     spec: JobSpec,
     cluster: Cluster,
@@ -83,14 +84,17 @@ def converge(
     kustomize: str | None = None,
     lease: TargetLease | None = None,
 ) -> RunSummary:
-    """Run the whole pipeline for `spec`; raises ConvergeError subclasses on failure.
+    """Run the whole pipeline for `spec`; raises ConvergeError subclasses on failure, each
+    carrying the step that failed.
 
     With the target's `lease`, nothing is applied or pruned once it is lost (LeaseLost).
     """
     started = time.monotonic()
+    check_namespace(cluster, spec)
     checkout = fetch_step(spec, workdir, credentials)
     inventory = read_inventory(cluster, spec)
-    objects = render_and_validate(spec, checkout, cluster, kustomize)
+    rendered = render_step(spec, checkout, kustomize)
+    objects = validate_step(spec, rendered, cluster)
     observed = observe(cluster, spec, objects, inventory)
     drift = [name_of(obj) for obj in objects if is_drifted(obj, observed)]
 
@@ -99,27 +103,30 @@ def converge(
 
     if inventory.sha == checkout.sha and not drift:
         _step("skip", spec, sha=checkout.sha, reason="head already applied, nothing drifted")
+        unchanged = ChangeSet([Change(name_of(obj), "unchanged") for obj in objects])
         return RunSummary(
             result="no-op",
             sha=checkout.sha,
             mode=spec.mode,
-            counts=_counts(unchanged=len(objects)),
+            counts=unchanged.counts(),
             message=f"{checkout.sha[:7]} already applied; nothing drifted",
         )
 
+    changes = ChangeSet()
     ensure_held(lease, before="apply")
-    applied = apply_objects(cluster, spec, objects, observed)
+    apply_objects(cluster, spec, objects, observed, changes)
     ensure_held(lease, before="prune")
-    pruned = prune(cluster, spec, objects, observed, inventory)
+    prune(cluster, spec, objects, observed, inventory, changes)
     # A render with zero objects prunes nothing (rule 5): what was applied before is still live
     # and still ours, so it stays recorded, or a later render could never prune it.
-    refs = applied.refs if objects else list(inventory.objects)
+    refs = changes.refs(*APPLIED) if objects else list(inventory.objects)
     if any((group_of(obj["apiVersion"]), obj["kind"]) in ROLLOUT_KINDS for obj in objects):
         # What is in the cluster is recorded before the wait, still at the old SHA: a run that
         # fails, or is killed, while it waits leaves an inventory naming exactly what it
         # applied and pruned (nothing it created goes unrecorded), and the next run retries.
         record_inventory(cluster, spec, inventory.sha, refs)
     wait_for_health(cluster, spec, objects, deadline=started + spec.timeout_seconds)
+    ensure_held(lease, before="recording the inventory")
     record_inventory(cluster, spec, checkout.sha, refs)
     # Drift only means "changed by someone else" when Git did not move.
     drift_count = len(drift) if inventory.sha == checkout.sha else 0
@@ -127,16 +134,10 @@ def converge(
         result="success",
         sha=checkout.sha,
         mode=spec.mode,
-        counts=_counts(
-            created=len(applied.created),
-            configured=len(applied.configured),
-            unchanged=len(applied.unchanged),
-            pruned=len(pruned),
-            drifted=drift_count,
-        ),
+        counts=changes.counts(drifted=drift_count),
         drifted=drift[:NAMES_IN_MESSAGE] if drift_count else [],
-        objects=applied.created + applied.configured + [f"-{name}" for name in pruned],
-        message=_applied_message(len(objects), len(pruned), drift_count, drift),
+        objects=changes.names(*CHANGING),
+        message=_applied_message(len(objects), changes.count("pruned"), drift_count, drift),
     )
     _step("done", spec, sha=checkout.sha, seconds=round(time.monotonic() - started, 3))
     return summary
@@ -144,7 +145,68 @@ def converge(
 
 # --- the steps --------------------------------------------------------------------------------
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
+
+def pipeline_step(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Mark a function as the pipeline step `name` (one of STEPS): a failure inside it leaves
+    with the step recorded, so the summary can say where the run stopped.
+
+    Nesting too deep for Python (RecursionError) is the input's fault, so it is permanent; any
+    other unexpected error is transient, as the command line treats it.
+    """
+    assert name in STEPS, name
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return function(*args, **kwargs)
+            except ConvergeError as exc:
+                exc.step = exc.step or name
+                raise
+            except RecursionError:
+                error: ConvergeError = PermanentError(
+                    "an object is nested too deeply to handle; flatten it"
+                )
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    error = TransientError(f"{type(exc).__name__}: {exc}")
+                else:
+                    error = PermanentError(
+                        f"no space left on device writing {exc.filename or 'a file'}; "
+                        f"the Job's disk is full: raise {DISK_LIMIT_FIELD} in the configuration"
+                    )
+            except Exception as exc:
+                error = TransientError(f"{type(exc).__name__}: {exc}")
+            error.step = name
+            raise error
+
+        return run
+
+    return decorate
+
+
+@pipeline_step("namespace")
+def check_namespace(cluster: Cluster, spec: JobSpec) -> None:
+    """Refuse a namespace whose Pod Security admission would let a push escape it, unless the
+    target opted out (then the namespace is not even read). The configuration refuses the
+    cluster's own namespaces and the Jobs' one; the Job checks again, as a command run by hand
+    reads no configuration."""
+    if spec.namespace in RESERVED_NAMESPACES or spec.namespace == os.environ.get("POD_NAMESPACE"):
+        raise PermanentError(
+            f"namespace {spec.namespace!r} is the cluster's own or where hooksync's Jobs run; "
+            "targets may not converge it — give the target a namespace of its own"
+        )
+    if spec.allow_unenforced_pod_security:
+        _step("namespace", spec, pod_security=f"not checked: {OPT_OUT_FIELD} is set")
+        return
+    level = check_pod_security(spec.namespace, cluster.namespace_labels(spec.namespace))
+    _step("namespace", spec, pod_security=level)
+
+
+@pipeline_step("fetch")
 def fetch_step(spec: JobSpec, workdir: Path, credentials: GitCredentials) -> Checkout:
     # Only a preview checks an exact commit; apply and resync take the branch head as it is now,
     # so a stale --sha can never roll the namespace back (design rule 1).
@@ -154,6 +216,7 @@ def fetch_step(spec: JobSpec, workdir: Path, credentials: GitCredentials) -> Che
     return checkout
 
 
+@pipeline_step("inventory")
 def read_inventory(cluster: Cluster, spec: JobSpec) -> InventoryRecord:
     parent = ObjectRef("", "v1", "ConfigMap", spec.namespace, parent_name(spec.target))
     live = cluster.get(parent)
@@ -165,16 +228,27 @@ def read_inventory(cluster: Cluster, spec: JobSpec) -> InventoryRecord:
     return record
 
 
-def render_and_validate(
-    spec: JobSpec, checkout: Checkout, cluster: Cluster, kustomize: str | None
-) -> list[dict[str, Any]]:
+@pipeline_step("render")
+def render_step(spec: JobSpec, checkout: Checkout, kustomize: str | None) -> Rendered:
     rendered = render(checkout.directory, spec.path, kustomize=kustomize, sha=checkout.sha)
     _step("render", spec, objects=len(rendered.manifests), kustomization=rendered.kustomization)
-    objects = validate(rendered.manifests, spec.namespace, cluster.is_namespaced, spec.target)
+    return rendered
+
+
+@pipeline_step("validate")
+def validate_step(spec: JobSpec, rendered: Rendered, cluster: Cluster) -> list[dict[str, Any]]:
+    objects = validate(
+        rendered.manifests,
+        spec.namespace,
+        cluster.is_namespaced,
+        spec.target,
+        subject_namespaces=spec.allowed_subject_namespaces,
+    )
     _step("validate", spec, objects=len(objects))
     return objects
 
 
+@pipeline_step("observe")
 def observe(
     cluster: Cluster, spec: JobSpec, objects: Sequence[dict[str, Any]], inventory: InventoryRecord
 ) -> Observed:
@@ -197,6 +271,7 @@ def observe(
     return observed
 
 
+@pipeline_step("preview")
 def preview(
     spec: JobSpec,
     cluster: Cluster,
@@ -206,82 +281,77 @@ def preview(
     inventory: InventoryRecord,
 ) -> RunSummary:
     """Dry-run every apply on the server and plan the prune; nothing is written."""
-    created: list[str] = []
-    changed: list[str] = []
-    unchanged: list[str] = []
+    changes = ChangeSet()
 
     def plan_one(obj: dict[str, Any]) -> None:
         before = observed.live.get(object_key(obj))
         after = cluster.apply(obj, dry_run=True)
-        if before is None:
-            created.append(name_of(obj))
-        elif _content(before) != _content(after):
-            changed.append(name_of(obj))
-        else:
-            unchanged.append(name_of(obj))
+        changes.add(name_of(obj), classify_dry_run(before, after))
 
     _run_waves(objects, plan_one)
-    to_prune = _prune_plan(spec, objects, observed, inventory) if spec.prune else []
-    pruned = [str(ref) for ref in to_prune]
-    _step("preview", spec, sha=sha, created=len(created), changed=len(changed), pruned=len(pruned))
-    parts = [f"would create {len(created)}", f"change {len(changed)}", f"prune {len(pruned)}"]
-    named = (created + changed + [f"-{p}" for p in pruned])[:NAMES_IN_MESSAGE]
-    message = ", ".join(parts) + (f": {', '.join(named)}" if named else "")
+    for ref in _prune_plan(spec, objects, observed, inventory) if spec.prune else []:
+        changes.add(str(ref), "pruned", ref)
+    created, changed, pruned = (changes.count(a) for a in ("created", "configured", "pruned"))
+    _step("preview", spec, sha=sha, created=created, changed=changed, pruned=pruned)
+    named = changes.names(*CHANGING)
+    message = f"would create {created}, change {changed}, prune {pruned}"
+    if named:
+        message += f": {', '.join(named[:NAMES_IN_MESSAGE])}"
     return RunSummary(
         result="success",
         sha=sha,
         mode="preview",
-        counts=_counts(
-            created=len(created),
-            configured=len(changed),
-            unchanged=len(unchanged),
-            pruned=len(pruned),
-        ),
-        objects=created + changed + [f"-{p}" for p in pruned],
+        counts=changes.counts(),
+        objects=named,
         message=message,
     )
 
 
+@pipeline_step("apply")
 def apply_objects(
-    cluster: Cluster, spec: JobSpec, objects: Sequence[dict[str, Any]], observed: Observed
-) -> Applied:
+    cluster: Cluster,
+    spec: JobSpec,
+    objects: Sequence[dict[str, Any]],
+    observed: Observed,
+    changes: ChangeSet,
+) -> None:
     """Server-side apply in waves (prerequisites, Services, workloads), concurrently within one."""
-    applied = Applied()
 
     def apply_one(obj: dict[str, Any]) -> None:
         before = observed.live.get(object_key(obj))
         after = cluster.apply(obj)
-        getattr(applied, classify_apply(before, after)).append(name_of(obj))
-        applied.refs.append(ObjectRef.from_object(after))
+        changes.add(name_of(obj), classify_apply(before, after), ObjectRef.from_object(after))
 
     _run_waves(objects, apply_one)
     _step(
         "apply",
         spec,
-        created=len(applied.created),
-        configured=len(applied.configured),
-        unchanged=len(applied.unchanged),
+        created=changes.count("created"),
+        configured=changes.count("configured"),
+        unchanged=changes.count("unchanged"),
     )
-    return applied
 
 
+@pipeline_step("prune")
 def prune(
     cluster: Cluster,
     spec: JobSpec,
     objects: Sequence[dict[str, Any]],
     observed: Observed,
     inventory: InventoryRecord,
-) -> list[str]:
+    changes: ChangeSet,
+) -> None:
     """Delete what this target applied before and Git no longer has (design rule 5)."""
     if not spec.prune:
-        return []
-    deleted = [
-        str(ref) for ref in _prune_plan(spec, objects, observed, inventory) if cluster.delete(ref)
-    ]
+        return
+    for ref in _prune_plan(spec, objects, observed, inventory):
+        if cluster.delete(ref):
+            changes.add(str(ref), "pruned", ref)
+    deleted = [change.name for change in changes if change.action == "pruned"]
     _step("prune", spec, pruned=len(deleted), names=deleted[:NAMES_IN_MESSAGE])
-    return deleted
 
 
+@pipeline_step("health")
 def wait_for_health(
     cluster: Cluster, spec: JobSpec, objects: Sequence[dict[str, Any]], deadline: float
 ) -> None:
@@ -333,6 +403,7 @@ def wait_for_health(
         pause = min(pause * 2, HEALTH_POLL_SECONDS)
 
 
+@pipeline_step("record")
 def record_inventory(
     cluster: Cluster, spec: JobSpec, sha: str | None, refs: Iterable[ObjectRef]
 ) -> None:
@@ -381,26 +452,11 @@ def _labels(obj: dict[str, Any]) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
 
-def _content(obj: dict[str, Any]) -> dict[str, Any]:
-    metadata = {
-        k: v
-        for k, v in (obj.get("metadata") or {}).items()
-        if k not in ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
-    }
-    return {k: v for k, v in obj.items() if k != "status"} | {"metadata": metadata}
-
-
 def _run_waves(objects: Sequence[dict[str, Any]], action: Any) -> None:
     with ThreadPoolExecutor(max_workers=APPLY_CONCURRENCY) as pool:
         for wave in apply_order(list(objects)):
             # list() re-raises the first failure of the wave, in render order.
             list(pool.map(action, wave))
-
-
-def _counts(**counts: int) -> dict[str, int]:
-    base = dict.fromkeys(("created", "configured", "unchanged", "pruned", "drifted"), 0)
-    base.update(counts)
-    return base
 
 
 def _applied_message(total: int, pruned: int, drift_count: int, drift: list[str]) -> str:

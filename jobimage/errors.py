@@ -17,6 +17,11 @@ class ConvergeError(Exception):
 
     exit_code: ClassVar[int] = EXIT_TRANSIENT
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        # The pipeline step that failed (hooksync.summary.STEPS), filled in as it unwinds.
+        self.step: str | None = None
+
 
 class PermanentError(ConvergeError):
     """Retrying the same commit cannot help: the fix is a change in Git or in the config."""

@@ -7,8 +7,11 @@ and every message that leaves this module has them removed.
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +19,10 @@ from urllib.parse import urlsplit
 
 from jobimage.errors import PermanentError, TransientError
 
-GIT_TIMEOUT_SECONDS = 300
+GIT_TIMEOUT_SECONDS = int(os.environ.get("HOOKSYNC_GIT_TIMEOUT_SECONDS", "300"))
+# What git prints when the disk under the checkout is full (ENOSPC).
+_DISK_FULL = os.strerror(errno.ENOSPC).lower()  # "no space left on device"
+DISK_LIMIT_FIELD = "jobDiskLimit"  # the configuration field that sizes the Job's disk
 
 
 @dataclass(frozen=True)
@@ -142,23 +148,47 @@ def _git(
     cwd: Path,
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
+    """Run git in a process group of its own, so a timeout ends its helpers too.
+
+    `git fetch` over HTTP runs git-remote-http, which would outlive a killed git and keep the
+    connection (and the Job's memory) busy.
+    """
     try:
-        result = subprocess.run(
+        process = subprocess.Popen(
             ["git", *args],
             cwd=cwd,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=GIT_TIMEOUT_SECONDS,
-            check=False,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired:
-        raise TransientError(f"git {args[0]} took longer than {GIT_TIMEOUT_SECONDS}s") from None
     except FileNotFoundError:
         raise PermanentError("git is not installed in the Job image") from None
+    try:
+        stdout, stderr = process.communicate(timeout=GIT_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise TransientError(f"git {args[0]} took longer than {GIT_TIMEOUT_SECONDS}s") from None
+    finally:
+        _end_group(process)
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    if _DISK_FULL in stderr.lower():
+        raise PermanentError(
+            f"git {args[0]}: no space left on device in {cwd}: the checkout does not fit the "
+            f"Job's disk; keep large files out of the repository, or raise {DISK_LIMIT_FIELD} "
+            "in the configuration"
+        )
     if check and result.returncode != 0:
         raise TransientError(f"git {args[0]} failed: {redact(result.stderr, credentials)}")
     return result
+
+
+def _end_group(process: subprocess.Popen[str]) -> None:
+    """Kill whatever is left of git's process group (nothing, when git ended on its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone already
+        os.killpg(process.pid, signal.SIGKILL)
+    if process.returncode is None:
+        process.communicate()
 
 
 def _fetch_error(

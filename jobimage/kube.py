@@ -79,6 +79,20 @@ class Cluster:
         except DynamicApiError as exc:
             raise _api_error(f"reading {ref}", exc) from None
 
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """The labels of Namespace `namespace` (the target's Role must allow `get` on it)."""
+        ref = ObjectRef("", "v1", "Namespace", "", namespace)
+        try:
+            live = self.get(ref)
+        except PermanentError as exc:
+            raise PermanentError(
+                f"{exc}; the Job reads its namespace's Pod Security label: add "
+                '`{apiGroups: [""], resources: ["namespaces"], verbs: ["get"]}` to the Role'
+            ) from None
+        if live is None:
+            raise PermanentError(f"namespace {namespace!r} does not exist; create it first")
+        return dict((live.get("metadata") or {}).get("labels") or {})
+
     def apply(self, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         """Server-side apply `obj` as hooksync, taking over conflicting fields."""
         ref = ObjectRef.from_object(obj)

@@ -37,15 +37,18 @@ PREREQUISITES: Final = frozenset(
 # Wave 2. Matched with the group, so e.g. a Knative serving.knative.dev Service is a workload.
 SERVICES: Final = frozenset({("", "Service")})
 
-# Dropped from the desired object before drift comparison: the server sets these.
-_SERVER_METADATA: Final = (
-    "resourceVersion",
+# The metadata the API server owns. Validation drops them from what Git says (an object exported
+# with `kubectl get -o yaml` still applies: a stale resourceVersion would make server-side apply
+# fail with a conflict); drift and dry-run comparisons ignore them.
+SERVER_METADATA: Final = (
     "uid",
+    "resourceVersion",
     "generation",
-    "managedFields",
     "creationTimestamp",
-    "selfLink",
     "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
 )
 
 
@@ -139,6 +142,23 @@ def classify_apply(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -
     return "configured"
 
 
+def classify_dry_run(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> ApplyOutcome:
+    """What an apply would do, from a server-side dry run: a dry run never bumps the
+    resourceVersion, so the content (without status and server-owned metadata) decides."""
+    if before is None:
+        return "created"
+    return "unchanged" if _content(before) == _content(after) else "configured"
+
+
+def _content(obj: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = {
+        key: value
+        for key, value in (obj.get("metadata") or {}).items()
+        if key not in SERVER_METADATA
+    }
+    return {key: value for key, value in obj.items() if key != "status"} | {"metadata": metadata}
+
+
 def drifted(
     desired: Mapping[str, Any], live: Mapping[str, Any], field_manager: str = FIELD_MANAGER
 ) -> bool:
@@ -168,7 +188,7 @@ def _comparable(desired: Mapping[str, Any]) -> dict[str, Any]:
     result.pop("status", None)
     metadata = result.get("metadata")
     if isinstance(metadata, dict):
-        for field in _SERVER_METADATA:
+        for field in SERVER_METADATA:
             metadata.pop(field, None)
     string_data = result.pop("stringData", None)
     if result.get("kind") == "Secret" and isinstance(string_data, dict):

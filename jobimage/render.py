@@ -7,7 +7,9 @@ every *.yaml / *.yml below the path is read, in a stable order.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -30,12 +32,25 @@ KUSTOMIZATION_FILES: Final = ("kustomization.yaml", "kustomization.yml", "Kustom
 KUSTOMIZE_ENV: Final = "HOOKSYNC_KUSTOMIZE"
 KUSTOMIZE_TIMEOUT_SECONDS: Final = 120
 
-# Billion-laughs guard. PyYAML resolves an alias to the *same* Python object, so loading is
-# cheap, but every later step (deep copy, JSON for the API server) expands the shared subtrees.
-# So each document's node graph is measured *as expanded* before it is constructed, and
-# rejected above this many nodes. Ordinary anchors and merge keys (`<<: *defaults`) stay
-# allowed; a real object is far below this (the API server stores at most ~1.5 MB per object).
+# YAML bomb guards. PyYAML resolves an alias to the *same* Python object, so loading is cheap,
+# but every later step (deep copy, JSON for the API server) expands the shared subtrees. So each
+# document's node graph is measured *as expanded* before it is constructed: nodes, bytes of
+# scalars (a 9 KB file of 1 KB scalars aliased in layers expands to a gigabyte with few nodes)
+# and depth (deep nesting exhausts Python's recursion in later steps). Ordinary anchors and
+# merge keys (`<<: *defaults`) stay allowed; a real object is far below every bound (the API
+# server stores at most ~1.5 MB per object, and nests nowhere near 100 levels).
 MAX_EXPANDED_NODES: Final = 1_000_000
+MAX_DOCUMENT_BYTES: Final = 4 * 1024 * 1024
+MAX_FILE_BYTES: Final = 64 * 1024 * 1024  # all documents of one file (or of kustomize's output)
+MAX_DEPTH: Final = 100
+# Dense YAML costs memory without any alias: composing a node takes about 500 bytes, so a 4 MB
+# file of short list items would need a gigabyte. Nodes as written are counted from the parser's
+# events (a streaming pass that holds one event at a time) before anything is composed: per
+# document, and over the whole render (or everything kustomize reads).
+MAX_DOCUMENT_NODES: Final = 250_000
+MAX_RENDER_NODES: Final = 1_000_000
+# What a node adds to the JSON beyond its scalar text: quotes, separators, brackets.
+_NODE_OVERHEAD_BYTES: Final = 3
 
 _REMOTE_PREFIXES: Final = ("github.com/", "gitlab.com/", "bitbucket.org/", "git@", "ssh:", "git::")
 _YAML: Final = (".yaml", ".yml")
@@ -91,8 +106,9 @@ def render(
             "a folder of manifests or a kustomization"
         )
     manifests: list[Manifest] = []
+    budget = _NodeBudget()
     for source, file in files:
-        manifests.extend(_manifests_in(_read_text(file, source), source))
+        manifests.extend(_manifests_in(_read_text(file, source), source, budget))
     return Rendered(manifests=manifests)
 
 
@@ -195,8 +211,10 @@ def _read_text(file: Path, shown: str) -> str:
 class _ManifestLoader(_SafeLoader):
     """SafeLoader (no Python objects) that measures alias expansion before constructing."""
 
+    expanded_bytes = 0  # of the documents loaded so far from this stream
+
     def construct_document(self, node: yaml.Node) -> Any:
-        _check_expanded_size(node)
+        self.expanded_bytes += _check_expanded_size(node, self.expanded_bytes)
         return super().construct_document(node)
 
 
@@ -221,9 +239,21 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _check_expanded_size(root: yaml.Node) -> None:
-    """Count nodes as if every alias were copied out; memoised, so linear in the graph size."""
-    sizes: dict[int, int] = {}
+@dataclass(frozen=True)
+class _Size:
+    nodes: int
+    bytes: int
+    depth: int
+
+
+def _check_expanded_size(root: yaml.Node, before: int = 0) -> int:
+    """Measure one document as if every alias were copied out; return its expanded bytes.
+
+    Refuses (_YamlTooLarge) a document over MAX_EXPANDED_NODES nodes, MAX_DOCUMENT_BYTES bytes
+    or MAX_DEPTH levels, and a stream whose documents pass MAX_FILE_BYTES after `before` bytes.
+    Memoised per node, so it is linear in the size of the graph, not of the expansion.
+    """
+    sizes: dict[int, _Size] = {}
     on_path: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -231,10 +261,26 @@ def _check_expanded_size(root: yaml.Node) -> None:
         key = id(node)
         if expanded:
             on_path.discard(key)
-            total = 1 + sum(sizes[id(child)] for child in _children(node))
-            if total > MAX_EXPANDED_NODES:
+            children = [sizes[id(child)] for child in _children(node)]
+            size = _Size(
+                nodes=1 + sum(child.nodes for child in children),
+                bytes=_NODE_OVERHEAD_BYTES
+                + (len(node.value) if isinstance(node, yaml.ScalarNode) else 0)
+                + sum(child.bytes for child in children),
+                depth=1 + max((child.depth for child in children), default=0),
+            )
+            if size.nodes > MAX_EXPANDED_NODES:
                 raise _YamlTooLarge(f"its aliases expand to over {MAX_EXPANDED_NODES} nodes")
-            sizes[key] = total
+            if size.bytes > MAX_DOCUMENT_BYTES:
+                raise _YamlTooLarge(
+                    f"a document expands to over {MAX_DOCUMENT_BYTES // 2**20} MiB "
+                    "(a Kubernetes object is at most 1.5 MiB)"
+                )
+            if before + size.bytes > MAX_FILE_BYTES:
+                raise _YamlTooLarge(f"its documents expand to over {MAX_FILE_BYTES // 2**20} MiB")
+            if size.depth > MAX_DEPTH:
+                raise _YamlTooLarge(f"it nests deeper than {MAX_DEPTH} levels")
+            sizes[key] = size
             continue
         if key in sizes:
             continue
@@ -243,10 +289,50 @@ def _check_expanded_size(root: yaml.Node) -> None:
         on_path.add(key)
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    return sizes[id(root)].bytes
 
 
-def _load_documents(text: str, shown: str) -> list[Any]:
+class _NodeBudget:
+    """The YAML nodes (as written) a render may still compose, over all its files."""
+
+    def __init__(self) -> None:
+        self.left = MAX_RENDER_NODES
+
+    def spend(self, nodes: int) -> None:
+        self.left -= nodes
+        if self.left < 0:
+            raise _YamlTooLarge(
+                f"the manifests hold over {MAX_RENDER_NODES} YAML nodes in all; split the "
+                "target, or move large data out of Git"
+            )
+
+
+def _count_nodes(text: str) -> int:
+    """Nodes as written, from a streaming parse; _YamlTooLarge for a document over
+    MAX_DOCUMENT_NODES nodes or MAX_DEPTH levels. YAMLError for text that is not YAML."""
+    total = in_document = depth = 0
+    for event in yaml.parse(text, Loader=_SafeLoader):
+        if isinstance(event, yaml.DocumentStartEvent):
+            in_document = 0
+        elif isinstance(event, yaml.NodeEvent):  # scalar, alias, start of a list or mapping
+            in_document += 1
+            total += 1
+            if in_document > MAX_DOCUMENT_NODES:
+                raise _YamlTooLarge(f"a document holds over {MAX_DOCUMENT_NODES} YAML nodes")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _YamlTooLarge(f"it nests deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return total
+
+
+def _load_documents(text: str, shown: str, budget: _NodeBudget | None = None) -> list[Any]:
     try:
+        nodes = _count_nodes(text)
+        if budget is not None:
+            budget.spend(nodes)
         return list(yaml.load_all(text, Loader=_ManifestLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -256,17 +342,47 @@ def _load_documents(text: str, shown: str) -> list[Any]:
     except yaml.YAMLError as exc:
         raise RenderError(f"{shown}: invalid YAML: {exc}") from exc
     except _YamlTooLarge as exc:
-        raise RenderError(
-            f"{shown}: refused, {exc} (billion-laughs guard); write the objects out with "
-            "fewer anchors and aliases"
-        ) from exc
+        raise _refused(shown, exc) from exc
     except RecursionError as exc:
         raise RenderError(f"{shown}: YAML is nested too deeply to be a Kubernetes object") from exc
 
 
-def _manifests_in(text: str, shown: str) -> list[Manifest]:
+def _refused(shown: str, exc: _YamlTooLarge) -> RenderError:
+    return RenderError(
+        f"{shown}: refused, {exc} (YAML bomb guard); write the objects out with fewer anchors "
+        "and aliases, smaller and flatter"
+    )
+
+
+def _check_yaml_input(text: str, shown: str, budget: _NodeBudget) -> None:
+    """Measure every document of a file another program will parse, without constructing it.
+
+    Text that is not YAML is left to that program to report: only the sizes are checked here.
+    """
+    try:
+        budget.spend(_count_nodes(text))
+    except yaml.YAMLError:
+        return
+    except _YamlTooLarge as exc:
+        raise _refused(shown, exc) from exc
+    loader = _ManifestLoader(text)
+    total = 0
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                total += _check_expanded_size(node, total)
+    except yaml.YAMLError:
+        return
+    except _YamlTooLarge as exc:
+        raise _refused(shown, exc) from exc
+    finally:
+        loader.dispose()
+
+
+def _manifests_in(text: str, shown: str, budget: _NodeBudget | None = None) -> list[Manifest]:
     manifests: list[Manifest] = []
-    for number, document in enumerate(_load_documents(text, shown), start=1):
+    for number, document in enumerate(_load_documents(text, shown, budget), start=1):
         if document is None:
             continue
         where = f"{shown} document {number}"
@@ -348,16 +464,22 @@ def _render_kustomization(
             "KUSTOMIZE_PLUGIN_HOME": os.path.join(home, "plugins"),
         }
         argv = [binary, "build", "--load-restrictor", "LoadRestrictionsRootOnly", str(start)]
+        output = Path(home) / "output.yaml"
         try:
-            done = subprocess.run(
-                argv,
-                cwd=home,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=KUSTOMIZE_TIMEOUT_SECONDS,
-                check=False,
-            )
+            with output.open("w") as sink:
+                done = subprocess.run(
+                    argv,
+                    cwd=home,
+                    env=env,
+                    stdout=sink,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    timeout=KUSTOMIZE_TIMEOUT_SECONDS,
+                    check=False,
+                    # The inputs are measured, but overlays can still include one base many
+                    # times: the output file is bounded too (past it, writes fail).
+                    preexec_fn=_limit_output,
+                )
         except FileNotFoundError as exc:
             raise RenderError(
                 f"kustomize binary {binary!r} not found; install kustomize or set "
@@ -367,10 +489,22 @@ def _render_kustomization(
             raise TransientError(
                 f"kustomize build of {shown} took over {KUSTOMIZE_TIMEOUT_SECONDS}s"
             ) from exc
+        if output.stat().st_size >= MAX_FILE_BYTES:
+            raise RenderError(
+                f"kustomize build of {shown}: refused, its output passes "
+                f"{MAX_FILE_BYTES // 2**20} MiB; include each base fewer times"
+            )
+        text = output.read_text(encoding="utf-8", errors="replace")
     if done.returncode != 0:
         detail = done.stderr.strip().replace(f"{root}/", "").replace(str(root), ".")
         raise RenderError(f"kustomize build of {shown} failed: {detail[-2000:]}")
-    return Rendered(manifests=_manifests_in(done.stdout, shown), kustomization=shown)
+    return Rendered(manifests=_manifests_in(text, shown, _NodeBudget()), kustomization=shown)
+
+
+def _limit_output() -> None:
+    """In kustomize's process: no file may grow past MAX_FILE_BYTES (writes then fail)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
 
 
 def _kustomize_binary(explicit: str | None) -> str:
@@ -391,17 +525,24 @@ def _check_kustomizations(root: Path, start: Path) -> None:
 
     kustomize itself refuses exec/function plugins without its alpha flags and files outside
     each kustomization's root; this check gives a clear message, and also refuses remote bases
-    (which kustomize would fetch) and symlinks out of the repository.
+    (which kustomize would fetch) and symlinks out of the repository. Every file below those
+    roots (all that kustomize may read) is measured for YAML bombs first: kustomize has no
+    bound of its own on what aliases expand to.
     """
     pending = [start]
     visited: set[Path] = set()
+    readable: dict[Path, str] = {}  # every file kustomize may read, once, as shown
+    budget = _NodeBudget()
     while pending:
         folder = pending.pop()
         if folder in visited:
             continue
         visited.add(folder)
-        for _ in _walk(root, folder, PurePosixPath(_relative(root, folder)), include_hidden=True):
-            pass  # walking refuses symlinks that leave the repository
+        # Walking also refuses symlinks that leave the repository.
+        for shown_file, real in _walk(
+            root, folder, PurePosixPath(_relative(root, folder)), include_hidden=True
+        ):
+            readable.setdefault(real, shown_file.as_posix())
         file = _kustomization_file(folder)
         if file is None:
             continue  # a plain folder of resources; kustomize reports what is missing
@@ -416,6 +557,12 @@ def _check_kustomizations(root: Path, start: Path) -> None:
         for field in _PLUGIN_FIELDS:
             for entry in _entries(spec, field, shown):
                 _check_plugin(root, folder, entry, f"{shown}: {field}")
+    for real, shown in sorted(readable.items(), key=lambda item: item[1]):
+        try:
+            text = real.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue  # not text: kustomize reads it as data, if at all
+        _check_yaml_input(text, shown, budget)
 
 
 def _entries(spec: dict[str, Any], field: str, shown: str) -> list[str]:

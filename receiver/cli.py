@@ -60,8 +60,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def receiver_namespace(cfg: Config) -> str:
-    if cfg.namespace:
-        return cfg.namespace
+    return cfg.namespace or own_namespace()
+
+
+def own_namespace() -> str:
+    """The namespace the receiver runs in (where Jobs run unless the configuration says)."""
     if os.environ.get("POD_NAMESPACE"):
         return os.environ["POD_NAMESPACE"]
     try:
@@ -91,7 +94,7 @@ class ConfigWatcher:
             digest = self._digest()
             if digest and digest != self.digest:
                 try:
-                    self.state.config = load_config(self.path)
+                    self.state.config = load_config(self.path, own_namespace())
                     self.digest = digest
                     self.reconciled = False
                     log.info(
@@ -114,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logs.configure(args.log_format, getattr(logging, args.log_level.upper()))
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, own_namespace())
         secrets = ReceiverSecrets.from_environment()
         status_tokens = read_secret(STATUS_TOKEN_ENV)
     except ConfigError as exc:

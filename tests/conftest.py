@@ -11,6 +11,7 @@ from kubernetes import client, config
 
 from world.cluster import LocalCluster, temporary_namespace
 from world.githosts import STANDIN_TOKEN, GitHubStandIn, GitLabStandIn
+from world.stack import POD_SECURITY_BASELINE
 
 # Property tests check what is accepted, never how fast: a loaded CI machine must not fail them
 # on Hypothesis's per-example deadline.
@@ -41,8 +42,8 @@ def kube(cluster: LocalCluster) -> Iterator[client.ApiClient]:
 
 @pytest.fixture
 def namespace(kube: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace, deleted after the test."""
-    with temporary_namespace(kube) as name:
+    """A fresh namespace enforcing Pod Security baseline (as a target's must), deleted after."""
+    with temporary_namespace(kube, labels=POD_SECURITY_BASELINE) as name:
         yield name
 
 

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -78,11 +78,15 @@ class LocalCluster:
 
 
 @contextlib.contextmanager
-def temporary_namespace(api: client.ApiClient, prefix: str = "t") -> Iterator[str]:
-    """A fresh namespace `<prefix>-<10 hex digits>`, deleted (in the background) afterwards."""
+def temporary_namespace(
+    api: client.ApiClient, prefix: str = "t", labels: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """A fresh namespace `<prefix>-<10 hex digits>` with `labels`, deleted (in the background)
+    afterwards."""
     name = f"{prefix}-{uuid.uuid4().hex[:10]}"
     core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    metadata = client.V1ObjectMeta(name=name, labels=dict(labels or {}))
+    core.create_namespace(client.V1Namespace(metadata=metadata))
     try:
         yield name
     finally:

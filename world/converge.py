@@ -98,9 +98,14 @@ class Target:
         )
 
     def argv(
-        self, mode: Mode = "apply", *, sha: str | None = None, branch: str | None = None
+        self,
+        mode: Mode = "apply",
+        *extra: str,
+        sha: str | None = None,
+        branch: str | None = None,
     ) -> list[str]:
-        return [*JOB_COMMAND, *self.spec(mode, sha=sha, branch=branch).to_args()]
+        """The command line; `extra` arguments come last, so they override the spec's."""
+        return [*JOB_COMMAND, *self.spec(mode, sha=sha, branch=branch).to_args(), *extra]
 
     def environment(self, token: str | None, kubeconfig: Path | None) -> dict[str, str]:
         env = {
@@ -115,7 +120,7 @@ class Target:
     def start(
         self,
         mode: Mode = "apply",
-        *,
+        *extra: str,
         sha: str | None = None,
         branch: str | None = None,
         token: str | None = None,
@@ -124,7 +129,7 @@ class Target:
         """Start `hooksync-job` as the target's ServiceAccount (or with `kubeconfig`), with
         the target's Git token (or `token`)."""
         return subprocess.Popen(
-            self.argv(mode, sha=sha, branch=branch),
+            self.argv(mode, *extra, sha=sha, branch=branch),
             env=self.environment(token, kubeconfig),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -134,13 +139,15 @@ class Target:
     def run(
         self,
         mode: Mode = "apply",
-        *,
+        *extra: str,
         sha: str | None = None,
         branch: str | None = None,
         token: str | None = None,
         kubeconfig: Path | None = None,
     ) -> Run:
-        process = self.start(mode, sha=sha, branch=branch, token=token, kubeconfig=kubeconfig)
+        process = self.start(
+            mode, *extra, sha=sha, branch=branch, token=token, kubeconfig=kubeconfig
+        )
         return finished(process)
 
     def converge(self, mode: Mode = "apply") -> Run:
@@ -171,6 +178,8 @@ def grant_target_role(kube: client.ApiClient, namespace: str, account: str) -> N
         ),
         client.V1PolicyRule(api_groups=["batch"], resources=["jobs"], verbs=verbs),
         client.V1PolicyRule(api_groups=["coordination.k8s.io"], resources=["leases"], verbs=verbs),
+        # The Job reads its namespace's Pod Security label.
+        client.V1PolicyRule(api_groups=[""], resources=["namespaces"], verbs=["get"]),
     ]
     rbac.create_namespaced_role(
         namespace, client.V1Role(metadata=client.V1ObjectMeta(name=account), rules=rules)

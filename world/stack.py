@@ -25,6 +25,8 @@ from world.receiver import ReceiverProcess
 from world.rollouts import RolloutStandIn
 
 WEBHOOK_SECRET = "demo-webhook-secret"
+# What a target namespace needs before hooksync's Job converges it.
+POD_SECURITY_BASELINE = {"pod-security.kubernetes.io/enforce": "baseline"}
 
 
 class DeliveryStack:
@@ -147,8 +149,17 @@ class DeliveryStack:
     def _namespaces_and_rbac(self) -> None:
         core = client.CoreV1Api(self.api)
         rbac = client.RbacAuthorizationV1Api(self.api)
-        for name in (self.jobs_namespace, self.target_namespace):
-            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=self.jobs_namespace))
+        )
+        # The Job converges only a namespace that enforces Pod Security baseline or stricter.
+        core.create_namespace(
+            client.V1Namespace(
+                metadata=client.V1ObjectMeta(
+                    name=self.target_namespace, labels=POD_SECURITY_BASELINE
+                )
+            )
+        )
         core.create_namespaced_service_account(
             self.jobs_namespace,
             client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=self.service_account)),

@@ -32,6 +32,12 @@ RESOURCES: Final = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
     "limits": {"cpu": "1", "memory": "512Mi"},
 }
+# Disk: /tmp holds the checkout and is sized by the configuration's jobDiskLimit; /workspace is
+# only the working directory. The container's ephemeral-storage limit covers both and its logs,
+# so the kubelet evicts a runaway Job before it fills the node.
+WORKSPACE_SIZE_LIMIT_MI: Final = 64
+LOGS_MARGIN_MI: Final = 64
+EPHEMERAL_STORAGE_REQUEST: Final = "128Mi"
 
 
 def build_job(
@@ -239,8 +245,8 @@ def _pod_spec(config: Config, target: Target, mode: names.Mode, sha: str | None)
         {"name": "workspace", "mountPath": WORKSPACE_DIR},
     ]
     volumes: list[dict[str, Any]] = [
-        {"name": "tmp", "emptyDir": {}},
-        {"name": "workspace", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": config.job_disk_limit}},
+        {"name": "workspace", "emptyDir": {"sizeLimit": f"{WORKSPACE_SIZE_LIMIT_MI}Mi"}},
     ]
     if target.git_secret:
         mounts.append(
@@ -278,7 +284,7 @@ def _pod_spec(config: Config, target: Target, mode: names.Mode, sha: str | None)
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "resources": {kind: dict(values) for kind, values in RESOURCES.items()},
+        "resources": _resources(config.job_disk_limit),
         "volumeMounts": mounts,
     }
     return {
@@ -298,6 +304,21 @@ def _pod_spec(config: Config, target: Target, mode: names.Mode, sha: str | None)
         "containers": [container],
         "volumes": volumes,
     }
+
+
+def _resources(disk_limit: str) -> dict[str, dict[str, str]]:
+    """CPU and memory from RESOURCES; ephemeral storage for /tmp, /workspace and the logs."""
+    resources = {kind: dict(values) for kind, values in RESOURCES.items()}
+    storage = _mebibytes(disk_limit) + WORKSPACE_SIZE_LIMIT_MI + LOGS_MARGIN_MI
+    resources["requests"]["ephemeral-storage"] = EPHEMERAL_STORAGE_REQUEST
+    resources["limits"]["ephemeral-storage"] = f"{storage}Mi"
+    return resources
+
+
+def _mebibytes(quantity: str) -> int:
+    """512Mi -> 512, 2Gi -> 2048 (the configuration allows only Mi and Gi)."""
+    number, unit = int(quantity[:-2]), quantity[-2:]
+    return number * 1024 if unit == "Gi" else number
 
 
 def _labels(target: Target, mode: names.Mode) -> dict[str, str]:

@@ -201,12 +201,33 @@ def _target_row(
     ]
     return (
         f"<tr id='target-{e(target.name)}'><td><strong>{e(target.name)}</strong></td>"
-        f"<td>{source}</td><td><code class='namespace'>{e(target.namespace)}</code></td>"
+        f"<td>{source}</td><td><code class='namespace'>{e(target.namespace)}</code>"
+        f"{opt_out_badges(target)}</td>"
         f"<td class='applied'>{applied}</td><td class='last-result'>{result}</td>"
         f"<td class='drifted'>{e(drifted)}</td>"
         f"<td class='active'>{'<br>'.join(active) or '<small>idle</small>'}</td>"
         f"<td class='next-resync'>{_next_resync(schedule, target, now)}</td></tr>"
     )
+
+
+# --- the target's security opt-outs -------------------------------------------------------------
+
+
+def opt_out_badges(target: Target) -> str:
+    """Pure: a badge for each guard the target's configuration turns off, so nobody misses it."""
+    badges = []
+    if target.allow_unenforced_pod_security:
+        badges.append(
+            "<span class='opt-out' title='allowUnenforcedPodSecurity: true'>"
+            "Pod Security not required</span>"
+        )
+    if target.allowed_subject_namespaces:
+        listed = ", ".join(target.allowed_subject_namespaces)
+        badges.append(
+            f"<span class='opt-out' title='allowedSubjectNamespaces'>"
+            f"binds subjects of {e(listed)}</span>"
+        )
+    return "".join(f"<br>{badge}" for badge in badges)
 
 
 def _next_resync(schedule: str | None, target: Target, now: datetime.datetime) -> str:

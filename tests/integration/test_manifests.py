@@ -34,6 +34,7 @@ from hooksync.names import resync_cronjob_name
 from jobimage.errors import PermanentError
 from jobimage.kube import Cluster
 from jobimage.lease import TargetLease
+from jobimage.podsecurity import ENFORCE_LABEL
 from receiver.cli import parse_args
 from receiver.dispatch.cronjobs import reconcile_cronjobs
 from receiver.dispatch.manifests import build_job
@@ -551,6 +552,8 @@ def test_receiver_is_forbidden_everything_else(receiver: Identity, example_confi
 
 def test_target_identity_converges_its_namespace(target: Identity) -> None:
     cluster = Cluster(target.api)
+    # It reads its own Namespace's Pod Security label, which the example sets to restricted.
+    assert cluster.namespace_labels(TARGET_NS)[ENFORCE_LABEL] == "restricted"
     created = cluster.apply(configmap("web", TARGET_NS))
     cluster.apply(deployment("web", TARGET_NS))
     listed = cluster.list("apps/v1", "Deployment", TARGET_NS)
@@ -594,6 +597,7 @@ def test_target_identity_is_forbidden_outside_its_namespace(
     )
     assert_forbidden(lambda: core.read_namespaced_secret(GIT_SECRET, JOBS_NS))
     assert_forbidden(lambda: core.list_namespace())
+    assert_forbidden(lambda: core.read_namespace(JOBS_NS))
     assert_forbidden(lambda: core.list_config_map_for_all_namespaces())
     assert_forbidden(
         lambda: client.BatchV1Api(target.api).create_namespaced_job(

@@ -215,8 +215,11 @@ def test_build_job_pod() -> None:
     assert set(box["resources"]) == {"requests", "limits"}
     mounts = {m["mountPath"]: m["name"] for m in box["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes[mounts["/tmp"]] == {"name": "tmp", "emptyDir": {}}
-    assert "emptyDir" in volumes[mounts[box["workingDir"]]]
+    assert volumes[mounts["/tmp"]] == {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}
+    assert volumes[mounts[box["workingDir"]]]["emptyDir"] == {"sizeLimit": "64Mi"}
+    # The container's disk covers both volumes and its logs; the request is within it.
+    assert box["resources"]["limits"]["ephemeral-storage"] == "1152Mi"
+    assert box["resources"]["requests"]["ephemeral-storage"] == "128Mi"
 
 
 def test_apply_job_converges_the_branch_head_not_the_event_sha() -> None:
