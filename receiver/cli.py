@@ -22,6 +22,8 @@ from hooksync import logs
 from hooksync.config import Config, ConfigError, load_config, read_secret
 from receiver.app import ReceiverState, create_app
 from receiver.dispatch.cronjobs import reconcile_cronjobs
+from receiver.intake.admission import BodyAdmission
+from receiver.intake.limits import BodyBudget
 from receiver.intake.protocol import http_protocol
 from receiver.pages.status import STATUS_TOKEN_ENV, status_page_route
 from receiver.secrets import ReceiverSecrets
@@ -144,16 +146,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     state.extra_routes.append(run_page_route(state))
     state.extra_routes.append(status_page_route(state, status_tokens))
-    app = create_app(state)
+    limits = cfg.http  # read at start: uvicorn's settings cannot change while it serves
+    app = BodyAdmission(create_app(state), BodyBudget(limits.unverified_body_bytes))
     log.info(
         "receiver starting",
         extra={"namespace": state.namespace, "targets": len(cfg.targets), "port": args.port},
     )
     try:
         # log_config=None: uvicorn's own messages go through the root handler, as JSON too.
-        # http_protocol(): a request that is not valid HTTP gets a JSON 400 as well.
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                    log_config=None, http=http_protocol())  # fmt: skip
+        # http_protocol(): a request that is not valid HTTP gets a JSON 400 as well, and every
+        # connection keeps the deadlines and header limits of the configuration's `http`.
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+            log_config=None,
+            http=http_protocol(limits),
+            timeout_keep_alive=limits.keep_alive_timeout_seconds,
+            h11_max_incomplete_event_size=limits.max_header_bytes,
+        )
     finally:
         for stop in background:
             stop.set()

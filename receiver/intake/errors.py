@@ -49,3 +49,10 @@ def check_body_size(length: int, limit: int) -> None:
     """Refuse a body of `length` bytes (or a Content-Length announcing it) over `limit`."""
     if length > limit:
         raise PayloadTooLarge(f"body is {length} bytes; the limit is {limit} (maxBodyBytes)")
+
+
+class ReceiverBusy(RejectedDelivery):
+    """Bodies still arriving on other connections hold all the memory set aside for them (503);
+    the sender should retry after a few seconds."""
+
+    status: ClassVar[int] = 503
