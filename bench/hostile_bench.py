@@ -60,10 +60,17 @@ CONFIG = {
     "jobImage": "ghcr.io/hooksync/hooksync-job:dev",
     "publicURL": "http://127.0.0.1:1",
     "targets": [
-        {"name": "shop", "provider": "github", "repo": "acme/shop", "branch": "main",
-         "namespace": "shop", "serviceAccount": "deployer", "resync": ""},
+        {
+            "name": "shop",
+            "provider": "github",
+            "repo": "acme/shop",
+            "branch": "main",
+            "namespace": "shop",
+            "serviceAccount": "deployer",
+            "resync": "",
+        },
     ],
-}  # fmt: skip
+}
 
 
 # -- the attackers -----------------------------------------------------------------------------
@@ -127,8 +134,9 @@ async def _attacker(port: int, kind: str, stop: asyncio.Event, tally: Tally) -> 
                     writer.write(f"X-Padding-{line}: {'a' * 20}\r\n".encode())
                     line += 1
                     await asyncio.wait_for(writer.drain(), 30)
-            await asyncio.wait([watcher, asyncio.ensure_future(stop.wait())],
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([watcher, stopped], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
         except (OSError, TimeoutError):
             pass
         finally:
@@ -194,10 +202,8 @@ def receiver(root: Path) -> Iterator[tuple[ReceiverProcess, Peak]]:
     directory = Path(tempfile.mkdtemp(dir=root))
     kubeconfig = directory / "kubeconfig"
     kubeconfig.write_text(FAKE_KUBECONFIG)
-    process = ReceiverProcess(
-        directory, CONFIG, kubeconfig, env={"HOOKSYNC_GITHUB_WEBHOOK_SECRET": SECRET},
-        args=["--no-background"],
-    )  # fmt: skip
+    env = {"HOOKSYNC_GITHUB_WEBHOOK_SECRET": SECRET}
+    process = ReceiverProcess(directory, CONFIG, kubeconfig, env=env, args=["--no-background"])
     process.start()
     assert process.process is not None
     peak = Peak(process.process.pid)
