@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import os
 import tempfile
 import threading
 import time
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import webhooks
-from bench.figures import median, memory, percentile
+from bench.figures import goal, median, memory, percentile
 from bench.memory_bench import FAKE_KUBECONFIG
 from world.receiver import ReceiverProcess
 
@@ -161,7 +162,8 @@ async def _attack(
     while time.monotonic() < deadline and not should_stop():
         await asyncio.sleep(0.2)
     stop.set()
-    await asyncio.wait(tasks, timeout=10)
+    if tasks:
+        await asyncio.wait(tasks, timeout=10)
     for task in tasks:
         task.cancel()
     return tally
@@ -195,6 +197,12 @@ class Peak:
         figure = memory(self.pid)
         if figure is not None:
             self.hwm_mb = figure.hwm_mb
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -253,7 +261,9 @@ def attack_scenario(root: Path, kinds: dict[str, int], seconds: float, probe: bo
         thread = threading.Thread(target=prober.run, daemon=True)
         if probe:
             thread.start()
+        cpu, started = cpu_seconds(peak.pid), time.monotonic()
         tally = asyncio.run(_attack(process.port, kinds, seconds, lambda: peak.over_safety_stop))
+        cpu_share = (cpu_seconds(peak.pid) - cpu) / (time.monotonic() - started)
         prober.stop()
         if probe:
             thread.join()
@@ -263,18 +273,33 @@ def attack_scenario(root: Path, kinds: dict[str, int], seconds: float, probe: bo
         f"  peak VmRSS {peak_rss:.0f} MB, VmHWM {peak.hwm_mb:.0f} MB "
         f"(pod limit {POD_LIMIT_MB} MiB; "
         f"idle before the attack {idle.rss_mb if idle else float('nan'):.0f} MB)",
+        f"  receiver CPU {cpu_share:.0%} of a core; machine load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         f"  receiver alive at the end: {alive}"
         + ("; STOPPED EARLY at the safety limit" if peak.over_safety_stop else ""),
         f"  attacker connections opened {tally.opened}, closed by the receiver "
         f"{tally.closed_by_server}; what they read: {dict(tally.answers)}",
+        "  "
+        + goal(
+            f"peak RSS under half the pod limit ({POD_LIMIT_MB // 2} MB)",
+            peak.hwm_mb < POD_LIMIT_MB / 2,
+        ),
     ]
     if probe:
         times = [seconds for _, seconds in prober.answers]
         statuses = Counter(str(status) for status, _ in prober.answers)
+        slowest = max(times, default=float("nan"))
         lines.append(
             f"  verified deliveries during the attack: {len(times)}, answers {dict(statuses)}, "
             f"median {median(times) * 1000:.0f} ms, p99 {percentile(times, 99) * 1000:.0f} ms, "
-            f"max {max(times, default=float('nan')) * 1000:.0f} ms"
+            f"max {slowest * 1000:.0f} ms"
+        )
+        lines.append(
+            "  "
+            + goal(
+                "every verified delivery answered 200 within 1 s",
+                set(statuses) == {"200"} and slowest < 1.0,
+            )
         )
     return "\n".join(lines)
 

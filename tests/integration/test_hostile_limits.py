@@ -311,12 +311,22 @@ def test_a_body_stalled_half_way_is_cut_off_when_idle(strict: ReceiverProcess) -
     assert_healthy(strict)
 
 
-def test_a_kept_alive_connection_is_closed_once_idle(strict: ReceiverProcess) -> None:
-    with connect(strict) as sock:
-        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{strict.port}\r\n\r\n".encode())
+@pytest.mark.cluster
+def test_a_kept_alive_connection_is_closed_after_the_configured_keep_alive(
+    strict: ReceiverProcess, patient: Patient
+) -> None:
+    def kept_alive(process: ReceiverProcess) -> socket.socket:
+        sock = connect(process)
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{process.port}\r\n\r\n".encode())
         answer = read_answer(sock)
         assert answer.status == 200 and "connection" not in answer.headers, answer
-        assert closed_without_answer(sock)
+        return sock
+
+    with kept_alive(patient.process) as long, kept_alive(strict) as short:
+        assert closed_without_answer(short)  # keepAliveTimeoutSeconds: 1
+        long.setblocking(False)
+        with pytest.raises(BlockingIOError):  # keepAliveTimeoutSeconds: 300, still open
+            long.recv(1)
 
 
 def test_connections_over_the_limit_are_answered_503_with_retry_after(
