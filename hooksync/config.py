@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -76,6 +76,25 @@ class Target:
 
 
 @dataclass(frozen=True)
+class HttpLimits:
+    """How much the receiver's HTTP intake gives any client before it has proven anything.
+
+    Sized for the receiver's 512Mi memory limit: bodies still arriving are bounded by
+    `unverified_body_bytes` plus a small allowance per connection, and every connection by
+    its deadlines. Read at start; a change needs a restart.
+    """
+
+    max_connections: int = 512
+    unverified_body_bytes: int = 64 * 1024 * 1024
+    header_timeout_seconds: int = 10
+    body_timeout_seconds: int = 30
+    idle_timeout_seconds: int = 10
+    keep_alive_timeout_seconds: int = 5
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration file."""
 
@@ -91,6 +110,7 @@ class Config:
     burst_quiet_seconds: int = DEFAULT_BURST_QUIET_SECONDS
     burst_max_wait_seconds: int = DEFAULT_BURST_MAX_WAIT_SECONDS
     job_disk_limit: str = DEFAULT_JOB_DISK_LIMIT
+    http: HttpLimits = field(default_factory=HttpLimits)
 
     def target(self, name: str) -> Target:
         for target in self.targets:
@@ -150,6 +170,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         "burstQuietSeconds",
         "burstMaxWaitSeconds",
         "jobDiskLimit",
+        "http",
     }
     for key in doc:
         if key not in known:
@@ -177,6 +198,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
     disk_limit = doc.get("jobDiskLimit", DEFAULT_JOB_DISK_LIMIT)
     if not isinstance(disk_limit, str) or not _DISK_QUANTITY.match(disk_limit):
         errors.append(f"jobDiskLimit: {disk_limit!r} must be a size such as 512Mi or 2Gi")
+    http = _http_limits(_section(doc, "http", errors), max_body, errors)
 
     raw_targets = doc.get("targets")
     targets: list[Target] = []
@@ -207,7 +229,37 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         burst_quiet_seconds=quiet,
         burst_max_wait_seconds=max_wait,
         job_disk_limit=str(disk_limit),
+        http=http,
     )
+
+
+def _http_limits(raw: dict[str, Any], max_body: int, errors: list[str]) -> HttpLimits:
+    # One body at the limit must always fit the budget, so a larger maxBodyBytes raises it.
+    default = HttpLimits(unverified_body_bytes=max(HttpLimits.unverified_body_bytes, max_body))
+    names = {
+        "maxConnections": ("max_connections", 1),
+        "unverifiedBodyBytes": ("unverified_body_bytes", 1024),
+        "headerTimeoutSeconds": ("header_timeout_seconds", 1),
+        "bodyTimeoutSeconds": ("body_timeout_seconds", 1),
+        "idleTimeoutSeconds": ("idle_timeout_seconds", 1),
+        "keepAliveTimeoutSeconds": ("keep_alive_timeout_seconds", 1),
+        "maxHeaderBytes": ("max_header_bytes", 1024),
+        "maxHeaders": ("max_headers", 10),
+    }
+    for key in raw:
+        if key not in names:
+            errors.append(f"http.{key}: unknown field (known: {', '.join(sorted(names))})")
+    values = {
+        attribute: _int(raw, key, f"http.{key}", errors, getattr(default, attribute), minimum)
+        for key, (attribute, minimum) in names.items()
+    }
+    limits = HttpLimits(**values)
+    if limits.unverified_body_bytes < max_body:
+        errors.append(
+            f"http.unverifiedBodyBytes: {limits.unverified_body_bytes} is less than "
+            f"maxBodyBytes {max_body}; a body at the limit could never be received"
+        )
+    return limits
 
 
 def _build_target(

@@ -22,6 +22,8 @@ from hooksync.config import Config, ConfigError, load_config, read_secret
 from hooksync.kubeapi import api_client
 from receiver.app import create_app
 from receiver.dispatch.cronjobs import reconcile_cronjobs
+from receiver.intake.admission import BodyAdmission
+from receiver.intake.limits import BodyBudget
 from receiver.intake.protocol import http_protocol
 from receiver.pages.run import run_page_route
 from receiver.pages.status import STATUS_TOKEN_ENV, status_page_route
@@ -132,16 +134,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         threading.Thread(target=watcher.run, name="config-watch", daemon=True).start()
         background.append(watcher.stop)
         background.extend(start_reporting(state))
-    app = create_app(state, [run_page_route(state), status_page_route(state, status_tokens)])
+    limits = cfg.http  # read at start: uvicorn's settings cannot change while it serves
+    pages = [run_page_route(state), status_page_route(state, status_tokens)]
+    app = BodyAdmission(create_app(state, pages), BodyBudget(limits.unverified_body_bytes))
     log.info(
         "receiver starting",
         extra={"namespace": state.namespace, "targets": len(cfg.targets), "port": args.port},
     )
     try:
         # log_config=None: uvicorn's own messages go through the root handler, as JSON too.
-        # http_protocol(): a request that is not valid HTTP gets a JSON 400 as well.
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                    log_config=None, http=http_protocol())  # fmt: skip
+        # http_protocol(): a request that is not valid HTTP gets a JSON 400 as well, and every
+        # connection keeps the deadlines and header limits of the configuration's `http`.
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+            log_config=None,
+            http=http_protocol(limits),
+            timeout_keep_alive=limits.keep_alive_timeout_seconds,
+            h11_max_incomplete_event_size=limits.max_header_bytes,
+        )
     finally:
         for stop in background:
             stop.set()

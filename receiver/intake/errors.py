@@ -43,3 +43,10 @@ class UnsupportedContentType(RejectedDelivery):
     """The body's content type is not one the provider's parser reads (415)."""
 
     status: ClassVar[int] = 415
+
+
+class ReceiverBusy(RejectedDelivery):
+    """Bodies still arriving on other connections hold all the memory set aside for them (503);
+    the sender should retry after a few seconds."""
+
+    status: ClassVar[int] = 503

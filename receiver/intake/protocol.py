@@ -1,6 +1,7 @@
 """The HTTP/1.1 protocol the receiver serves with: uvicorn's own, except that a request it
 cannot parse at all (Content-Length twice, Content-Length with chunked, a NUL in a header)
-is refused with the same JSON error body as every other 400, not uvicorn's plain text.
+is refused with the same JSON error body as every other 400, not uvicorn's plain text, and
+that every connection keeps the limits in `receiver/intake/connection.py`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
+
+from hooksync.config import HttpLimits
 
 _BODY = json.dumps(
     {"error": "the request is not valid HTTP/1.1 (framing or header syntax)"}
@@ -39,14 +42,19 @@ class H11JSONProtocol(_JSONBadRequest, H11Protocol):
     pass
 
 
-def http_protocol() -> type[asyncio.Protocol]:
-    """The protocol class for uvicorn: httptools when installed (as uvicorn's "auto" picks)."""
+def http_protocol(limits: HttpLimits | None = None) -> type[asyncio.Protocol]:
+    """The protocol class for uvicorn: httptools when installed (as uvicorn's "auto" picks),
+    keeping `limits`. Without httptools only uvicorn's own limits apply (h11's on head size)."""
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:
         return H11JSONProtocol
 
-    class HttpToolsJSONProtocol(_JSONBadRequest, HttpToolsProtocol):
+    from receiver.intake.connection import LimitedConnection
+
+    class HttpToolsJSONProtocol(LimitedConnection, _JSONBadRequest, HttpToolsProtocol):
         pass
+
+    HttpToolsJSONProtocol.limits = limits or HttpLimits()
 
     return HttpToolsJSONProtocol

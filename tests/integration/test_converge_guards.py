@@ -22,8 +22,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from jobimage.podsecurity import ENFORCE_LABEL
 from hooksync.jobspec import EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT
+from jobimage.podsecurity import ENFORCE_LABEL
 from world.converge import PATH_IN_REPO, Run, Target, live_objects
 from world.hostile import bytes_bomb, nested
 from world.manifests import configmap

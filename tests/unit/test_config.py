@@ -14,6 +14,7 @@ from hooksync.config import (
     DEFAULT_BURST_QUIET_SECONDS,
     Config,
     ConfigError,
+    HttpLimits,
     Target,
     default_clone_url,
     load_config,
@@ -231,3 +232,55 @@ _CRON_TEXT = st.one_of(
 @given(schedule=_CRON_TEXT)
 def test_every_schedule_the_configuration_accepts_the_schedule_parser_reads(schedule: str) -> None:
     assert _config_accepts(schedule) == _parser_reads(schedule), schedule
+
+
+def test_the_http_limits_have_safe_defaults_for_the_pod() -> None:
+    limits = parse(document()).http
+    assert limits == HttpLimits()
+    assert limits.unverified_body_bytes == 64 * 1024 * 1024
+    assert limits.max_connections == 512
+    assert (limits.max_header_bytes, limits.max_headers) == (16384, 100)
+    assert limits.header_timeout_seconds == 10
+    assert limits.body_timeout_seconds == 30
+    assert limits.idle_timeout_seconds == 10
+    assert limits.keep_alive_timeout_seconds == 5
+
+
+def test_the_http_limits_can_be_set() -> None:
+    http = {
+        "maxConnections": 64,
+        "unverifiedBodyBytes": 32 * 1024 * 1024,
+        "headerTimeoutSeconds": 3,
+        "bodyTimeoutSeconds": 7,
+        "idleTimeoutSeconds": 2,
+        "keepAliveTimeoutSeconds": 1,
+        "maxHeaderBytes": 4096,
+        "maxHeaders": 20,
+    }
+    limits = parse(document(http=http)).http
+    assert limits == HttpLimits(64, 32 * 1024 * 1024, 3, 7, 2, 1, 4096, 20)
+
+
+def test_a_larger_body_limit_raises_the_default_budget_with_it() -> None:
+    config = parse(document(maxBodyBytes=100 * 1024 * 1024))
+    assert config.http.unverified_body_bytes == 100 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("http", "message"),
+    [
+        (
+            {"unverifiedBodyBytes": 1024 * 1024},
+            "http.unverifiedBodyBytes: 1048576 is less than maxBodyBytes 10485760",
+        ),
+        ({"maxConnections": 0}, "http.maxConnections: 0 must be a whole number from 1"),
+        ({"headerTimeoutSeconds": "10s"}, "http.headerTimeoutSeconds: '10s' must be a whole"),
+        ({"maxHeaders": 2}, "http.maxHeaders: 2 must be a whole number from 10"),
+        ({"readTimeout": 5}, "http.readTimeout: unknown field"),
+        (["maxConnections"], "http: must be a mapping"),
+    ],
+)
+def test_each_http_mistake_is_named_by_its_field(http: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(document(http=http))
+    assert message in str(caught.value)
