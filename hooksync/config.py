@@ -17,7 +17,8 @@ import yaml
 
 from hooksync.refs import is_valid_branch_name
 
-PROVIDERS = ("github", "gitlab")
+# gitea serves Forgejo too (Codeberg included): the same webhooks and API.
+PROVIDERS = ("github", "gitlab", "gitea")
 MAX_TARGET_NAME = 30
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_LINK_TTL_SECONDS = 7 * 24 * 3600
@@ -55,8 +56,8 @@ class Target:
     timeout_seconds: int = 600
 
     def repo_matches(self, repo: str) -> bool:
-        """Whether a payload's repository names this target's (GitHub ignores case)."""
-        if self.provider == "github":
+        """Whether a payload's repository names this target's (GitHub and Gitea ignore case)."""
+        if self.provider in ("github", "gitea"):
             return repo.lower() == self.repo.lower()
         return repo == self.repo
 
@@ -71,6 +72,7 @@ class Config:
     namespace: str | None = None
     github_api_url: str = "https://api.github.com"
     gitlab_api_url: str = "https://gitlab.com"
+    gitea_api_url: str = ""  # no default host: gitea.apiURL names the server
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     link_ttl_seconds: int = DEFAULT_LINK_TTL_SECONDS
     delivery_window_seconds: int = 24 * 3600
@@ -120,6 +122,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         "publicURL",
         "github",
         "gitlab",
+        "gitea",
         "targets",
         "maxBodyBytes",
         "linkTTLSeconds",
@@ -138,6 +141,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
     public_url = _url(doc.get("publicURL"), "publicURL", errors, required=True)
     github_api = _url(_section(doc, "github", errors).get("apiURL"), "github.apiURL", errors)
     gitlab_api = _url(_section(doc, "gitlab", errors).get("apiURL"), "gitlab.apiURL", errors)
+    gitea_api = _url(_section(doc, "gitea", errors).get("apiURL"), "gitea.apiURL", errors) or ""
     github_api = github_api or "https://api.github.com"
     gitlab_api = gitlab_api or "https://gitlab.com"
     max_body = _int(doc, "maxBodyBytes", "maxBodyBytes", errors, DEFAULT_MAX_BODY_BYTES, 1024)
@@ -158,7 +162,9 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
     else:
         seen: set[str] = set()
         for index, raw in enumerate(raw_targets):
-            target = _build_target(raw, f"targets[{index}]", github_api, gitlab_api, errors)
+            target = _build_target(
+                raw, f"targets[{index}]", github_api, gitlab_api, errors, gitea_api
+            )
             if target is None:
                 continue
             if target.name in seen:
@@ -174,6 +180,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         namespace=namespace,
         github_api_url=github_api.rstrip("/"),
         gitlab_api_url=gitlab_api.rstrip("/"),
+        gitea_api_url=gitea_api.rstrip("/"),
         max_body_bytes=max_body,
         link_ttl_seconds=link_ttl,
         delivery_window_seconds=window,
@@ -184,7 +191,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
 
 
 def _build_target(
-    raw: Any, where: str, github_api: str, gitlab_api: str, errors: list[str]
+    raw: Any, where: str, github_api: str, gitlab_api: str, errors: list[str], gitea_api: str = ""
 ) -> Target | None:
     if not isinstance(raw, dict):
         errors.append(f"{where}: must be a mapping")
@@ -247,8 +254,11 @@ def _build_target(
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")
     timeout = _int(raw, "timeoutSeconds", f"{label}.timeoutSeconds", errors, 600, 10, 86400)
     clone_url = raw.get("cloneURL")
-    if clone_url is None and isinstance(repo, str):
-        clone_url = default_clone_url(str(provider), repo, github_api, gitlab_api)
+    if provider == "gitea" and not gitea_api:
+        # Statuses go to the API, and Gitea has no one default server.
+        errors.append(f"{label}.provider: gitea needs gitea.apiURL (https://HOST/api/v1)")
+    elif clone_url is None and isinstance(repo, str):
+        clone_url = default_clone_url(str(provider), repo, github_api, gitlab_api, gitea_api)
     elif _url(clone_url, f"{label}.cloneURL", errors) is None:
         clone_url = None
     if len(errors) > before:
@@ -262,8 +272,12 @@ def _build_target(
     )  # fmt: skip
 
 
-def default_clone_url(provider: str, repo: str, github_api: str, gitlab_api: str) -> str:
+def default_clone_url(
+    provider: str, repo: str, github_api: str, gitlab_api: str, gitea_api: str = ""
+) -> str:
     """The HTTPS clone URL a provider gives a repository when none is configured."""
+    if provider == "gitea":  # Gitea serves its API at https://host/api/v1
+        return f"{gitea_api.rstrip('/').removesuffix('/api/v1')}/{repo}.git"
     if provider == "github":
         api = github_api.rstrip("/")
         if urlsplit(api).netloc == "api.github.com":

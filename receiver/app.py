@@ -38,6 +38,7 @@ from receiver.intake.errors import (
     UnsupportedContentType,
 )
 from receiver.intake.events import Event, PingEvent, parse_github, parse_gitlab
+from receiver.intake.gitea import intake_gitea
 from receiver.intake.headers import ReceivedHeaders
 from receiver.intake.routing import PREVIEW, Routing, route
 from receiver.intake.verification import verify_github_delivery, verify_gitlab_signature
@@ -127,7 +128,9 @@ class ReceiverState:
         return self._ready
 
 
-HOOK_PATHS = {"/hooks/github": "github", "/hooks/gitlab": "gitlab"}
+HOOK_PATHS = {"/hooks/github": "github", "/hooks/gitlab": "gitlab", "/hooks/gitea": "gitea"}
+# The header each provider names its event in (Forgejo sends Gitea's too).
+EVENT_HEADERS = {"github": "x-github-event", "gitlab": "x-gitlab-event", "gitea": "x-gitea-event"}
 
 
 class ReceiverApp:
@@ -159,6 +162,9 @@ def create_app(state: ReceiverState) -> ReceiverApp:
     async def gitlab(request: Request) -> Answer:
         return await _intake(state, request.scope, request.receive, "gitlab")
 
+    async def gitea(request: Request) -> Answer:
+        return await _intake(state, request.scope, request.receive, "gitea")
+
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
@@ -174,6 +180,7 @@ def create_app(state: ReceiverState) -> ReceiverApp:
         # Reached by other methods (405 with Allow: POST), and under a root path.
         Route("/hooks/github", github, methods=["POST"]),
         Route("/hooks/gitlab", gitlab, methods=["POST"]),
+        Route("/hooks/gitea", gitea, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -195,7 +202,7 @@ async def _intake(state: ReceiverState, scope: Scope, receive: Receive, provider
     # The first value of each header for plain lookups, and every value of a repeated one
     # for the signature checks, which refuse those.
     headers = ReceivedHeaders.from_asgi(scope["headers"])
-    event_name = headers.get("x-github-event" if provider == "github" else "x-gitlab-event", "")
+    event_name = headers.get(EVENT_HEADERS[provider], "")
     delivery = _delivery_id(headers, provider)
     fields = {"provider": provider, "event": event_name[:40], "delivery": delivery}
     metrics = state.metrics
@@ -204,6 +211,10 @@ async def _intake(state: ReceiverState, scope: Scope, receive: Receive, provider
         if provider == "github":
             verify_github_delivery(body, headers, state.secrets.github_webhook)
             event = parse_github(event_name, body, headers.get("content-type"), delivery)
+        elif provider == "gitea":
+            event = intake_gitea(
+                body, headers, headers.get("content-type"), state.secrets.gitea_webhook
+            )
         else:
             _check_gitlab_content_type(headers.get("content-type"))
             verify_gitlab_signature(
@@ -331,6 +342,8 @@ def _check_gitlab_content_type(content_type: str | None) -> None:
 def _delivery_id(headers: Mapping[str, str], provider: str) -> str | None:
     if provider == "github":
         return headers.get("x-github-delivery")
+    if provider == "gitea":
+        return headers.get("x-gitea-delivery") or headers.get("x-forgejo-delivery")
     return (
         headers.get("webhook-id")
         or headers.get("idempotency-key")

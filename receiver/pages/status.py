@@ -144,6 +144,8 @@ def commit_url(config: Config, target: Target, sha: str) -> str | None:
         else:  # GitHub Enterprise serves its API at https://host/api/v3
             base = api.removesuffix("/api/v3")
         return f"{base}/{target.repo}/commit/{sha}"
+    if target.provider == "gitea":
+        return f"{config.gitea_api_url.removesuffix('/api/v1')}/{target.repo}/commit/{sha}"
     base = config.gitlab_api_url.rstrip("/").removesuffix("/api/v4")
     return f"{base}/{target.repo}/-/commit/{sha}"
 

@@ -30,6 +30,7 @@ from receiver.dispatch import coalescing
 from receiver.dispatch.dispatcher import burst_window, job_selector, list_jobs, release_job
 from receiver.reporting import records
 from receiver.reporting.githosts import (
+    GiteaStatuses,
     GitHubStatuses,
     GitLabStatuses,
     HostRejected,
@@ -254,6 +255,8 @@ class Reporter:
             secrets = self.state.secrets
             if provider == "github":
                 self._hosts[provider] = GitHubStatuses(self.state.config, secrets.github_token)
+            elif provider == "gitea":
+                self._hosts[provider] = GiteaStatuses(self.state.config, secrets.gitea_token)
             else:
                 self._hosts[provider] = GitLabStatuses(self.state.config, secrets.gitlab_token)
         return self._hosts[provider]
