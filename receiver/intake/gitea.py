@@ -56,17 +56,22 @@ DELIVERY_HEADERS: Final = ("X-Gitea-Delivery", "X-Forgejo-Delivery")
 
 _FIELDS: Final[dict[str, dict[str, Shape | None]]] = {
     "push": {
-        "ref": None, "before": None, "after": None,
-        "repository": {"full_name": None}, "commits": [{"id": None}],
+        "ref": None,
+        "before": None,
+        "after": None,
+        "repository": {"full_name": None},
+        "commits": [{"id": None}],
     },
     "pull_request": {
-        "action": None, "number": None, "repository": {"full_name": None},
+        "action": None,
+        "number": None,
+        "repository": {"full_name": None},
         "pull_request": {
             "base": {"ref": None, "repo_id": None},
             "head": {"sha": None, "repo_id": None, "repo": {"full_name": None}},
         },
     },
-}  # fmt: skip
+}
 
 _SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 # What Go's url.Values.Encode writes for one field: unreserved bytes, '+' for a space, and
@@ -197,10 +202,16 @@ def _pull_request(doc: dict[str, Any], delivery: str | None) -> Event:
     if _optional(doc, "pull_request.head.repo") is not None:
         head_repo = _repo(doc, "pull_request.head.repo.full_name", GITHUB)
     return PreviewEvent(
-        provider=GITEA, repo=repo, base_branch=base_branch, head_sha=head_sha,
-        head_repo=head_repo, number=number, is_fork=head_id != base_id, action=action,
+        provider=GITEA,
+        repo=repo,
+        base_branch=base_branch,
+        head_sha=head_sha,
+        head_repo=head_repo,
+        number=number,
+        is_fork=head_id != base_id,
+        action=action,
         delivery_id=delivery,
-    )  # fmt: skip
+    )
 
 
 def _int(doc: dict[str, Any], path: str) -> int:

@@ -83,10 +83,15 @@ def test_push_fixture_is_a_branch_push_with_its_commits() -> None:
     doc = fixture(name)
     event = parse_gitea("push", fixture_bytes(name), DELIVERY)
     assert event == PushEvent(
-        provider="gitea", repo="Test-CI/multi-line-secrets", ref="refs/heads/main",
-        after=doc["after"], before=doc["before"], branch="main",
-        commits=tuple(c["id"] for c in doc["commits"]), delivery_id=DELIVERY,
-    )  # fmt: skip
+        provider="gitea",
+        repo="Test-CI/multi-line-secrets",
+        ref="refs/heads/main",
+        after=doc["after"],
+        before=doc["before"],
+        branch="main",
+        commits=tuple(c["id"] for c in doc["commits"]),
+        delivery_id=DELIVERY,
+    )
     assert len(event.commits) == 3
 
 
@@ -108,12 +113,16 @@ def test_pull_request_fixtures_preview_the_head(name: str) -> None:
     doc = fixture(name)
     event = parse_gitea("pull_request", fixture_bytes(name), DELIVERY)
     assert event == PreviewEvent(
-        provider="gitea", repo=doc["repository"]["full_name"],
+        provider="gitea",
+        repo=doc["repository"]["full_name"],
         base_branch=doc["pull_request"]["base"]["ref"],
         head_sha=doc["pull_request"]["head"]["sha"],
         head_repo=(doc["pull_request"]["head"].get("repo") or {}).get("full_name"),
-        number=doc["number"], is_fork=False, action=doc["action"], delivery_id=DELIVERY,
-    )  # fmt: skip
+        number=doc["number"],
+        is_fork=False,
+        action=doc["action"],
+        delivery_id=DELIVERY,
+    )
 
 
 def test_closed_pull_request_fixture_is_ignored() -> None:
