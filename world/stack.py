@@ -250,10 +250,17 @@ class DeliveryStack:
     def _send_github(self, event: str, payload: dict[str, Any], receiver: int) -> httpx.Response:
         body = json.dumps(payload).encode()
         signature = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        legacy = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha1).hexdigest()
+        # Every header GitHub documents for a delivery, as a real sender (Gitea too) sends them.
         headers = {
             "X-GitHub-Event": event,
             "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-GitHub-Hook-ID": "1",
+            "X-GitHub-Hook-Installation-Target-Type": "repository",
+            "X-GitHub-Hook-Installation-Target-ID": "1",
+            "X-Hub-Signature": f"sha1={legacy}",
             "X-Hub-Signature-256": f"sha256={signature}",
+            "User-Agent": "GitHub-Hookshot/stand-in",
             "Content-Type": "application/json",
         }
         url = f"{self.receivers[receiver].url}/hooks/github"
