@@ -8,6 +8,8 @@ the receiver answered.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -35,6 +37,8 @@ DEPLOYMENT = (
     "    metadata: {{labels: {{app: web}}}}\n"
     "    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n"
 )
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
 DEPLOY = "hooksync/deploy: shop"
 PREVIEW = "hooksync/preview: shop"
 
@@ -241,3 +245,30 @@ def test_giteas_signature_is_checked_for_json_and_form_deliveries(
         == {"form": "application/x-www-form-urlencoded", "json": "application/json"}[content_type]
     )
     assert delivery.status in expected, delivery.response_body
+
+
+def signed_headers(payload: bytes, content_type: str) -> dict[str, str]:
+    signature = hmac.new(WEBHOOK_SECRET.encode(), payload, hashlib.sha256).hexdigest()
+    return {"X-Gitea-Event": "push", "X-Gitea-Signature": signature, "Content-Type": content_type}
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "reason"),
+    [
+        # Two payload fields: which one was signed is not for the receiver to guess.
+        (b"payload=%7B%7D&payload=%7B%7D", signed_headers(b"{}", FORM), 400, "one percent"),
+        (b"payload=%7B%ZZ", signed_headers(b"{", FORM), 400, "one percent"),
+        # Signed, but not UTF-8 once decoded: the bytes are checked, never replaced.
+        (b"payload=%FF", signed_headers(b"\xff", FORM), 400, "UTF-8"),
+        (b"{}", {"X-Gitea-Event": "push", "Content-Type": JSON}, 401, "X-Gitea-Signature"),
+        (b"{}", signed_headers(b"{}", "text/plain"), 415, "application/json"),
+    ],
+)
+def test_hostile_deliveries_get_a_one_line_reason(
+    stack: GiteaDeliveryStack, body: bytes, headers: dict[str, str], status: int, reason: str
+) -> None:
+    answer = httpx.post(
+        f"{stack.receivers[0].url}/hooks/gitea", content=body, headers=headers, timeout=10
+    )
+    assert answer.status_code == status
+    assert reason in answer.json()["error"]
