@@ -8,9 +8,11 @@ import hmac
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote_to_bytes
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from receiver.intake.errors import MalformedDelivery, SignatureError, UnsupportedContentType
 from receiver.intake.events import IgnoredEvent, PreviewEvent, PushEvent, parse_github
@@ -268,6 +270,21 @@ def test_form_payload_keeps_bytes_that_are_not_utf8_and_the_parser_refuses_them(
             FORM,
             [SECRET],
         )
+
+
+@given(st.binary(max_size=300))
+def test_any_payload_gitea_encodes_decodes_to_its_bytes(payload: bytes) -> None:
+    assert signed_payload(go_form(payload), FORM) == payload
+
+
+@given(st.text(alphabet="AZaz09-._~+%7Bfe", max_size=60))
+def test_an_accepted_form_decodes_as_percent_decoding_does(encoded: str) -> None:
+    body = b"payload=" + encoded.encode()
+    try:
+        decoded = signed_payload(body, FORM)
+    except MalformedDelivery:
+        return
+    assert decoded == unquote_to_bytes(encoded.replace("+", " "))
 
 
 @pytest.mark.parametrize(
