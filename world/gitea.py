@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -84,7 +85,6 @@ class GiteaServer:
         self._binary: Path | None = None
         self._api: httpx.Client | None = None
         self._git_env = isolated_git_env(directory / "git-home")
-        self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -333,7 +333,12 @@ class GiteaServer:
         return found
 
     def wait_delivery(
-        self, matches: Any, what: str, *, after: int = 0, timeout: float = 60.0
+        self,
+        matches: Callable[[Delivery], bool],
+        what: str,
+        *,
+        after: int = 0,
+        timeout: float = 60.0,
     ) -> Delivery:
         """The first delivery with an id above `after` that `matches` (a predicate) accepts."""
         deadline = time.monotonic() + timeout
