@@ -34,8 +34,9 @@ unit: venv
 test: venv binaries lint
 	HOOKSYNC_KUSTOMIZE="$$(hack/build-binaries --print)/kustomize" $(BIN)/pytest $(PYTEST_ARGS)
 
+# HOST=gitea: against a real Gitea (built into the cache on first use) instead of the stand-in.
 demo: venv binaries
-	$(BIN)/python -m hack.demo
+	$(BIN)/python -m hack.demo $(if $(HOST),--host $(HOST))
 
 # By hand only (minutes, and the machine should be otherwise idle); wrk is Debian's.
 bench: venv binaries

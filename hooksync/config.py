@@ -69,8 +69,8 @@ class Target:
     allowed_subject_namespaces: tuple[str, ...] = ()
 
     def repo_matches(self, repo: str) -> bool:
-        """Whether a payload's repository names this target's (GitHub ignores case)."""
-        if self.provider == "github":
+        """Whether a payload's repository names this target's (GitHub and Gitea ignore case)."""
+        if self.provider in ("github", "gitea"):
             return repo.lower() == self.repo.lower()
         return repo == self.repo
 
@@ -104,6 +104,7 @@ class Config:
     namespace: str | None = None
     github_api_url: str = "https://api.github.com"
     gitlab_api_url: str = "https://gitlab.com"
+    gitea_api_url: str = ""  # no default host: gitea.apiURL names the server
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     link_ttl_seconds: int = DEFAULT_LINK_TTL_SECONDS
     job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
@@ -120,7 +121,12 @@ class Config:
 
     def api_url(self, provider: Provider) -> str:
         """The API URL the configuration names for `provider`."""
-        return self.github_api_url if provider == "github" else self.gitlab_api_url
+        urls = {
+            "github": self.github_api_url,
+            "gitlab": self.gitlab_api_url,
+            "gitea": self.gitea_api_url,
+        }
+        return urls[provider]
 
     def target_names(self) -> list[str]:
         return [t.name for t in self.targets]
@@ -163,6 +169,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         "publicURL",
         "github",
         "gitlab",
+        "gitea",
         "targets",
         "maxBodyBytes",
         "linkTTLSeconds",
@@ -182,6 +189,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
     public_url = _url(doc.get("publicURL"), "publicURL", errors, required=True)
     github_api = _url(_section(doc, "github", errors).get("apiURL"), "github.apiURL", errors)
     gitlab_api = _url(_section(doc, "gitlab", errors).get("apiURL"), "gitlab.apiURL", errors)
+    gitea_api = _url(_section(doc, "gitea", errors).get("apiURL"), "gitea.apiURL", errors) or ""
     github_api = github_api or "https://api.github.com"
     gitlab_api = gitlab_api or "https://gitlab.com"
     max_body = _int(doc, "maxBodyBytes", "maxBodyBytes", errors, DEFAULT_MAX_BODY_BYTES, 1024)
@@ -207,7 +215,9 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
     else:
         seen: set[str] = set()
         for index, raw in enumerate(raw_targets):
-            target = _build_target(raw, f"targets[{index}]", github_api, gitlab_api, errors)
+            target = _build_target(
+                raw, f"targets[{index}]", github_api, gitlab_api, errors, gitea_api
+            )
             if target is None:
                 continue
             if target.name in seen:
@@ -223,6 +233,7 @@ def _build_config(doc: dict[str, Any], errors: list[str]) -> Config | None:
         namespace=namespace,
         github_api_url=github_api.rstrip("/"),
         gitlab_api_url=gitlab_api.rstrip("/"),
+        gitea_api_url=gitea_api.rstrip("/"),
         max_body_bytes=max_body,
         link_ttl_seconds=link_ttl,
         job_ttl_seconds=job_ttl,
@@ -263,7 +274,7 @@ def _http_limits(raw: dict[str, Any], max_body: int, errors: list[str]) -> HttpL
 
 
 def _build_target(
-    raw: Any, where: str, github_api: str, gitlab_api: str, errors: list[str]
+    raw: Any, where: str, github_api: str, gitlab_api: str, errors: list[str], gitea_api: str = ""
 ) -> Target | None:
     if not isinstance(raw, dict):
         errors.append(f"{where}: must be a mapping")
@@ -300,7 +311,7 @@ def _build_target(
     if provider not in PROVIDERS:
         errors.append(f"{label}.provider: {provider!r} is not one of {', '.join(PROVIDERS)}")
     # Checked above; until the target is refused, read an unknown provider as GitHub.
-    host: Provider = "gitlab" if provider == "gitlab" else "github"
+    host: Provider = next((known for known in PROVIDERS if known == provider), "github")
     repo = raw.get("repo")
     if not isinstance(repo, str) or not is_valid_repo_path(host, repo):
         errors.append(f"{label}.repo: {repo!r} is not an owner/name repository path")
@@ -354,8 +365,11 @@ def _build_target(
         )
         subject_namespaces = []
     clone_url = raw.get("cloneURL")
-    if clone_url is None and isinstance(repo, str):
-        clone_url = default_clone_url(host, repo, github_api, gitlab_api)
+    if host == "gitea" and not gitea_api:
+        # Statuses go to the API, and Gitea has no one default server.
+        errors.append(f"{label}.provider: gitea needs gitea.apiURL (https://HOST/api/v1)")
+    elif clone_url is None and isinstance(repo, str):
+        clone_url = default_clone_url(host, repo, github_api, gitlab_api, gitea_api)
     elif _url(clone_url, f"{label}.cloneURL", errors) is None:
         clone_url = None
     if len(errors) > before:
@@ -409,9 +423,11 @@ def target_namespace_problems(config: Config, jobs_namespace: str | None = None)
     return problems
 
 
-def default_clone_url(provider: Provider, repo: str, github_api: str, gitlab_api: str) -> str:
+def default_clone_url(
+    provider: Provider, repo: str, github_api: str, gitlab_api: str, gitea_api: str = ""
+) -> str:
     """The HTTPS clone URL a provider gives a repository when none is configured."""
-    api = github_api if provider == "github" else gitlab_api
+    api = {"github": github_api, "gitlab": gitlab_api, "gitea": gitea_api}[provider]
     return f"{web_base(provider, api)}/{repo}.git"
 
 
@@ -419,9 +435,12 @@ def web_base(provider: Provider, api_url: str) -> str:
     """The Git host's web address for the API URL the configuration names.
 
     api.github.com is served by github.com; GitHub Enterprise serves its API at
-    https://HOST/api/v3 and GitLab at https://HOST/api/v4, and their pages at https://HOST.
+    https://HOST/api/v3, GitLab at https://HOST/api/v4 and Gitea (Forgejo too) at
+    https://HOST/api/v1, and their pages at https://HOST.
     """
     api = api_url.rstrip("/")
+    if provider == "gitea":
+        return api.removesuffix("/api/v1")
     if provider == "github":
         if urlsplit(api).netloc == "api.github.com":
             return "https://github.com"

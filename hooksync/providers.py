@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-Provider = Literal["github", "gitlab"]
+# gitea serves Forgejo too (Codeberg included): the same webhooks and API.
+Provider = Literal["github", "gitlab", "gitea"]
 PROVIDERS: tuple[Provider, ...] = get_args(Provider)

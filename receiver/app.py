@@ -34,6 +34,7 @@ from receiver.intake.errors import (
     SignatureError,
 )
 from receiver.intake.events import Event, PingEvent, parse_github, parse_gitlab
+from receiver.intake.gitea import intake_gitea
 from receiver.intake.headers import ReceivedHeaders
 from receiver.intake.routing import Routing, route
 from receiver.intake.verification import verify_github_delivery, verify_gitlab_signature
@@ -85,7 +86,17 @@ class Answer:
         await send({"type": "http.response.body", "body": self.body})
 
 
-HOOK_PATHS: dict[str, Provider] = {"/hooks/github": "github", "/hooks/gitlab": "gitlab"}
+HOOK_PATHS: dict[str, Provider] = {
+    "/hooks/github": "github",
+    "/hooks/gitlab": "gitlab",
+    "/hooks/gitea": "gitea",
+}
+# The header each provider names its event in (Forgejo sends Gitea's too).
+EVENT_HEADERS: dict[Provider, str] = {
+    "github": "x-github-event",
+    "gitlab": "x-gitlab-event",
+    "gitea": "x-gitea-event",
+}
 
 
 class ReceiverApp:
@@ -117,6 +128,9 @@ def create_app(state: ReceiverState, pages: Sequence[BaseRoute] = ()) -> Receive
     async def gitlab(request: Request) -> Answer:
         return await _intake(state, request.scope, request.receive, "gitlab")
 
+    async def gitea(request: Request) -> Answer:
+        return await _intake(state, request.scope, request.receive, "gitea")
+
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
@@ -132,6 +146,7 @@ def create_app(state: ReceiverState, pages: Sequence[BaseRoute] = ()) -> Receive
         # Reached by other methods (405 with Allow: POST), and under a root path.
         Route("/hooks/github", github, methods=["POST"]),
         Route("/hooks/gitlab", gitlab, methods=["POST"]),
+        Route("/hooks/gitea", gitea, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -158,7 +173,7 @@ async def _intake(
     # The first value of each header for plain lookups, and every value of a repeated one
     # for the signature checks, which refuse those.
     headers = ReceivedHeaders.from_asgi(scope["headers"])
-    event_name = headers.get("x-github-event" if provider == "github" else "x-gitlab-event", "")
+    event_name = headers.get(EVENT_HEADERS[provider], "")
     delivery = _delivery_id(headers, provider)
     fields = {"provider": provider, "event": event_name[:40], "delivery": delivery}
     metrics = state.metrics
@@ -167,6 +182,10 @@ async def _intake(
         if provider == "github":
             verify_github_delivery(body, headers, state.secrets.github_webhook)
             event = parse_github(event_name, body, headers.get("content-type"), delivery)
+        elif provider == "gitea":
+            event = intake_gitea(
+                body, headers, headers.get("content-type"), state.secrets.gitea_webhook
+            )
         else:
             verify_gitlab_signature(
                 body,
@@ -289,6 +308,8 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes
 def _delivery_id(headers: Mapping[str, str], provider: Provider) -> str | None:
     if provider == "github":
         return headers.get("x-github-delivery")
+    if provider == "gitea":
+        return headers.get("x-gitea-delivery") or headers.get("x-forgejo-delivery")
     return (
         headers.get("webhook-id")
         or headers.get("idempotency-key")

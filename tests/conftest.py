@@ -10,6 +10,7 @@ from hypothesis import settings
 from kubernetes import client, config
 
 from world.cluster import LocalCluster, temporary_namespace
+from world.gitea import gitea_folder
 from world.githosts import STANDIN_TOKEN, GitHubStandIn, GitLabStandIn
 from world.stack import POD_SECURITY_BASELINE
 
@@ -17,6 +18,13 @@ from world.stack import POD_SECURITY_BASELINE
 # on Hypothesis's per-example deadline.
 settings.register_profile("hooksync", deadline=None)
 settings.load_profile("hooksync")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build Gitea before the first test that needs it, outside every test's timeout: the first
+    build on a machine takes about ten minutes, later runs find it in the cache."""
+    if any(item.path.match("integration/test_gitea.py") for item in session.items):
+        gitea_folder()
 
 
 @pytest.fixture(scope="session")

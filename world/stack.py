@@ -71,10 +71,7 @@ class DeliveryStack:
     # -- set-up --------------------------------------------------------------------------
 
     def start(self) -> DeliveryStack:
-        self.git.start()
-        self.host.start()
-        self.host.add_repo(self.repo_name)
-        self.repo = self.git.create_repo(self.repo_name)
+        self._start_git_and_host()
         self._namespaces_and_rbac()
         self.rollouts = RolloutStandIn(self.api, [self.target_namespace]).start()
         for index in range(self.receiver_count):
@@ -93,6 +90,13 @@ class DeliveryStack:
             self.receivers.append(receiver.start())
         return self
 
+    def _start_git_and_host(self) -> None:
+        """The Git server and the Git host, with the target's repository on both."""
+        self.git.start()
+        self.host.start()
+        self.host.add_repo(self.repo_name)
+        self.repo = self.git.create_repo(self.repo_name)
+
     def stop(self) -> None:
         for receiver in self.receivers:
             receiver.stop()
@@ -108,8 +112,14 @@ class DeliveryStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def host_api_url(self) -> str:
+        return self.host.api_url if isinstance(self.host, GitHubStandIn) else self.host.url
+
+    def clone_url(self) -> str:
+        return self.git.url(self.repo_name)
+
     def config(self) -> dict[str, Any]:
-        api = self.host.api_url if isinstance(self.host, GitHubStandIn) else self.host.url
+        api = self.host_api_url()
         return {
             "namespace": self.jobs_namespace,
             "jobImage": "ghcr.io/hooksync/hooksync-job:dev",
@@ -121,7 +131,7 @@ class DeliveryStack:
                     "name": self.target,
                     "provider": self.provider,
                     "repo": self.repo_name,
-                    "cloneURL": self.git.url(self.repo_name),
+                    "cloneURL": self.clone_url(),
                     "branch": "main",
                     "path": "deploy",
                     "namespace": self.target_namespace,

@@ -66,6 +66,11 @@ def github_signature(body: bytes, secret: str = GITHUB_SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def github_legacy_signature(body: bytes, secret: str = GITHUB_SECRET) -> str:
+    """The X-Hub-Signature value GitHub still sends beside the SHA-256 one: HMAC-SHA1, hex."""
+    return "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+
+
 def standard_webhook_signature(
     message_id: str, timestamp: int, body: bytes, key: str = GITLAB_SIGNING_KEY
 ) -> str:
@@ -199,14 +204,20 @@ def github_delivery(
     """A GitHub delivery; `signed_body` is what the signature covers (default: `body`), and
     no `secret` means no signature at all."""
     delivery_id = delivery_id or str(uuid.uuid4())
+    # Every header GitHub documents for a delivery, as real senders (Gitea too) send them.
     headers = {
         "Content-Type": content_type,
         "X-GitHub-Event": event,
         "X-GitHub-Delivery": delivery_id,
+        "X-GitHub-Hook-ID": "1",
+        "X-GitHub-Hook-Installation-Target-Type": "repository",
+        "X-GitHub-Hook-Installation-Target-ID": "1",
         "User-Agent": "GitHub-Hookshot/world",
     }
     if secret is not None:
-        headers["X-Hub-Signature-256"] = github_signature(signed_body or body, secret)
+        signed = signed_body or body
+        headers["X-Hub-Signature"] = github_legacy_signature(signed, secret)
+        headers["X-Hub-Signature-256"] = github_signature(signed, secret)
     return Delivery(GITHUB_PATH, body, headers, delivery_id, sha)
 
 

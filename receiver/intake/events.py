@@ -26,7 +26,8 @@ from receiver.intake.jsonbody import JSONBody, Shape, json_kind
 GITHUB: Final = "github"
 GITLAB: Final = "gitlab"
 
-GITHUB_PREVIEW_ACTIONS: Final = frozenset({"opened", "reopened", "synchronize"})
+# "synchronized" is Gitea's word: a Gitea webhook pointed at /hooks/github still gets previews.
+GITHUB_PREVIEW_ACTIONS: Final = frozenset({"opened", "reopened", "synchronize", "synchronized"})
 GITLAB_PREVIEW_ACTIONS: Final = frozenset({"open", "reopen"})
 
 BRANCH_PREFIX: Final = "refs/heads/"

@@ -110,6 +110,8 @@ def commit_url(config: Config, target: Target, sha: str) -> str | None:
     base = web_base(target.provider, config.api_url(target.provider))
     if target.provider == "github":
         return f"{base}/{target.repo}/commit/{sha}"
+    if target.provider == "gitea":
+        return f"{base}/{target.repo}/commit/{sha}"
     return f"{base}/{target.repo}/-/commit/{sha}"
 
 

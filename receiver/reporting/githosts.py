@@ -1,4 +1,4 @@
-"""Posting commit statuses to GitHub (PyGithub) and GitLab (python-gitlab).
+"""Posting commit statuses to GitHub and Gitea/Forgejo (PyGithub) and GitLab (python-gitlab).
 
 A post either succeeds, counts as already done (GitLab's "Cannot transition status"), or
 raises HostUnavailable with how long to wait: Retry-After or the rate-limit reset when the host
@@ -43,9 +43,9 @@ class HostRejected(Exception):
 
 
 class GitHubStatuses:
-    def __init__(self, config: Config, token: str | None) -> None:
+    def __init__(self, config: Config, token: str | None, api_url: str | None = None) -> None:
         self.client = github.Github(
-            base_url=config.github_api_url,
+            base_url=api_url or config.github_api_url,
             auth=github.Auth.Token(token) if token else None,
             retry=None,
             timeout=TIMEOUT_SECONDS,
@@ -71,6 +71,14 @@ class GitHubStatuses:
             raise _github_error(exc) from None
         except (requests.RequestException, OSError) as exc:
             raise HostUnavailable(f"GitHub unreachable: {type(exc).__name__}", 0) from None
+
+
+class GiteaStatuses(GitHubStatuses):
+    """Gitea and Forgejo take GitHub's status call at /api/v1 (same path, fields and states),
+    so PyGithub posts there: one well-kept client for both, no Gitea SDK for a single call."""
+
+    def __init__(self, config: Config, token: str | None) -> None:
+        super().__init__(config, token, api_url=config.gitea_api_url)
 
 
 class GitLabStatuses:

@@ -24,6 +24,7 @@ from receiver.dispatch.coalescing import BurstWindow, to_release
 from receiver.jobapi import job_selector
 from receiver.reporting import records
 from receiver.reporting.githosts import (
+    GiteaStatuses,
     GitHubStatuses,
     GitLabStatuses,
     HostRejected,
@@ -241,6 +242,8 @@ class Reporter:
             secrets = self.state.secrets
             if provider == "github":
                 self._hosts[provider] = GitHubStatuses(self.state.config, secrets.github_token)
+            elif provider == "gitea":
+                self._hosts[provider] = GiteaStatuses(self.state.config, secrets.gitea_token)
             else:
                 self._hosts[provider] = GitLabStatuses(self.state.config, secrets.gitlab_token)
         return self._hosts[provider]

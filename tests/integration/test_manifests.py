@@ -304,7 +304,8 @@ def test_receiver_deployment_is_hardened(base: list[dict[str, Any]]) -> None:
     assert env.pop("POD_NAMESPACE") == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert set(env) == {
         "HOOKSYNC_GITHUB_WEBHOOK_SECRET", "HOOKSYNC_GITHUB_TOKEN", "HOOKSYNC_GITLAB_WEBHOOK_TOKEN",
-        "HOOKSYNC_GITLAB_SIGNING_TOKEN", "HOOKSYNC_GITLAB_TOKEN", "HOOKSYNC_LINK_KEY",
+        "HOOKSYNC_GITLAB_SIGNING_TOKEN", "HOOKSYNC_GITLAB_TOKEN", "HOOKSYNC_GITEA_WEBHOOK_SECRET",
+        "HOOKSYNC_GITEA_TOKEN", "HOOKSYNC_LINK_KEY",
         STATUS_TOKEN_ENV,
     }  # fmt: skip
     for name, source in env.items():
