@@ -53,6 +53,8 @@ class Target:
     previews: bool = True
     previews_from_forks: bool = False
     timeout_seconds: int = 600
+    # Paused: deliveries start no Job and the resync CronJob is suspended.
+    suspend: bool = False
 
     def repo_matches(self, repo: str) -> bool:
         """Whether a payload's repository names this target's (GitHub ignores case)."""
@@ -205,6 +207,7 @@ def _build_target(
         "previews",
         "previewsFromForks",
         "timeoutSeconds",
+        "suspend",
     }
     name = raw.get("name")
     label = f"{where}" if not isinstance(name, str) else f"{where} ({name})"
@@ -242,6 +245,7 @@ def _build_target(
     prune = _bool(raw, "prune", f"{label}.prune", errors, True)
     previews = _bool(raw, "previews", f"{label}.previews", errors, True)
     forks = _bool(raw, "previewsFromForks", f"{label}.previewsFromForks", errors, False)
+    suspend = _bool(raw, "suspend", f"{label}.suspend", errors, False)
     resync = raw.get("resync", "")
     if not isinstance(resync, str) or (resync and not _is_cron(resync)):
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")
@@ -258,7 +262,7 @@ def _build_target(
         branch=branch, path=str(PurePosixPath(path)), namespace=str(namespace),
         service_account=str(service_account),
         git_secret=git_secret, prune=prune, resync=resync, previews=previews,
-        previews_from_forks=forks, timeout_seconds=timeout,
+        previews_from_forks=forks, timeout_seconds=timeout, suspend=suspend,
     )  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from receiver.dispatch.cronjobs import reconcile_cronjobs
 from receiver.intake.protocol import http_protocol
 from receiver.pages.run import run_page_route
 from receiver.pages.status import STATUS_TOKEN_ENV, status_page_route
+from receiver.pages.sync import SYNC_TOKEN_ENV, sync_now_route
 from receiver.reporting.loop import start_reporting
 from receiver.secrets import ReceiverSecrets
 from receiver.state import ReceiverState
@@ -130,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_config(args.config)
         secrets = ReceiverSecrets.from_environment()
         status_tokens = read_secret(STATUS_TOKEN_ENV)
+        sync_tokens = read_secret(SYNC_TOKEN_ENV)
     except ConfigError as exc:
         print(f"hooksync-receiver: {exc}", file=sys.stderr)
         return 2
@@ -141,7 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         threading.Thread(target=watcher.run, name="config-watch", daemon=True).start()
         background.append(watcher.stop)
         background.extend(start_reporting(state))
-    app = create_app(state, [run_page_route(state), status_page_route(state, status_tokens)])
+    pages = [
+        run_page_route(state),
+        status_page_route(state, status_tokens),
+        sync_now_route(state, sync_tokens),
+    ]
+    app = create_app(state, pages)
     log.info(
         "receiver starting",
         extra={"namespace": state.namespace, "targets": len(cfg.targets), "port": args.port},

@@ -75,6 +75,15 @@ def resync_cronjob_name(target: str) -> str:
     return dns_label(f"hooksync-resync-{target}", MAX_CRONJOB_NAME)
 
 
+def sync_job_name(target: str, now: float) -> str:
+    """``hooksync-{target}-sync-{minutes since the epoch}``: the Job a "sync now" starts.
+
+    One name a minute, as the CronJob controller names its Jobs, so a repeated request (a
+    retry, a double click) within the minute meets 409 and starts nothing more.
+    """
+    return dns_label(f"hooksync-{target}-sync-{int(now // 60)}")
+
+
 def dns_label(name: str, limit: int = MAX_JOB_NAME) -> str:
     """`name` as a DNS-1123 label of at most `limit` characters.
 
@@ -162,8 +171,8 @@ def build_resync_cronjob(config: Config, target: Target) -> dict[str, Any]:
     """A batch/v1 CronJob that runs a resync Job for `target` on `target.resync`.
 
     It carries the managed-by and target labels, so the receiver's reconciler can find it and
-    delete it when the target leaves the configuration. Raises ValueError for a target with
-    no schedule.
+    delete it when the target leaves the configuration, and is suspended while the target is.
+    Raises ValueError for a target with no schedule.
     """
     if not target.resync:
         raise ValueError(f"target {target.name!r} has no resync schedule; it needs no CronJob")
@@ -178,19 +187,35 @@ def build_resync_cronjob(config: Config, target: Target) -> dict[str, Any]:
         "spec": {
             "schedule": target.resync,
             "timeZone": "Etc/UTC",
+            "suspend": target.suspend,
             # A resync that is still running makes the next one pointless.
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": RESYNC_STARTING_DEADLINE_SECONDS,
             "successfulJobsHistoryLimit": 1,
             "failedJobsHistoryLimit": 2,
-            "jobTemplate": {
-                "metadata": {
-                    "labels": dict(labels),
-                    "annotations": {names.REF: f"refs/heads/{target.branch}"},
-                },
-                "spec": _job_spec(config, target, "resync", sha=None, suspend=None),
-            },
+            "jobTemplate": _resync_template(config, target),
         },
+    }
+
+
+def build_sync_job(config: Config, target: Target, now: float) -> dict[str, Any]:
+    """The resync Job a "sync now" starts at `now` (seconds since the epoch), named by
+    `sync_job_name`: the same Job the resync CronJob would start, so it is reported alike."""
+    template = _resync_template(config, target)
+    metadata: dict[str, Any] = {"name": sync_job_name(target.name, now), **template["metadata"]}
+    if config.namespace:
+        metadata["namespace"] = config.namespace
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": template["spec"]}
+
+
+def _resync_template(config: Config, target: Target) -> dict[str, Any]:
+    """What every resync Job of `target` is, from its CronJob or from a "sync now"."""
+    return {
+        "metadata": {
+            "labels": _labels(target, "resync"),
+            "annotations": {names.REF: f"refs/heads/{target.branch}"},
+        },
+        "spec": _job_spec(config, target, "resync", sha=None, suspend=None),
     }
 
 
