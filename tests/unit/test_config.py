@@ -146,3 +146,10 @@ def test_secrets_come_from_the_variable_or_one_per_line_of_a_file(tmp_path: Any)
     assert read_secret("S", {}) == []
     with pytest.raises(ConfigError, match="S_FILE: cannot read"):
         read_secret("S", {"S_FILE": str(tmp_path / "nope")})
+
+
+def test_suspend_is_off_unless_set_and_must_be_a_boolean() -> None:
+    assert parse(document()).targets[0].suspend is False
+    assert parse(target(suspend=True)).targets[0].suspend is True
+    with pytest.raises(ConfigError, match=r"targets\[0\] \(shop\)\.suspend: 'yes' must be true"):
+        parse(target(suspend="yes"))
