@@ -34,6 +34,7 @@ from receiver.cli import parse_args
 from receiver.dispatch.cronjobs import reconcile_cronjobs
 from receiver.dispatch.manifests import build_job, resync_cronjob_name
 from receiver.pages.status import STATUS_TOKEN_ENV
+from receiver.pages.sync import SYNC_TOKEN_ENV
 from receiver.reporting.leader import LEASE_NAME, LeaderElector
 from world.cluster import LocalCluster
 from world.controlplane import binaries_dir, run_kubectl
@@ -300,7 +301,7 @@ def test_receiver_deployment_is_hardened(base: list[dict[str, Any]]) -> None:
     assert set(env) == {
         "HOOKSYNC_GITHUB_WEBHOOK_SECRET", "HOOKSYNC_GITHUB_TOKEN", "HOOKSYNC_GITLAB_WEBHOOK_TOKEN",
         "HOOKSYNC_GITLAB_SIGNING_TOKEN", "HOOKSYNC_GITLAB_TOKEN", "HOOKSYNC_LINK_KEY",
-        STATUS_TOKEN_ENV,
+        STATUS_TOKEN_ENV, SYNC_TOKEN_ENV,
     }  # fmt: skip
     for name, source in env.items():
         assert source == {
