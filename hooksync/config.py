@@ -67,6 +67,8 @@ class Target:
     allow_unenforced_pod_security: bool = False
     # Namespaces whose ServiceAccounts the target's RoleBindings may name, beside its own.
     allowed_subject_namespaces: tuple[str, ...] = ()
+    # Paused: deliveries start no Job and the resync CronJob is suspended.
+    suspend: bool = False
 
     def repo_matches(self, repo: str) -> bool:
         """Whether a payload's repository names this target's (GitHub and Gitea ignore case)."""
@@ -297,6 +299,7 @@ def _build_target(
         "timeoutSeconds",
         "allowUnenforcedPodSecurity",
         "allowedSubjectNamespaces",
+        "suspend",
     }
     name = raw.get("name")
     label = f"{where}" if not isinstance(name, str) else f"{where} ({name})"
@@ -335,6 +338,7 @@ def _build_target(
     prune = _bool(raw, "prune", f"{label}.prune", errors, True)
     previews = _bool(raw, "previews", f"{label}.previews", errors, True)
     forks = _bool(raw, "previewsFromForks", f"{label}.previewsFromForks", errors, False)
+    suspend = _bool(raw, "suspend", f"{label}.suspend", errors, False)
     resync = raw.get("resync", "")
     if not isinstance(resync, str):
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")
@@ -391,6 +395,7 @@ def _build_target(
         timeout_seconds=timeout,
         allow_unenforced_pod_security=unenforced,
         allowed_subject_namespaces=tuple(subject_namespaces),
+        suspend=suspend,
     )
 
 

@@ -115,6 +115,15 @@ def resync_cronjob_name(target: str) -> str:
     return dns_label(f"hooksync-resync-{target}", MAX_CRONJOB_NAME)
 
 
+def sync_job_name(target: str, now: float) -> str:
+    """``hooksync-{target}-sync-{minutes since the epoch}``: the Job a "sync now" starts.
+
+    One name a minute, as the CronJob controller names its Jobs, so a repeated request (a
+    retry, a double click) within the minute meets 409 and starts nothing more.
+    """
+    return dns_label(f"hooksync-{target}-sync-{int(now // 60)}")
+
+
 def dns_label(name: str, limit: int = MAX_JOB_NAME) -> str:
     """`name` as a DNS-1123 label of at most `limit` characters.
 

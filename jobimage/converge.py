@@ -30,7 +30,6 @@ from hooksync.inventory import (
     ObjectRef,
     applyset_id,
     decode_inventory,
-    group_of,
     parent_configmap,
     parent_name,
 )
@@ -62,10 +61,6 @@ APPLY_CONCURRENCY = 8
 HEALTH_POLL_SECONDS = 1.0
 HEALTH_FIRST_POLL_SECONDS = 0.1
 NAMES_IN_MESSAGE = 5
-# Kinds with a rollout to wait for; everything else is ready once applied.
-ROLLOUT_KINDS = frozenset(
-    {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("batch", "Job")}
-)
 
 
 @dataclass
@@ -114,18 +109,18 @@ def converge(
 
     changes = ChangeSet()
     ensure_held(lease, before="apply")
-    apply_objects(cluster, spec, objects, observed, changes)
+    applied = apply_objects(cluster, spec, objects, observed, changes)
     ensure_held(lease, before="prune")
     prune(cluster, spec, objects, observed, inventory, changes)
     # A render with zero objects prunes nothing (rule 5): what was applied before is still live
     # and still ours, so it stays recorded, or a later render could never prune it.
     refs = changes.refs(*APPLIED) if objects else list(inventory.objects)
-    if any((group_of(obj["apiVersion"]), obj["kind"]) in ROLLOUT_KINDS for obj in objects):
+    if not all(health_of(live).ready for live in applied):
         # What is in the cluster is recorded before the wait, still at the old SHA: a run that
         # fails, or is killed, while it waits leaves an inventory naming exactly what it
         # applied and pruned (nothing it created goes unrecorded), and the next run retries.
         record_inventory(cluster, spec, inventory.sha, refs)
-    wait_for_health(cluster, spec, objects, deadline=started + spec.timeout_seconds)
+    wait_for_health(cluster, spec, applied, deadline=started + spec.timeout_seconds)
     ensure_held(lease, before="recording the inventory")
     record_inventory(cluster, spec, checkout.sha, refs)
     # Drift only means "changed by someone else" when Git did not move.
@@ -314,13 +309,16 @@ def apply_objects(
     objects: Sequence[dict[str, Any]],
     observed: Observed,
     changes: ChangeSet,
-) -> None:
-    """Server-side apply in waves (prerequisites, Services, workloads), concurrently within one."""
+) -> list[dict[str, Any]]:
+    """Server-side apply in waves (prerequisites, Services, workloads), concurrently within one;
+    returns what the API server answered to each apply, where the health wait starts."""
+    answers: list[dict[str, Any]] = []
 
     def apply_one(obj: dict[str, Any]) -> None:
         before = observed.live.get(object_key(obj))
         after = cluster.apply(obj)
         changes.add(name_of(obj), classify_apply(before, after), ObjectRef.from_object(after))
+        answers.append(after)
 
     _run_waves(objects, apply_one)
     _step(
@@ -330,6 +328,7 @@ def apply_objects(
         configured=changes.count("configured"),
         unchanged=changes.count("unchanged"),
     )
+    return answers
 
 
 @pipeline_step("prune")
@@ -353,24 +352,32 @@ def prune(
 
 @pipeline_step("health")
 def wait_for_health(
-    cluster: Cluster, spec: JobSpec, objects: Sequence[dict[str, Any]], deadline: float
+    cluster: Cluster, spec: JobSpec, applied: Sequence[dict[str, Any]], deadline: float
 ) -> None:
-    """Wait until every workload reports rolled out; name the ones that do not in time.
+    """Wait until every applied object is current (`plan.health_of`); name the ones that are
+    not in time, and fail at once, with its reason, on one that never will be.
 
-    Each poll lists this target's objects of each rollout kind once, rather than reading every
-    workload on its own; polls start quick (a rollout often ends within the apply) and slow
-    down to HEALTH_POLL_SECONDS.
+    Starts from the apply responses, so the kinds that are current once written (most of
+    them) cost no request. Each poll then lists this target's objects of each kind still
+    waited for once, rather than reading every object on its own; polls start quick (a
+    rollout often ends within the apply) and slow down to HEALTH_POLL_SECONDS.
     """
-    waiting = {
-        name_of(obj): ObjectRef.from_object(obj)
-        for obj in objects
-        if (group_of(obj["apiVersion"]), obj["kind"]) in ROLLOUT_KINDS
-    }
+    waiting: dict[str, ObjectRef] = {}
     reasons: dict[str, str] = {}
-    rollouts = len(waiting)
+    for obj in applied:
+        _judge(name_of(obj), obj, waiting, reasons, ObjectRef.from_object(obj))
+    waited = len(waiting)
     selector = f"{APPLYSET_PART_OF}={applyset_id(spec.target, spec.namespace)}"
     pause = HEALTH_FIRST_POLL_SECONDS
-    while True:
+    while waiting:
+        if time.monotonic() >= deadline:
+            listed = "; ".join(f"{n}: {reasons.get(n, 'not ready')}" for n in list(waiting)[:5])
+            raise PermanentError(
+                f"not ready after {spec.timeout_seconds}s: {listed}"
+                + (f" (and {len(waiting) - 5} more)" if len(waiting) > 5 else "")
+            )
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, HEALTH_POLL_SECONDS)
         kinds = sorted({(ref.api_version, ref.kind) for ref in waiting.values()})
         live_objects = {
             object_key(live): live
@@ -382,25 +389,27 @@ def wait_for_health(
             if live is None:
                 reasons[name] = "not found after apply"
                 continue
-            health = health_of(live)
-            if health.ready:
-                del waiting[name]
-                reasons.pop(name, None)
-            elif health.failed:
-                raise PermanentError(f"{name} failed: {health.reason}")
-            else:
-                reasons[name] = health.reason
-        if not waiting:
-            _step("health", spec, rollouts=rollouts)
-            return
-        if time.monotonic() >= deadline:
-            listed = "; ".join(f"{n}: {reasons.get(n, 'not ready')}" for n in list(waiting)[:5])
-            raise PermanentError(
-                f"not ready after {spec.timeout_seconds}s: {listed}"
-                + (f" (and {len(waiting) - 5} more)" if len(waiting) > 5 else "")
-            )
-        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 2, HEALTH_POLL_SECONDS)
+            _judge(name, live, waiting, reasons, ref)
+    _step("health", spec, waited=waited)
+
+
+def _judge(
+    name: str,
+    live: dict[str, Any],
+    waiting: dict[str, ObjectRef],
+    reasons: dict[str, str],
+    ref: ObjectRef,
+) -> None:
+    """Drop `name` from `waiting` once current, keep it with its reason while not yet."""
+    health = health_of(live)
+    if health.failed:
+        raise PermanentError(f"{name} failed: {health.reason}")
+    if health.ready:
+        waiting.pop(name, None)
+        reasons.pop(name, None)
+    else:
+        waiting[name] = ref
+        reasons[name] = health.reason
 
 
 @pipeline_step("record")

@@ -9,12 +9,12 @@ import base64
 import copy
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
 from hooksync.inventory import ObjectRef, applyset_id, group_of
 from hooksync.names import APPLYSET_PART_OF, FIELD_MANAGER, INVENTORY_TARGET, PRUNE, PRUNE_DISABLED
+from jobimage.health import Health, current, pod_health
 
 ObjectKey = tuple[str, str, str, str]  # (group, kind, namespace, name)
 ApplyOutcome = Literal["created", "configured", "unchanged"]
@@ -280,23 +280,15 @@ def _same_scalar(desired: Any, live: Any) -> bool:
 # --- health ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Health:
-    """Whether an applied object has become what it should be; `failed` means it never will."""
-
-    ready: bool
-    reason: str
-    failed: bool = False
-
-
 _READY: Final = Health(True, "ready")
 
 
 def health_of(obj: Mapping[str, Any]) -> Health:
-    """The health of one live object; kinds without a rollout to wait for are ready at once."""
+    """The health of one live object: the built-in workloads by their rollout, every other
+    kind by its status conditions (`jobimage.health.current`)."""
     group_kind = (group_of(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")))
     check = _HEALTH_CHECKS.get(group_kind)
-    return _READY if check is None else check(obj)
+    return current(obj) if check is None else check(obj)
 
 
 def _number(value: Any, default: int = 0) -> int:
@@ -404,4 +396,5 @@ _HEALTH_CHECKS: Final = {
     ("apps", "StatefulSet"): _statefulset_health,
     ("apps", "DaemonSet"): _daemonset_health,
     ("batch", "Job"): _job_health,
+    ("", "Pod"): pod_health,
 }

@@ -257,16 +257,19 @@ async def _dispatch(
 class DeliveryAnswer:
     """The answer to a delivery that was understood, and the outcome it counts as."""
 
-    outcome: str  # ping | ignored | duplicate | dispatched
+    outcome: str  # ping | ignored | suspended | duplicate | dispatched
     status: int
     body: dict[str, Any]
 
 
 def answer_for(event: Event, routing: Routing, results: Sequence[Dispatched]) -> DeliveryAnswer:
     """Pure: 202 once any Job was created or folded into; 200 when the delivery needs nothing
-    (a ping, a branch no target follows) or every Job it asks for exists already."""
+    (a ping, a branch no target follows, only suspended targets) or every Job it asks for
+    exists already."""
     if not results:
         outcome = "ping" if isinstance(event, PingEvent) else "ignored"
+        if routing.suspended:
+            outcome = "suspended"
         body: dict[str, Any] = {"status": outcome, "reason": routing.reason}
         if isinstance(event, PingEvent):
             body["zen"] = event.zen
@@ -277,6 +280,8 @@ def answer_for(event: Event, routing: Routing, results: Sequence[Dispatched]) ->
         body = {"status": "already dispatched", "reason": reasons, "jobs": jobs}
         return DeliveryAnswer("duplicate", 200, body)
     body = {"status": "dispatched", "reason": routing.reason, "jobs": jobs}
+    if routing.suspended:
+        body["suspended"] = list(routing.suspended)
     return DeliveryAnswer("dispatched", 202, body)
 
 

@@ -27,6 +27,7 @@ from receiver.intake.limits import BodyBudget
 from receiver.intake.protocol import http_protocol
 from receiver.pages.run import run_page_route
 from receiver.pages.status import STATUS_TOKEN_ENV, status_page_route
+from receiver.pages.sync import SYNC_TOKEN_ENV, sync_now_route
 from receiver.reporting.loop import start_reporting
 from receiver.secrets import ReceiverSecrets
 from receiver.state import ReceiverState
@@ -122,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_config(args.config, own_namespace())
         secrets = ReceiverSecrets.from_environment()
         status_tokens = read_secret(STATUS_TOKEN_ENV)
+        sync_tokens = read_secret(SYNC_TOKEN_ENV)
     except ConfigError as exc:
         print(f"hooksync-receiver: {exc}", file=sys.stderr)
         return 2
@@ -135,7 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         background.append(watcher.stop)
         background.extend(start_reporting(state))
     limits = cfg.http  # read at start: uvicorn's settings cannot change while it serves
-    pages = [run_page_route(state), status_page_route(state, status_tokens)]
+    pages = [
+        run_page_route(state),
+        status_page_route(state, status_tokens),
+        sync_now_route(state, sync_tokens),
+    ]
     app = BodyAdmission(create_app(state, pages), BodyBudget(limits.unverified_body_bytes))
     log.info(
         "receiver starting",

@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hooksync.config import Config
+from hooksync.config import Config, Target
 from hooksync.names import job_name, waiting_job_name
 from receiver import jobview
 from receiver.dispatch import coalescing
-from receiver.dispatch.manifests import build_job, build_waiting_job
+from receiver.dispatch.manifests import build_job, build_sync_job, build_waiting_job
 from receiver.intake.routing import PREVIEW, JobRequest
 from receiver.jobapi import ApiUnavailable, JobApi, job_selector
 
@@ -71,6 +71,17 @@ class Dispatcher:
             return self._apply(config, request)
         finally:
             lock.release()
+
+    def sync_now(self, target: Target) -> Dispatched:
+        """A resync of `target` now: "created", or "duplicate" when one was started this
+        minute already (see `manifests.sync_job_name`). The caller checks that the target is
+        configured and not suspended."""
+        body = build_sync_job(self.config(), target, time.time())
+        name = jobview.name_of(body)
+        if self.jobs.create_job(body):
+            return Dispatched(target.name, name, "created")
+        reason = f"a sync of target {target.name} was started this minute: {name}"
+        return Dispatched(target.name, name, "duplicate", reason)
 
     def _apply(self, config: Config, request: JobRequest) -> Dispatched:
         target, sha, ref, delivery = request.target, request.sha, request.ref, request.delivery_id

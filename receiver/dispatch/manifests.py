@@ -12,7 +12,7 @@ from typing import Any, Final
 from hooksync import names
 from hooksync.config import Config, Target
 from hooksync.jobspec import EXIT_LEASE_HELD, EXIT_PERMANENT, GIT_CREDENTIALS_DIR, JobSpec
-from hooksync.names import job_name, resync_cronjob_name, waiting_job_name
+from hooksync.names import job_name, resync_cronjob_name, sync_job_name, waiting_job_name
 from hooksync.refs import is_valid_sha
 from hooksync.times import rfc3339
 
@@ -112,8 +112,8 @@ def build_resync_cronjob(config: Config, target: Target) -> dict[str, Any]:
     """A batch/v1 CronJob that runs a resync Job for `target` on `target.resync`.
 
     It carries the managed-by and target labels, so the receiver's reconciler can find it and
-    delete it when the target leaves the configuration. Raises ValueError for a target with
-    no schedule.
+    delete it when the target leaves the configuration, and is suspended while the target is.
+    Raises ValueError for a target with no schedule.
     """
     if not target.resync:
         raise ValueError(f"target {target.name!r} has no resync schedule; it needs no CronJob")
@@ -128,19 +128,35 @@ def build_resync_cronjob(config: Config, target: Target) -> dict[str, Any]:
         "spec": {
             "schedule": target.resync,
             "timeZone": "Etc/UTC",
+            "suspend": target.suspend,
             # A resync that is still running makes the next one pointless.
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": RESYNC_STARTING_DEADLINE_SECONDS,
             "successfulJobsHistoryLimit": 1,
             "failedJobsHistoryLimit": 2,
-            "jobTemplate": {
-                "metadata": {
-                    "labels": dict(labels),
-                    "annotations": {names.REF: f"refs/heads/{target.branch}"},
-                },
-                "spec": _job_spec(config, target, "resync", sha=None, suspend=None),
-            },
+            "jobTemplate": _resync_template(config, target),
         },
+    }
+
+
+def build_sync_job(config: Config, target: Target, now: float) -> dict[str, Any]:
+    """The resync Job a "sync now" starts at `now` (seconds since the epoch), named by
+    `sync_job_name`: the same Job the resync CronJob would start, so it is reported alike."""
+    template = _resync_template(config, target)
+    metadata: dict[str, Any] = {"name": sync_job_name(target.name, now), **template["metadata"]}
+    if config.namespace:
+        metadata["namespace"] = config.namespace
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": template["spec"]}
+
+
+def _resync_template(config: Config, target: Target) -> dict[str, Any]:
+    """What every resync Job of `target` is, from its CronJob or from a "sync now"."""
+    return {
+        "metadata": {
+            "labels": _labels(target, "resync"),
+            "annotations": {names.REF: f"refs/heads/{target.branch}"},
+        },
+        "spec": _job_spec(config, target, "resync", sha=None, suspend=None),
     }
 
 

@@ -37,10 +37,15 @@ class JobRequest:
 
 @dataclass(frozen=True)
 class Routing:
-    """The Jobs one event asks for; `reason` says in one line what was decided, or why nothing."""
+    """The Jobs one event asks for; `reason` says in one line what was decided, or why nothing.
+
+    `suspended` names the targets the event would have reached but that are suspended; with
+    no requests, it means every target the event reached is suspended.
+    """
 
     requests: tuple[JobRequest, ...]
     reason: str
+    suspended: tuple[str, ...] = ()
 
 
 def route(event: Event, targets: Sequence[Target]) -> Routing:
@@ -50,6 +55,7 @@ def route(event: Event, targets: Sequence[Target]) -> Routing:
     branch. A tag push, or a deletion, reaches none: targets follow branches, and Git (not an
     event) says what a branch holds. A PR/MR reaches targets of the same repository whose
     branch is its base branch, that have previews on, and, for forks, previewsFromForks.
+    A suspended target is reached by nothing: it is named in `suspended` instead.
     """
     if isinstance(event, PushEvent):
         return _route_push(event, targets)
@@ -68,9 +74,12 @@ def _route_push(event: PushEvent, targets: Sequence[Target]) -> Routing:
         return Routing(
             (), f"tag {event.tag} of {event.repo} deploys nothing: targets follow branches"
         )
-    followers = _following(event.provider, event.repo, event.branch, targets)
-    if not followers:
+    every = _following(event.provider, event.repo, event.branch, targets)
+    if not every:
         return Routing((), f"no target follows {event.repo} branch {event.branch}")
+    followers, suspended = _active(every)
+    if not followers:
+        return Routing((), _suspended_reason(suspended), suspended)
     requests = tuple(
         JobRequest(
             target=target,
@@ -81,14 +90,17 @@ def _route_push(event: PushEvent, targets: Sequence[Target]) -> Routing:
         )
         for target in followers
     )
-    return Routing(requests, _routed(requests))
+    return Routing(requests, _routed(requests, suspended), suspended)
 
 
 def _route_preview(event: PreviewEvent, targets: Sequence[Target]) -> Routing:
     change = _change_name(event)
-    followers = _following(event.provider, event.repo, event.base_branch, targets)
-    if not followers:
+    every = _following(event.provider, event.repo, event.base_branch, targets)
+    if not every:
         return Routing((), f"no target follows {event.repo} branch {event.base_branch} ({change})")
+    followers, suspended = _active(every)
+    if not followers:
+        return Routing((), f"{_suspended_reason(suspended)} ({change})", suspended)
     previewing = [target for target in followers if target.previews]
     if not previewing:
         return Routing((), f"previews are off for target {_names(followers)} ({change})")
@@ -111,7 +123,7 @@ def _route_preview(event: PreviewEvent, targets: Sequence[Target]) -> Routing:
         )
         for target in allowed
     )
-    return Routing(requests, _routed(requests))
+    return Routing(requests, _routed(requests, suspended), suspended)
 
 
 def _following(
@@ -137,9 +149,21 @@ def _change_name(event: PreviewEvent) -> str:
     return f"pull request #{event.number}"
 
 
-def _routed(requests: Sequence[JobRequest]) -> str:
+def _active(targets: Sequence[Target]) -> tuple[list[Target], tuple[str, ...]]:
+    """The targets that are not suspended, and the names of those that are."""
+    return [t for t in targets if not t.suspend], tuple(t.name for t in targets if t.suspend)
+
+
+def _suspended_reason(suspended: Sequence[str]) -> str:
+    return f"target {', '.join(suspended)} is suspended (suspend: true); no Job started"
+
+
+def _routed(requests: Sequence[JobRequest], suspended: Sequence[str] = ()) -> str:
     first = requests[0]
-    return f"{first.mode} {first.sha[:7]} for target {_names([r.target for r in requests])}"
+    reason = f"{first.mode} {first.sha[:7]} for target {_names([r.target for r in requests])}"
+    if suspended:
+        reason += f"; target {', '.join(suspended)} is suspended"
+    return reason
 
 
 def _names(targets: Sequence[Target]) -> str:

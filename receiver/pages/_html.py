@@ -30,7 +30,7 @@ STYLE: Final = (
     "border-bottom:1px solid #e4e4e4}th{font-weight:600}small{color:#666}"
     "pre{background:#f4f4f4;padding:.8rem;overflow-x:auto}code{font-size:13px}"
     ".success,.no-op,.succeeded{color:#17692c}.failure,.failed,.lease-held{color:#b3261e}"
-    ".running,.waiting{color:#8a5a00}"
+    ".running,.waiting{color:#8a5a00}.suspended{color:#555;font-weight:600}"
 )
 
 

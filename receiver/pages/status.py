@@ -201,6 +201,11 @@ def _target_row(
         for j in jobs
         if jobview.label(j, names.TARGET) == target.name and not jobview.is_finished(j)
     ]
+    next_resync = _next_resync(schedule, target, now)
+    if target.suspend:
+        # Jobs started before the suspend still show; nothing new starts until it is lifted.
+        active.insert(0, "<span class='state suspended'>suspended</span>")
+        next_resync = "<small>suspended</small>"
     return (
         f"<tr id='target-{e(target.name)}'><td><strong>{e(target.name)}</strong></td>"
         f"<td>{source}</td><td><code class='namespace'>{e(target.namespace)}</code>"
@@ -208,7 +213,7 @@ def _target_row(
         f"<td class='applied'>{applied}</td><td class='last-result'>{result}</td>"
         f"<td class='drifted'>{e(drifted)}</td>"
         f"<td class='active'>{'<br>'.join(active) or '<small>idle</small>'}</td>"
-        f"<td class='next-resync'>{_next_resync(schedule, target, now)}</td></tr>"
+        f"<td class='next-resync'>{next_resync}</td></tr>"
     )
 
 

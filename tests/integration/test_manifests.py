@@ -39,6 +39,7 @@ from receiver.cli import parse_args
 from receiver.dispatch.cronjobs import reconcile_cronjobs
 from receiver.dispatch.manifests import build_job
 from receiver.pages.status import STATUS_TOKEN_ENV
+from receiver.pages.sync import SYNC_TOKEN_ENV
 from receiver.reporting.leader import LEASE_NAME, LeaderElector
 from world.cluster import LocalCluster
 from world.controlplane import binaries_dir, run_kubectl
@@ -306,7 +307,7 @@ def test_receiver_deployment_is_hardened(base: list[dict[str, Any]]) -> None:
         "HOOKSYNC_GITHUB_WEBHOOK_SECRET", "HOOKSYNC_GITHUB_TOKEN", "HOOKSYNC_GITLAB_WEBHOOK_TOKEN",
         "HOOKSYNC_GITLAB_SIGNING_TOKEN", "HOOKSYNC_GITLAB_TOKEN", "HOOKSYNC_GITEA_WEBHOOK_SECRET",
         "HOOKSYNC_GITEA_TOKEN", "HOOKSYNC_LINK_KEY",
-        STATUS_TOKEN_ENV,
+        STATUS_TOKEN_ENV, SYNC_TOKEN_ENV,
     }  # fmt: skip
     for name, source in env.items():
         assert source == {

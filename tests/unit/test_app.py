@@ -143,3 +143,17 @@ def test_a_delivery_whose_jobs_all_exist_is_200_already_dispatched() -> None:
     assert (answer.status, answer.outcome) == (200, "duplicate")
     assert answer.body["status"] == "already dispatched"
     assert answer.body["reason"] == "delivery d-1 seen"
+
+
+def test_a_delivery_for_suspended_targets_only_is_200_suspended() -> None:
+    suspended = parse_config(
+        "jobImage: img\npublicURL: https://h\n"
+        "targets:\n- {name: shop, provider: github, repo: acme/shop, branch: main,"
+        " namespace: shop, serviceAccount: sa, suspend: true}\n"
+    )
+    answer = answer_for(PUSH, route(PUSH, suspended.targets), [])
+    assert (answer.status, answer.outcome) == (200, "suspended")
+    assert answer.body == {
+        "status": "suspended",
+        "reason": "target shop is suspended (suspend: true); no Job started",
+    }

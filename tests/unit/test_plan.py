@@ -10,8 +10,8 @@ import pytest
 
 from hooksync.inventory import ObjectRef, inventory_labels
 from hooksync.names import PRUNE
+from jobimage.health import Health
 from jobimage.plan import (
-    Health,
     apply_order,
     classify_apply,
     drifted,

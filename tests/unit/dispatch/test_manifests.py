@@ -13,8 +13,19 @@ from kubernetes.client import ApiClient
 from hooksync import names
 from hooksync.config import Config, Target
 from hooksync.jobspec import GIT_CREDENTIALS_DIR, JobSpec, parse_job_args
-from hooksync.names import dns_label, job_name, resync_cronjob_name, waiting_job_name
-from receiver.dispatch.manifests import build_job, build_resync_cronjob, build_waiting_job
+from hooksync.names import (
+    dns_label,
+    job_name,
+    resync_cronjob_name,
+    sync_job_name,
+    waiting_job_name,
+)
+from receiver.dispatch.manifests import (
+    build_job,
+    build_resync_cronjob,
+    build_sync_job,
+    build_waiting_job,
+)
 
 SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 OTHER_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
@@ -352,3 +363,26 @@ def test_resync_cronjob_uses_only_real_kubernetes_fields() -> None:
 def test_resync_cronjob_needs_a_schedule() -> None:
     with pytest.raises(ValueError, match="no resync schedule"):
         build_resync_cronjob(CONFIG, replace(SHOP, resync=""))
+
+
+def test_a_suspended_target_has_a_suspended_cronjob() -> None:
+    assert build_resync_cronjob(CONFIG, SHOP)["spec"]["suspend"] is False
+    assert build_resync_cronjob(CONFIG, replace(SHOP, suspend=True))["spec"]["suspend"] is True
+
+
+def test_sync_job_is_the_cronjobs_job_named_by_the_minute() -> None:
+    now = 1_760_000_000.0  # 29333333 minutes and 20 seconds since the epoch
+    job = build_sync_job(CONFIG, SHOP, now)
+    assert job["kind"] == "Job" and job["apiVersion"] == "batch/v1"
+    assert job["metadata"]["name"] == "hooksync-shop-sync-29333333"
+    assert job["metadata"]["namespace"] == "hooksync"
+    template = build_resync_cronjob(CONFIG, SHOP)["spec"]["jobTemplate"]
+    assert job["metadata"]["labels"] == template["metadata"]["labels"]
+    assert job["metadata"]["annotations"] == template["metadata"]["annotations"]
+    assert job["spec"] == template["spec"]
+    assert round_trip(job, "V1Job") == job
+    # The same minute names the same Job; the next minute another.
+    assert sync_job_name("shop", now + 39) == job["metadata"]["name"]
+    assert sync_job_name("shop", now + 40) == "hooksync-shop-sync-29333334"
+    longest = "t" * 30
+    assert is_label(sync_job_name(longest, now)) and longest in sync_job_name(longest, now)

@@ -214,3 +214,33 @@ def test_ignored_event_keeps_its_reason() -> None:
     assert route(IgnoredEvent("pull_request action 'closed' needs no preview"), TARGETS) == (
         Routing((), "pull_request action 'closed' needs no preview")
     )
+
+
+# Suspended targets
+
+
+def test_a_push_to_suspended_targets_only_starts_nothing_and_names_them() -> None:
+    targets = (replace(SHOP, suspend=True), replace(SHOP_STAGING, suspend=True), SHOP_DEV)
+    routing = route(push(), targets)
+    assert routing.requests == ()
+    assert routing.suspended == ("shop", "shop-staging")
+    assert routing.reason == (
+        "target shop, shop-staging is suspended (suspend: true); no Job started"
+    )
+
+
+def test_a_push_reaches_the_targets_that_are_not_suspended() -> None:
+    routing = route(push(), (SHOP, replace(SHOP_STAGING, suspend=True)))
+    assert routed_targets(routing) == ["shop"]
+    assert routing.suspended == ("shop-staging",)
+    assert routing.reason == f"apply {SHA[:7]} for target shop; target shop-staging is suspended"
+
+
+def test_a_pull_request_into_a_suspended_target_is_not_previewed() -> None:
+    routing = route(preview(), (replace(SHOP, suspend=True),))
+    assert routing.requests == ()
+    assert routing.suspended == ("shop",)
+    assert routing.reason.endswith("no Job started (pull request #7)")
+    # A target with previews off says so, whether or not another one is suspended.
+    off = route(preview(repo="acme/api"), (API,))
+    assert off.suspended == () and "previews are off" in off.reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from dataclasses import replace
 from html.parser import HTMLParser
 from typing import Any
 
@@ -311,3 +312,14 @@ def test_with_a_token_the_page_needs_it(app: Starlette):
     assert "acme/shop" in answer.text
     for header, value in SECURITY_HEADERS.items():
         assert answer.headers[header] == value
+
+
+def test_a_suspended_target_says_so_instead_of_its_next_resync():
+    shop = replace(config().targets[0], suspend=True)
+    suspended = replace(config(), targets=(shop,))
+    inputs = StatusInputs(records={}, jobs=[], cronjobs=[cronjob("shop", "*/15 * * * *")])
+    row = render(suspended, inputs, NOW, link).split("<tr id='target-shop'>")[1]
+    row = row.split("</tr>")[0]
+    assert "<td class='active'><span class='state suspended'>suspended</span></td>" in row
+    assert "<td class='next-resync'><small>suspended</small></td>" in row
+    assert "2025-03-10 12:45 UTC" not in row
