@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all venv binaries test lint unit demo bench clean
+.PHONY: all venv binaries images test lint unit demo bench clean
 
 all: test
 
@@ -22,6 +22,11 @@ venv: $(BIN)/.installed
 # into a cache outside the repository (slow only the first time on a machine).
 binaries:
 	hack/build-binaries >/dev/null
+
+# Both images, built from the Dockerfiles with podman on a base made from Debian packages
+# (world/images.py); cached by content hash, so a rerun with nothing changed takes seconds.
+images: venv binaries
+	$(BIN)/python -m world.images
 
 lint: venv
 	$(BIN)/ruff check .
