@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all venv binaries images test lint unit demo bench clean
+.PHONY: all venv binaries images e2e test lint unit demo bench clean
 
 all: test
 
@@ -38,6 +38,13 @@ unit: venv
 
 test: venv binaries lint
 	HOOKSYNC_KUSTOMIZE="$$(hack/build-binaries --print)/kustomize" $(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory e2e
+
+# What users install, on a real node: both images, k8s/ applied with kubectl apply -k, the
+# demo's scenario against the receiver Service, Jobs as real pods (world/e2e.py; needs root).
+e2e: venv binaries
+	hack/build-binaries --node >/dev/null
+	$(BIN)/python -m world.e2e
 
 demo: venv binaries
 	$(BIN)/python -m hack.demo
