@@ -290,6 +290,7 @@ class Scenario:
         ready = stack.wait_receiver_ready()
         self.numbers["receiver_ready_seconds"] = ready
         self.check(f"2 receiver replicas Ready through their probes ({ready:.0f}s)", True)
+        self.every_object_accepted()
         self.node_checks()
 
         self.step("a signed push of the app: Deployment, Service, ConfigMap")
@@ -366,7 +367,27 @@ class Scenario:
         self.step("push to final status, 10 pushes one after another")
         self.timed_pushes(10)
 
+        self.step("a 300-object converge within the Job's resource limits")
+        self.large_converge(300)
+
     # -- what only a real node shows -----------------------------------------------------------
+
+    def every_object_accepted(self) -> None:
+        """Every object `kubectl kustomize k8s/` renders exists, NetworkPolicy included."""
+        base = self.stack.directory / "install" / "k8s"
+        rendered = [
+            f"{doc['kind']}/{doc['metadata']['name']}"
+            for doc in yaml.safe_load_all(self.stack.kubectl("kustomize", str(base)))
+            if doc
+        ]
+        found = self.stack.kubectl("get", "-k", str(base), "-o", "name", check=False).split()
+        kinds = {name.split("/")[0].split(".")[0] for name in found}
+        self.check(
+            f"all {len(rendered)} objects of k8s/ exist",
+            len(found) == len(rendered),
+            f"rendered {rendered}, found {found}",
+        )
+        self.check("NetworkPolicy accepted", "networkpolicy" in kinds, str(sorted(kinds)))
 
     def node_checks(self) -> None:
         stack = self.stack
@@ -520,6 +541,30 @@ class Scenario:
             "jsonpath={.status.readyReplicas}",
         ).strip()
         self.check("the Deployment replaced the deleted pod (2 Ready)", ready == "2", ready)
+
+    def large_converge(self, count: int) -> None:
+        """A render of `count` ConfigMaps: applied, healthy, and no OOMKilled Job pod."""
+        stack = self.stack
+        files = self.app("large")
+        files["deploy/many.yaml"] = "".join(
+            CONFIGMAP.replace("name: web", f"name: bulk-{index:03d}").format(greeting=f"'{index}'")
+            + "---\n"
+            for index in range(count)
+        )
+        sha = stack.commit(files, f"{count} ConfigMaps")
+        answer = stack.push_event(sha, before=None)
+        self.check("the receiver answered 202", answer.status_code == 202, answer.text)
+        status = self.wait(sha, timeout=600)
+        self.check(
+            f"the {count}-object converge succeeded", status.get("state") == "success", str(status)
+        )
+        bulk = stack.kubectl("-n", stack.target_namespace, "get", "configmaps", "-o", "name")
+        self.check(
+            f"{count} ConfigMaps applied",
+            bulk.count("configmap/bulk-") == count,
+            str(bulk.count("configmap/bulk-")),
+        )
+        self.job_pod_checks(sha)
 
     def timed_pushes(self, count: int) -> None:
         stack = self.stack
