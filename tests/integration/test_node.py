@@ -108,7 +108,7 @@ def test_a_pod_runs_for_real_and_reaches_the_api_through_the_service(node: RealC
     assert "created" in kubectl(node, "apply", "-f", "-", stdin=POD)
     deadline = time.monotonic() + 180
     logs = ""
-    while time.monotonic() < deadline and "root " not in logs and "Error" not in logs:
+    while time.monotonic() < deadline and "root " not in logs and "Traceback" not in logs:
         time.sleep(1)
         logs = kubectl(node, "logs", "probe")
     assert "in-cluster 10.0.0.1 200" in logs, logs + kubectl(node, "describe", "pod", "probe")
