@@ -349,43 +349,20 @@ expect() {
   fi
 }
 
-configmap_yaml() {
-  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  greeting: %s\n' "$1"
+# The app is the one `make e2e` deploys on its real node (hack/e2e-app/), filled in per commit.
+app_file() {
+  local name="$1" greeting="${2:-}" replicas="${3:-1}"
+  sed -e "s|@GREETING@|$greeting|g" -e "s|@REPLICAS@|$replicas|g" \
+    -e "s|@IMAGE@|registry.k8s.io/pause:3.10|g" "$ROOT/hack/e2e-app/$name.yaml"
 }
-SERVICE_YAML='apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector: {app: web}
-  ports:
-  - port: 80
-    targetPort: 8080
-'
-DEPLOYMENT_YAML='apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: registry.k8s.io/pause:3.10
-        envFrom:
-        - configMapRef: {name: web}
-'
 
 scenario_local_repo() {
   log "1. a signed push of the app: Deployment, Service, ConfigMap"
   local first second
   first="$(commit_and_publish "Add the web app" \
-    "deploy/configmap.yaml=$(configmap_yaml hello)" \
-    "deploy/service.yaml=$SERVICE_YAML" \
-    "deploy/deployment.yaml=$DEPLOYMENT_YAML")"
+    "deploy/configmap.yaml=$(app_file configmap hello)" \
+    "deploy/service.yaml=$(app_file service)" \
+    "deploy/deployment.yaml=$(app_file deployment "" 1)")"
   signed_push "$first"
   wait_job "$first"
   expect "ConfigMap web says hello" "hello" \
@@ -396,7 +373,7 @@ scenario_local_repo() {
 
   log "2. a signed push that changes the ConfigMap and removes the Service"
   second="$(commit_and_publish "Change the greeting, drop the Service" \
-    "deploy/configmap.yaml=$(configmap_yaml world)" \
+    "deploy/configmap.yaml=$(app_file configmap world)" \
     "deploy/service.yaml=")"
   signed_push "$second"
   wait_job "$second"

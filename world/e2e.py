@@ -36,51 +36,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "hooksync"
 RECEIVER_SA = f"system:serviceaccount:{NAMESPACE}:hooksync-receiver"
 
-CONFIGMAP = """apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: web
-data:
-  greeting: {greeting}
-"""
-SERVICE = """apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector: {app: web}
-  ports:
-  - port: 80
-    targetPort: 8080
-"""
-# A real Deployment on the real node: the sandbox image is the one app image every node here
-# has; the pod meets the restricted Pod Security profile.
-DEPLOYMENT = """apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      automountServiceAccountToken: false
-      securityContext:
-        runAsNonRoot: true
-        runAsUser: 65532
-        seccompProfile: {{type: RuntimeDefault}}
-      containers:
-      - name: web
-        image: {image}
-        imagePullPolicy: Never
-        envFrom:
-        - configMapRef: {{name: web}}
-        securityContext:
-          allowPrivilegeEscalation: false
-          readOnlyRootFilesystem: true
-          capabilities: {{drop: ["ALL"]}}
-"""
+# The app is the one hack/e2e-kind.sh deploys too; the image is the node's own sandbox image.
+APP = REPO_ROOT / "hack" / "e2e-app"
+
+
+def app_file(name: str, **values: str) -> str:
+    """Pure but for reading the template: hack/e2e-app/NAME.yaml with @KEY@ filled in."""
+    text = (APP / f"{name}.yaml").read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key.upper()}@", value)
+    return text
 
 
 class NodeDeliveryStack(DeliveryStack):
@@ -279,9 +244,11 @@ class Scenario:
 
     def app(self, greeting: str, replicas: int = 1, service: bool = True) -> dict[str, str | None]:
         return {
-            "deploy/configmap.yaml": CONFIGMAP.format(greeting=greeting),
-            "deploy/service.yaml": SERVICE if service else None,
-            "deploy/deployment.yaml": DEPLOYMENT.format(replicas=replicas, image=PAUSE_IMAGE),
+            "deploy/configmap.yaml": app_file("configmap", greeting=greeting),
+            "deploy/service.yaml": app_file("service") if service else None,
+            "deploy/deployment.yaml": app_file(
+                "deployment", replicas=str(replicas), image=PAUSE_IMAGE
+            ),
         }
 
     def run(self) -> None:
@@ -547,7 +514,9 @@ class Scenario:
         stack = self.stack
         files = self.app("large")
         files["deploy/many.yaml"] = "".join(
-            CONFIGMAP.replace("name: web", f"name: bulk-{index:03d}").format(greeting=f"'{index}'")
+            app_file("configmap", greeting=str(index)).replace(
+                "name: web", f"name: bulk-{index:03d}"
+            )
             + "---\n"
             for index in range(count)
         )
