@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all venv binaries test lint unit demo bench clean
+.PHONY: all venv binaries images e2e test lint unit demo bench clean
 
 all: test
 
@@ -23,6 +23,11 @@ venv: $(BIN)/.installed
 binaries:
 	hack/build-binaries >/dev/null
 
+# Both images, built from the Dockerfiles with podman on a base made from Debian packages
+# (world/images.py); cached by content hash, so a rerun with nothing changed takes seconds.
+images: venv binaries
+	$(BIN)/python -m world.images
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -33,6 +38,13 @@ unit: venv
 
 test: venv binaries lint
 	HOOKSYNC_KUSTOMIZE="$$(hack/build-binaries --print)/kustomize" $(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory e2e
+
+# What users install, on a real node: both images, k8s/ applied with kubectl apply -k, the
+# demo's scenario against the receiver Service, Jobs as real pods (world/e2e.py; needs root).
+e2e: venv binaries
+	hack/build-binaries --node >/dev/null
+	$(BIN)/python -m world.e2e
 
 # HOST=gitea: against a real Gitea (built into the cache on first use) instead of the stand-in.
 demo: venv binaries

@@ -11,14 +11,13 @@ import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from kubernetes import client
 
 from hooksync import names
 from world import webhooks
-from world.cluster import LocalCluster
 from world.githosts import GitHubStandIn, GitLabStandIn
 from world.gitserver import GitServer, Repo
 from world.receiver import ReceiverProcess
@@ -29,12 +28,19 @@ WEBHOOK_SECRET = "demo-webhook-secret"
 POD_SECURITY_BASELINE = {"pod-security.kubernetes.io/enforce": "baseline"}
 
 
+class ClusterAccess(Protocol):
+    """What a stack needs of a cluster: an admin kubeconfig (LocalCluster, or the real node)."""
+
+    @property
+    def kubeconfig(self) -> Path: ...
+
+
 class DeliveryStack:
     """One target (`target`) following `acme/<target>` on the GitHub or GitLab stand-in."""
 
     def __init__(
         self,
-        cluster: LocalCluster,
+        cluster: ClusterAccess,
         directory: Path,
         target: str = "shop",
         provider: str = "github",
@@ -294,7 +300,7 @@ class DeliveryStack:
         return found
 
 
-def _configuration(cluster: LocalCluster) -> client.Configuration:
+def _configuration(cluster: ClusterAccess) -> client.Configuration:
     from kubernetes import config
 
     configuration = client.Configuration()

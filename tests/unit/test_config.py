@@ -285,6 +285,7 @@ def test_each_http_mistake_is_named_by_its_field(http: Any, message: str) -> Non
         parse(document(http=http))
     assert message in str(caught.value)
 
+
 def test_suspend_is_off_unless_set_and_must_be_a_boolean() -> None:
     assert parse(document()).targets[0].suspend is False
     assert parse(target(suspend=True)).targets[0].suspend is True
