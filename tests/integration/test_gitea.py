@@ -39,8 +39,10 @@ DEPLOYMENT = (
 )
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
-DEPLOY = "hooksync/deploy: shop"
-PREVIEW = "hooksync/preview: shop"
+# A target name of its own: namespaces of other modules' stacks may still be terminating.
+TARGET = "teashop"
+DEPLOY = f"hooksync/deploy: {TARGET}"
+PREVIEW = f"hooksync/preview: {TARGET}"
 
 
 def app(greeting: str = "hello", replicas: int = 2) -> dict[str, str | None]:
@@ -53,7 +55,9 @@ def app(greeting: str = "hello", replicas: int = 2) -> dict[str, str | None]:
 
 @pytest.fixture(scope="module")
 def stack(cluster: LocalCluster, tmp_path_factory: Any) -> Iterator[GiteaDeliveryStack]:
-    with GiteaDeliveryStack(cluster, tmp_path_factory.mktemp("gitea-stack")) as gitea_stack:
+    with GiteaDeliveryStack(
+        cluster, tmp_path_factory.mktemp("gitea-stack"), target=TARGET
+    ) as gitea_stack:
         yield gitea_stack
 
 
