@@ -744,7 +744,8 @@ cgroupRoot: {cgroup_root}
 failCgroupV1: false
 failSwapOn: false
 enforceNodeAllocatable: []
-localStorageCapacityIsolation: false
+# The node reports its ephemeral storage, as any cluster's does: the converge Job requests some.
+localStorageCapacityIsolation: true
 podLogsDir: {logs_dir}
 resolvConf: /etc/resolv.conf
 clusterDomain: cluster.local
