@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import webhooks
 from bench.figures import goal, median, memory, percentile
 from bench.memory_bench import FAKE_KUBECONFIG
+from world import webhooks
 from world.receiver import ReceiverProcess
 
 SECRET = "bench-hostile-secret"
@@ -235,12 +235,14 @@ class Probe:
 
     def run(self) -> None:
         while not self._stop.wait(PROBE_PERIOD):
-            delivery = webhooks.push(SECRET, "acme/shop", webhooks.random_sha(), branch="other")
+            delivery = webhooks.github_push(
+                "acme/shop", webhooks.random_sha(), branch="other", secret=SECRET
+            )
             started = time.perf_counter()
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
             status: int | str
             try:
-                connection.request("POST", webhooks.PATH, delivery.body, delivery.headers)
+                connection.request("POST", webhooks.GITHUB_PATH, delivery.body, delivery.headers)
                 response = connection.getresponse()
                 response.read()
                 status = response.status
@@ -356,7 +358,7 @@ def oversized_scenario(root: Path, attempts: int = 20) -> str:
     with receiver(root) as (process, _):
         for _ in range(attempts):
             request = urllib.request.Request(  # noqa: S310 (loopback)
-                f"{process.url}{webhooks.PATH}",
+                f"{process.url}{webhooks.GITHUB_PATH}",
                 data=body,
                 headers={"Content-Type": "application/json", "X-GitHub-Event": "push"},
             )
