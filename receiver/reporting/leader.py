@@ -16,7 +16,6 @@ from hooksync.leases import Clock, Lease, WallClock, utc_now
 
 log = logging.getLogger("hooksync.receiver")
 
-LEASE_NAME = names.LEADER_LEASE_NAME
 LEASE_SECONDS = 15
 RENEW_SECONDS = 5
 # The leader stops leading this long after it last sent a successful renewal, 5 s before
@@ -42,7 +41,7 @@ class LeaderElector:
     ) -> None:
         self.lease = Lease(
             client.CoordinationV1Api(api),
-            LEASE_NAME,
+            names.LEADER_LEASE_NAME,
             namespace,
             identity,
             duration_seconds=lease_seconds,

@@ -40,7 +40,7 @@ from receiver.dispatch.cronjobs import reconcile_cronjobs
 from receiver.dispatch.manifests import build_job
 from receiver.pages.status import STATUS_TOKEN_ENV
 from receiver.pages.sync import SYNC_TOKEN_ENV
-from receiver.reporting.leader import LEASE_NAME, LeaderElector
+from receiver.reporting.leader import LeaderElector
 from world.cluster import LocalCluster
 from world.controlplane import binaries_dir, run_kubectl
 from world.kubelet import wait_until
@@ -466,10 +466,10 @@ def test_receiver_elects_a_leader_and_reads_pods(receiver: Identity) -> None:
         elector.stop.set()
         thread.join(15)
     coordination = client.CoordinationV1Api(receiver.api)
-    lease = coordination.read_namespaced_lease(LEASE_NAME, JOBS_NS)
+    lease = coordination.read_namespaced_lease(names.LEADER_LEASE_NAME, JOBS_NS)
     assert not lease.spec.holder_identity  # released on stop: an update
     coordination.patch_namespaced_lease(
-        LEASE_NAME, JOBS_NS, {"metadata": {"annotations": {"x/patched": "1"}}}
+        names.LEADER_LEASE_NAME, JOBS_NS, {"metadata": {"annotations": {"x/patched": "1"}}}
     )
 
     core = client.CoreV1Api(receiver.api)
@@ -486,7 +486,7 @@ def test_a_replica_whose_clock_runs_45s_ahead_does_not_take_a_leadership_still_r
     test watches several whole Lease durations."""
     leader = Lease(
         client.CoordinationV1Api(receiver.api),
-        LEASE_NAME,
+        names.LEADER_LEASE_NAME,
         JOBS_NS,
         "replica-on-time",
         duration_seconds=3,
@@ -543,7 +543,7 @@ def test_receiver_is_forbidden_everything_else(receiver: Identity, example_confi
     assert_forbidden(lambda: core.list_namespaced_config_map(TARGET_NS))
     assert_forbidden(lambda: core.list_namespaced_config_map(JOBS_NS))
     assert_forbidden(lambda: coordination.list_namespaced_lease(TARGET_NS))
-    assert_forbidden(lambda: coordination.delete_namespaced_lease(LEASE_NAME, JOBS_NS))
+    assert_forbidden(lambda: coordination.delete_namespaced_lease(names.LEADER_LEASE_NAME, JOBS_NS))
     assert_forbidden(lambda: core.list_namespace())
     assert_forbidden(
         lambda: client.RbacAuthorizationV1Api(receiver.api).create_namespaced_role(

@@ -30,7 +30,6 @@ from kubernetes.client.exceptions import ApiException
 from hooksync import names
 from receiver.jobapi import JobApi, job_selector
 from receiver.jobview import is_finished, is_suspended, job_shas
-from receiver.reporting.leader import LEASE_NAME
 from receiver.reporting.links import sign_run
 from world.cluster import LocalCluster
 from world.rollouts import RolloutStandIn
@@ -452,7 +451,7 @@ def test_rate_limits_and_server_errors_delay_statuses_but_each_arrives_once(
 def lease_holder(stack: DeliveryStack) -> str | None:
     try:
         lease = client.CoordinationV1Api(stack.api).read_namespaced_lease(
-            LEASE_NAME, stack.jobs_namespace
+            names.LEADER_LEASE_NAME, stack.jobs_namespace
         )
     except ApiException as exc:
         if exc.status == 404:
