@@ -124,7 +124,7 @@ def encrypted_values(fmt: Format, encrypted: str, plain: str) -> set[str]:
     if fmt in ("dotenv", "ini"):
         before = _assignments(encrypted)
         for key, value in _assignments(plain).items():
-            if _ENCRYPTED_VALUE.match(before.get(key, "")):
+            if _ENCRYPTED_VALUE.match(before.get(key, "")) and not _ENCRYPTED_VALUE.match(value):
                 values.add(value)
     else:
         try:
@@ -208,15 +208,16 @@ def _files(start: Path) -> Iterator[Path]:
             yield Path(folder) / name
 
 
-def read_identities(folder: str | None) -> str:
-    """The age identities in the files ending in KEY_SUFFIX in `folder` (the mounted Secret)."""
-    keys = Path(folder) if folder else None
-    files = sorted(keys.glob(f"*{KEY_SUFFIX}")) if keys is not None and keys.is_dir() else []
+def read_identities(folder: str, needed_by: str) -> str:
+    """The age identities in the files ending in KEY_SUFFIX in `folder` (the mounted Secret);
+    `needed_by` is the first encrypted file, named when there is no key."""
+    keys = Path(folder)
+    files = sorted(keys.glob(f"*{KEY_SUFFIX}")) if keys.is_dir() else []
     if not files:
         raise PermanentError(
-            f"no age key: {folder or 'no --decryption-keys folder'} holds no file ending in "
-            f"{KEY_SUFFIX}; create the Secret that the target's decryption.secretRef names, "
-            f"beside the Jobs, with a key such as age{KEY_SUFFIX}"
+            f"{needed_by} is SOPS-encrypted but there is no age key: {folder} holds no file "
+            f"ending in {KEY_SUFFIX}; create the Secret that the target's decryption.secretRef "
+            f"names, beside the Jobs, with a key such as age{KEY_SUFFIX}"
         )
     texts: dict[str, str] = {}
     for file in files:
@@ -251,7 +252,7 @@ def decrypt(root: Path, start: Path, key_folder: str | None, sops: str | None = 
                 f"{file.shown} is SOPS-encrypted for no age recipient; hooksync decrypts age "
                 "only: add the target's age recipient (sops updatekeys)"
             )
-    age_keys = read_identities(key_folder)
+    age_keys = read_identities(key_folder, files[0].shown)
     binary = _sops_binary(sops)
     with tempfile.TemporaryDirectory(prefix="hooksync-sops-") as home:
         for file in files:
