@@ -86,7 +86,8 @@ def secret_value(kube: client.ApiClient, namespace: str, name: str, key: str) ->
 
 
 def secret_names(kube: client.ApiClient, namespace: str) -> set[str]:
-    return {s.metadata.name for s in client.CoreV1Api(kube).list_namespaced_secret(namespace).items}
+    listed = client.CoreV1Api(kube).list_namespaced_secret(namespace).items
+    return {str(secret.metadata.name) for secret in listed}
 
 
 def surfaces(run: Run, target: Target, job_tmp: Path) -> Iterator[tuple[str, str]]:

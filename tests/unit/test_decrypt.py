@@ -82,7 +82,7 @@ def test_identities_keep_only_age_identity_lines_of_every_key_file() -> None:
 
 
 def test_a_key_file_without_an_identity_is_named_but_not_shown() -> None:
-    with pytest.raises(PermanentError, match="decryption key age.agekey holds no") as caught:
+    with pytest.raises(PermanentError, match=r"decryption key age\.agekey holds no") as caught:
         identities({"age.agekey": "ssh-ed25519 AAAAC3secretish"})
     assert "AAAAC3secretish" not in str(caught.value)
 
