@@ -146,16 +146,25 @@ def _assignments(text: str) -> dict[str, str]:
 
 
 def _pair_leaves(encrypted: Any, plain: Any, values: set[str]) -> None:
-    if isinstance(encrypted, dict) and isinstance(plain, dict):
-        for key, value in plain.items():
-            if key != "sops" and key in encrypted:
-                _pair_leaves(encrypted[key], value, values)
-    elif isinstance(encrypted, list) and isinstance(plain, list):
-        for enc_item, plain_item in zip(encrypted, plain, strict=False):
-            _pair_leaves(enc_item, plain_item, values)
-    elif isinstance(encrypted, str) and _ENCRYPTED_VALUE.match(encrypted):
-        text = plain if isinstance(plain, str) else str(plain)
-        values.update({text, *(line.strip() for line in text.splitlines() if line.strip())})
+    """Walk both documents together. Iterative, and each shared node (a YAML alias) is
+    visited once, so an aliased document costs its size as written, not as expanded."""
+    seen: set[tuple[int, int]] = set()
+    pending = [(encrypted, plain)]
+    while pending:
+        enc, pla = pending.pop()
+        if isinstance(enc, dict | list):
+            if (id(enc), id(pla)) in seen:
+                continue
+            seen.add((id(enc), id(pla)))
+        if isinstance(enc, dict) and isinstance(pla, dict):
+            pending.extend(
+                (enc[key], value) for key, value in pla.items() if key != "sops" and key in enc
+            )
+        elif isinstance(enc, list) and isinstance(pla, list):
+            pending.extend(zip(enc, pla, strict=False))
+        elif isinstance(enc, str) and _ENCRYPTED_VALUE.match(enc):
+            text = pla if isinstance(pla, str) else str(pla)
+            values.update({text, *(line.strip() for line in text.splitlines() if line.strip())})
 
 
 def failure_message(shown: str, stderr: str, code: int) -> str:

@@ -150,3 +150,13 @@ def test_find_encrypted_walks_below_the_path_skipping_git_and_symlinks(tmp_path:
         ("deploy/app.env", "dotenv"),
         ("deploy/nested/secret.yaml", "yaml"),
     ]
+
+
+def test_aliases_in_a_decrypted_file_are_walked_once() -> None:
+    # A YAML bomb in the encrypted and the decrypted file: nine levels of ten aliases each.
+    levels = ["a0: &a0 " + ENC]
+    for level in range(1, 10):
+        levels.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 10) + "]")
+    bomb = "\n".join(levels) + "\nsops:\n    mac: x\n"
+    plain = bomb.replace(ENC, "bomb-value", 1)
+    assert encrypted_values("yaml", bomb, plain) == {"bomb-value"}
