@@ -30,6 +30,9 @@ from jobimage.errors import PermanentError, TransientError
 
 SOPS_ENV: Final = "HOOKSYNC_SOPS"
 SOPS_TIMEOUT_SECONDS: Final = 60
+# sops' exit codes (cmd/sops/codes) for a tampered file and for a file no key can open.
+SOPS_MAC_MISMATCH: Final = 51
+SOPS_NO_KEY: Final = 128
 KEY_SUFFIX: Final = ".agekey"
 IDENTITY_PREFIX: Final = "AGE-SECRET-KEY-1"
 # An encrypted file is read whole into memory; a Kubernetes object is at most 1.5 MiB.
@@ -168,14 +171,15 @@ def _pair_leaves(encrypted: Any, plain: Any, values: set[str]) -> None:
 
 
 def failure_message(shown: str, stderr: str, code: int) -> str:
-    """Pure: one line for a file sops could not decrypt, by what its (discarded) output says.
-    Names the file and the fix; never repeats sops' output."""
-    if "MAC mismatch" in stderr:
+    """Pure: one line for a file sops could not decrypt, by its exit code (51: MAC mismatch,
+    128: no key could open the data key) or what its discarded output says. Names the file
+    and the fix; never repeats sops' output."""
+    if code == SOPS_MAC_MISMATCH or "MAC mismatch" in stderr:
         return (
             f"{shown}: SOPS MAC mismatch, the file was changed after it was encrypted; "
             "edit it with sops, never by hand, and commit it again"
         )
-    if "no identity matched" in stderr or "Error getting data key" in stderr:
+    if code == SOPS_NO_KEY or "did not match any of the recipients" in stderr:
         return (
             f"{shown}: none of the target's age keys can decrypt it; encrypt it for the "
             "target's age recipient (sops updatekeys) or fix the decryption Secret"

@@ -10,6 +10,7 @@ would mount from the target's decryption Secret, and a TMPDIR of its own (the Jo
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,7 +156,9 @@ def test_encrypted_secret_and_generated_secret_are_applied_decrypted(
     assert run.code == EXIT_OK, run.explain()
     assert secret_value(kube, target.namespace, "db", "password") == password
     assert secret_value(kube, target.namespace, "api", "TOKEN") == token
-    assert '"step": "decrypt"' in run.stderr or '"step":"decrypt"' in run.stderr, run.stderr
+    logged = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    decrypted = next(entry for entry in logged if entry.get("step") == "decrypt")
+    assert decrypted["names"] == [f"{PATH_IN_REPO}/api.env", f"{PATH_IN_REPO}/secret.yaml"]
     for value in (password, token):
         assert_nowhere(value, run, target, job_tmp)
 

@@ -88,16 +88,19 @@ def test_a_key_file_without_an_identity_is_named_but_not_shown() -> None:
 
 
 @pytest.mark.parametrize(
-    ("stderr", "expected"),
+    ("code", "stderr", "expected"),
     [
-        ("Failed to decrypt: MAC mismatch. File has 1A, computed 2B", "MAC mismatch"),
-        ("Error getting data key: 0 successful groups required, got 0", "none of the target's"),
-        ("failed to decrypt: no identity matched any of the recipients", "none of the target's"),
-        ("Error unmarshalling input yaml: secret-ish text", "sops could not decrypt it (exit 128)"),
+        (51, "MAC mismatch. File has 6153, computed 9D47", "MAC mismatch"),
+        (1, "Failed to decrypt: MAC mismatch. File has 1A, computed 2B", "MAC mismatch"),
+        (128, "Failed to get the data key required to decrypt", "none of the target's"),
+        (1, "identity did not match any of the recipients", "none of the target's"),
+        (2, "Error unmarshalling input yaml: secret-ish text", "could not decrypt it (exit 2)"),
     ],
 )
-def test_failure_message_names_the_file_never_sops_output(stderr: str, expected: str) -> None:
-    message = failure_message("deploy/secret.yaml", stderr, 128)
+def test_failure_message_names_the_file_never_sops_output(
+    code: int, stderr: str, expected: str
+) -> None:
+    message = failure_message("deploy/secret.yaml", stderr, code)
     assert message.startswith("deploy/secret.yaml: ") and expected in message
     assert stderr not in message and "\n" not in message
 
