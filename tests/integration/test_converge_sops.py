@@ -139,7 +139,7 @@ def test_encrypted_secret_and_generated_secret_are_applied_decrypted(
         "generatorOptions": {"disableNameSuffixHash": True},
     }
     secret = sops.encrypt("secret.yaml", secret_manifest("db", password), key.recipient)
-    env = sops.encrypt("api.env", f"TOKEN={token}\n", key.recipient)
+    env = sops.encrypt("api.env", f"TOKEN={token}\n", key.recipient, encrypted_regex=None)
     assert password not in secret and token not in env and "ENC[" in secret
     target.repo.commit(
         {
