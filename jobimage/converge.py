@@ -96,6 +96,11 @@ def converge(
         # kustomize and the API server may quote what they read: no decrypted value leaves.
         exc.scrub(plaintext.scrub)
         raise
+    except Exception as exc:
+        if not plaintext.values:
+            raise
+        # Unexpected, so transient as the command line treats it, but said without secrets.
+        raise TransientError(plaintext.scrub(f"{type(exc).__name__}: {exc}")) from None
 
 
 def _converge_checkout(
