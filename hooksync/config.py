@@ -69,6 +69,8 @@ class Target:
     allowed_subject_namespaces: tuple[str, ...] = ()
     # Paused: deliveries start no Job and the resync CronJob is suspended.
     suspend: bool = False
+    # SOPS: the Secret (beside the Jobs) whose `*.agekey` keys hold the target's age identities.
+    decryption_secret: str | None = None
 
     def repo_matches(self, repo: str) -> bool:
         """Whether a payload's repository names this target's (GitHub and Gitea ignore case)."""
@@ -300,6 +302,7 @@ def _build_target(
         "allowUnenforcedPodSecurity",
         "allowedSubjectNamespaces",
         "suspend",
+        "decryption",
     }
     name = raw.get("name")
     label = f"{where}" if not isinstance(name, str) else f"{where} ({name})"
@@ -339,6 +342,7 @@ def _build_target(
     previews = _bool(raw, "previews", f"{label}.previews", errors, True)
     forks = _bool(raw, "previewsFromForks", f"{label}.previewsFromForks", errors, False)
     suspend = _bool(raw, "suspend", f"{label}.suspend", errors, False)
+    decryption_secret = _decryption_secret(raw.get("decryption"), f"{label}.decryption", errors)
     resync = raw.get("resync", "")
     if not isinstance(resync, str):
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")
@@ -396,7 +400,28 @@ def _build_target(
         allow_unenforced_pod_security=unenforced,
         allowed_subject_namespaces=tuple(subject_namespaces),
         suspend=suspend,
+        decryption_secret=decryption_secret,
     )
+
+
+# --- SOPS decryption ---------------------------------------------------------------------------
+
+
+def _decryption_secret(raw: Any, where: str, errors: list[str]) -> str | None:
+    """The Secret a target's `decryption: {secretRef: NAME}` names, or None without one."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        errors.append(f"{where}: must be a mapping like {{secretRef: NAME}}")
+        return None
+    for key in raw:
+        if key != "secretRef":
+            errors.append(f"{where}.{key}: unknown field (only secretRef)")
+    secret = raw.get("secretRef")
+    if not isinstance(secret, str) or not _DNS_SUBDOMAIN.match(secret):
+        errors.append(f"{where}.secretRef: {secret!r} is not a Secret name")
+        return None
+    return secret
 
 
 def target_namespace_problems(config: Config, jobs_namespace: str | None = None) -> list[str]:

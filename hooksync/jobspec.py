@@ -15,6 +15,8 @@ from hooksync.refs import is_valid_branch_name, is_valid_sha
 
 # Where the Job mounts the target's gitSecret (keys: token, or ssh-privatekey + known_hosts).
 GIT_CREDENTIALS_DIR = "/etc/hooksync/git"
+# Where the Job mounts the target's decryption Secret (keys ending in .agekey: age identities).
+DECRYPTION_KEYS_DIR = "/etc/hooksync/decryption"
 
 EXIT_OK = 0
 EXIT_PERMANENT = 2
@@ -43,6 +45,8 @@ class JobSpec:
     # The target's opt-outs (see hooksync.config.Target).
     allow_unenforced_pod_security: bool = False
     allowed_subject_namespaces: tuple[str, ...] = ()
+    # The folder of the mounted decryption Secret: SOPS-encrypted files are decrypted with it.
+    decryption_keys: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -69,11 +73,18 @@ class JobSpec:
             args.append("--allow-unenforced-pod-security")
         for namespace in self.allowed_subject_namespaces:
             args += ["--allow-subjects-from", namespace]
+        if self.decryption_keys:
+            args += ["--decryption-keys", self.decryption_keys]
         return args
 
     @classmethod
     def for_target(
-        cls, target: Target, mode: Mode, sha: str | None = None, git_credentials: str | None = None
+        cls,
+        target: Target,
+        mode: Mode,
+        sha: str | None = None,
+        git_credentials: str | None = None,
+        decryption_keys: str | None = None,
     ) -> JobSpec:
         return cls(
             mode=mode,
@@ -88,6 +99,7 @@ class JobSpec:
             git_credentials=git_credentials,
             allow_unenforced_pod_security=target.allow_unenforced_pod_security,
             allowed_subject_namespaces=target.allowed_subject_namespaces,
+            decryption_keys=decryption_keys,
         )
 
 
@@ -122,6 +134,11 @@ def argument_parser() -> argparse.ArgumentParser:
         metavar="NAMESPACE",
         help="let RoleBindings name ServiceAccounts of this namespace (allowedSubjectNamespaces)",
     )
+    parser.add_argument(
+        "--decryption-keys",
+        help="folder of age identities (files ending in .agekey, a mounted Secret): decrypt "
+        "SOPS-encrypted files with them",
+    )
     return parser
 
 
@@ -150,6 +167,7 @@ def parse_job_args(argv: Sequence[str], config: Config | None = None) -> JobSpec
             ),
             allowed_subject_namespaces=tuple(ns.allow_subjects_from)
             or base.allowed_subject_namespaces,
+            decryption_keys=ns.decryption_keys,
         )
     missing = [
         flag
@@ -176,4 +194,5 @@ def parse_job_args(argv: Sequence[str], config: Config | None = None) -> JobSpec
         git_credentials=ns.git_credentials,
         allow_unenforced_pod_security=ns.allow_unenforced_pod_security,
         allowed_subject_namespaces=tuple(ns.allow_subjects_from),
+        decryption_keys=ns.decryption_keys,
     )

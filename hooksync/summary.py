@@ -21,6 +21,7 @@ STEPS = (
     "namespace",
     "fetch",
     "inventory",
+    "decrypt",
     "render",
     "validate",
     "observe",

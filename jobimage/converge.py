@@ -1,6 +1,6 @@
 """Converge one target namespace to what Git says, as a straight pipeline:
 
-check namespace -> fetch -> read inventory -> render -> validate -> observe
+check namespace -> fetch -> read inventory -> decrypt -> render -> validate -> observe
       -> (skip when nothing to do) -> apply -> prune -> wait for health -> record inventory
       -> summary
 
@@ -37,6 +37,7 @@ from hooksync.jobspec import JobSpec
 from hooksync.names import APPLYSET_PART_OF, INVENTORY_TARGET
 from hooksync.summary import STEPS, RunSummary
 from jobimage.changes import APPLIED, CHANGING, Change, ChangeSet
+from jobimage.decrypt import Plaintext, decrypt
 from jobimage.errors import ConvergeError, PermanentError, TransientError
 from jobimage.fetch import DISK_LIMIT_FIELD, Checkout, GitCredentials, fetch
 from jobimage.kube import Cluster
@@ -88,6 +89,30 @@ def converge(
     check_namespace(cluster, spec)
     checkout = fetch_step(spec, workdir, credentials)
     inventory = read_inventory(cluster, spec)
+    plaintext = decrypt_step(spec, checkout)
+    try:
+        return _converge_checkout(spec, cluster, checkout, inventory, kustomize, lease, started)
+    except ConvergeError as exc:
+        # kustomize and the API server may quote what they read: no decrypted value leaves.
+        exc.scrub(plaintext.scrub)
+        raise
+    except Exception as exc:
+        if not plaintext.values:
+            raise
+        # Unexpected, so transient as the command line treats it, but said without secrets.
+        raise TransientError(plaintext.scrub(f"{type(exc).__name__}: {exc}")) from None
+
+
+def _converge_checkout(
+    spec: JobSpec,
+    cluster: Cluster,
+    checkout: Checkout,
+    inventory: InventoryRecord,
+    kustomize: str | None,
+    lease: TargetLease | None,
+    started: float,
+) -> RunSummary:
+    """The pipeline from render on, over a fetched (and decrypted) checkout."""
     rendered = render_step(spec, checkout, kustomize)
     objects = validate_step(spec, rendered, cluster)
     observed = observe(cluster, spec, objects, inventory)
@@ -221,6 +246,19 @@ def read_inventory(cluster: Cluster, spec: JobSpec) -> InventoryRecord:
         raise PermanentError(f"inventory ConfigMap {parent.name}: {exc}") from None
     _step("inventory", spec, sha=record.sha, objects=len(record.objects))
     return record
+
+
+@pipeline_step("decrypt")
+def decrypt_step(spec: JobSpec, checkout: Checkout) -> Plaintext:
+    """Decrypt the SOPS-encrypted files below the target's path, in place, before anything
+    reads them. A path that is missing or leaves the repository is render's to report."""
+    root = checkout.directory.resolve()
+    start = (root / (spec.path or ".")).resolve()
+    if not start.exists() or not start.is_relative_to(root):
+        return Plaintext()
+    plaintext = decrypt(root, start, spec.decryption_keys)
+    _step("decrypt", spec, files=len(plaintext.files), names=plaintext.files[:NAMES_IN_MESSAGE])
+    return plaintext
 
 
 @pipeline_step("render")

@@ -6,7 +6,7 @@ Permanent errors (bad manifests, forbidden kinds) fail the Job without retries; 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from hooksync.jobspec import EXIT_PERMANENT, EXIT_TRANSIENT
@@ -21,6 +21,10 @@ class ConvergeError(Exception):
         super().__init__(message)
         # The pipeline step that failed (hooksync.summary.STEPS), filled in as it unwinds.
         self.step: str | None = None
+
+    def scrub(self, clean: Callable[[str], str]) -> None:
+        """Pass the message through `clean` (which takes secret values out), in place."""
+        self.args = tuple(clean(arg) if isinstance(arg, str) else arg for arg in self.args)
 
 
 class PermanentError(ConvergeError):
@@ -49,3 +53,7 @@ class ValidationError(PermanentError):
         else:
             message = f"{len(self.problems)} problems: " + "; ".join(self.problems)
         super().__init__(message)
+
+    def scrub(self, clean: Callable[[str], str]) -> None:
+        super().scrub(clean)
+        self.problems = tuple(clean(problem) for problem in self.problems)

@@ -8,6 +8,7 @@ python image nor the golang image can be pulled. The builds get their bases loca
   cached outside the repository, keyed by its suite, sources and package set.
 - `KUSTOMIZE_FROM`: an image holding the kustomize that `hack/build-binaries` builds from its Go
   module, at /out/kustomize, where the Dockerfile's own stage would put it.
+- `SOPS_FROM`: the same for the sops that `hack/build-binaries sops` builds, at /out/sops.
 
 Python packages still come from PyPI and git from Debian's mirrors, inside the build (host
 network). Each image is tagged with a hash of everything that goes into it, so a rebuild with
@@ -209,6 +210,39 @@ def kustomize_binary() -> Path:
     return path
 
 
+# --- sops: the Job decrypts SOPS-encrypted files with it ---------------------------------------
+
+
+def ensure_sops_image(sops: Path) -> str:
+    """An image with `sops` at /out/sops, as the Dockerfile's `sops-source` stage leaves it."""
+    digest = hashlib.sha256(sops.read_bytes()).hexdigest()[:12]
+    name = f"localhost/hooksync-sops:{digest}"
+    if image_exists(name):
+        return name
+    with tempfile.TemporaryDirectory(prefix="hooksync-sops-") as scratch:
+        tar = Path(scratch) / "sops.tar"
+        with tarfile.open(tar, "w") as archive:
+            info = archive.gettarinfo(str(sops), arcname="out/sops")
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mode = 0o755
+            with sops.open("rb") as data:
+                archive.addfile(info, data)
+        _run([*PODMAN, "import", str(tar), name], f"podman import {tar}")
+    return name
+
+
+def sops_binary() -> Path:
+    """The sops `hack/build-binaries sops` builds (building it only if it is missing)."""
+    result = _run([str(BUILD_SCRIPT), "sops"], f"{BUILD_SCRIPT} sops")
+    path = Path(result.stdout.strip().splitlines()[-1]) / "sops"
+    if not path.is_file():
+        raise ImageBuildError(
+            f"{path} is missing after {BUILD_SCRIPT} sops: run it by hand to see why"
+        )
+    return path
+
+
 @dataclass
 class BuiltImage:
     """One image: the name the manifests use, its content-hash tag, and what building it cost."""
@@ -273,9 +307,13 @@ def build_all() -> Images:
     started = time.monotonic()
     kustomize = ensure_kustomize_image(kustomize_binary())
     timings["kustomize"] = time.monotonic() - started
+    started = time.monotonic()
+    sops = ensure_sops_image(sops_binary())
+    timings["sops"] = time.monotonic() - started
     common = {"BASE_IMAGE": base, "REVISION": "local"}
     receiver = build_image("Dockerfile.receiver", RECEIVER_IMAGE, common)
-    job = build_image("Dockerfile.job", JOB_IMAGE, {**common, "KUSTOMIZE_FROM": kustomize})
+    job_args = {**common, "KUSTOMIZE_FROM": kustomize, "SOPS_FROM": sops}
+    job = build_image("Dockerfile.job", JOB_IMAGE, job_args)
     return Images(receiver=receiver, job=job, base=base, timings=timings)
 
 

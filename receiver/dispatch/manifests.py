@@ -11,7 +11,13 @@ from typing import Any, Final
 
 from hooksync import names
 from hooksync.config import Config, Target
-from hooksync.jobspec import EXIT_LEASE_HELD, EXIT_PERMANENT, GIT_CREDENTIALS_DIR, JobSpec
+from hooksync.jobspec import (
+    DECRYPTION_KEYS_DIR,
+    EXIT_LEASE_HELD,
+    EXIT_PERMANENT,
+    GIT_CREDENTIALS_DIR,
+    JobSpec,
+)
 from hooksync.names import job_name, resync_cronjob_name, sync_job_name, waiting_job_name
 from hooksync.refs import is_valid_sha
 from hooksync.times import rfc3339
@@ -38,6 +44,9 @@ RESOURCES: Final = {
 WORKSPACE_SIZE_LIMIT_MI: Final = 64
 LOGS_MARGIN_MI: Final = 64
 EPHEMERAL_STORAGE_REQUEST: Final = "128Mi"
+# With SOPS decryption the checkout holds plaintext, so /tmp is memory-backed (tmpfs, never on
+# the node's disk) and sized by jobDiskLimit; that memory counts against the container's
+# memory limit, which grows by as much, and no longer against its ephemeral storage.
 
 
 def build_job(
@@ -255,13 +264,19 @@ def _job_spec(
 
 def _pod_spec(config: Config, target: Target, mode: names.Mode, sha: str | None) -> dict[str, Any]:
     credentials = GIT_CREDENTIALS_DIR if target.git_secret else None
-    args = JobSpec.for_target(target, mode, sha=sha, git_credentials=credentials).to_args()
+    keys = DECRYPTION_KEYS_DIR if target.decryption_secret else None
+    args = JobSpec.for_target(
+        target, mode, sha=sha, git_credentials=credentials, decryption_keys=keys
+    ).to_args()
     mounts: list[dict[str, Any]] = [
         {"name": "tmp", "mountPath": TMP_DIR},
         {"name": "workspace", "mountPath": WORKSPACE_DIR},
     ]
+    tmp: dict[str, Any] = {"sizeLimit": config.job_disk_limit}
+    if target.decryption_secret:
+        tmp["medium"] = "Memory"
     volumes: list[dict[str, Any]] = [
-        {"name": "tmp", "emptyDir": {"sizeLimit": config.job_disk_limit}},
+        {"name": "tmp", "emptyDir": tmp},
         {"name": "workspace", "emptyDir": {"sizeLimit": f"{WORKSPACE_SIZE_LIMIT_MI}Mi"}},
     ]
     if target.git_secret:
@@ -273,6 +288,20 @@ def _pod_spec(config: Config, target: Target, mode: names.Mode, sha: str | None)
             {
                 "name": "git-credentials",
                 "secret": {"secretName": target.git_secret, "defaultMode": 0o440},
+            }
+        )
+    if target.decryption_secret:
+        mounts.append({"name": "decryption", "mountPath": DECRYPTION_KEYS_DIR, "readOnly": True})
+        # Optional: without the Secret the pod still starts, and the Job says exit 2 "no age
+        # key" on the commit, rather than a pod stuck creating with no status at all.
+        volumes.append(
+            {
+                "name": "decryption",
+                "secret": {
+                    "secretName": target.decryption_secret,
+                    "defaultMode": 0o440,
+                    "optional": True,
+                },
             }
         )
     container = {
@@ -300,7 +329,7 @@ def _pod_spec(config: Config, target: Target, mode: names.Mode, sha: str | None)
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "resources": _resources(config.job_disk_limit),
+        "resources": _resources(config.job_disk_limit, in_memory=bool(target.decryption_secret)),
         "volumeMounts": mounts,
     }
     return {
@@ -322,10 +351,18 @@ def _pod_spec(config: Config, target: Target, mode: names.Mode, sha: str | None)
     }
 
 
-def _resources(disk_limit: str) -> dict[str, dict[str, str]]:
-    """CPU and memory from RESOURCES; ephemeral storage for /tmp, /workspace and the logs."""
+def _resources(disk_limit: str, in_memory: bool = False) -> dict[str, dict[str, str]]:
+    """CPU and memory from RESOURCES; ephemeral storage for /tmp, /workspace and the logs.
+
+    With `in_memory` (/tmp on tmpfs, for decrypted files) /tmp's size counts as memory instead.
+    """
     resources = {kind: dict(values) for kind, values in RESOURCES.items()}
-    storage = _mebibytes(disk_limit) + WORKSPACE_SIZE_LIMIT_MI + LOGS_MARGIN_MI
+    storage = WORKSPACE_SIZE_LIMIT_MI + LOGS_MARGIN_MI
+    if in_memory:
+        memory = _mebibytes(resources["limits"]["memory"]) + _mebibytes(disk_limit)
+        resources["limits"]["memory"] = f"{memory}Mi"
+    else:
+        storage += _mebibytes(disk_limit)
     resources["requests"]["ephemeral-storage"] = EPHEMERAL_STORAGE_REQUEST
     resources["limits"]["ephemeral-storage"] = f"{storage}Mi"
     return resources

@@ -115,6 +115,11 @@ def test_job_image_has_git_ssh_and_kustomize(images: Images) -> None:
     )
 
 
+def test_job_image_has_the_pinned_sops(images: Images) -> None:
+    sops = run_in(images.job.name, "--disable-version-check", "--version", entrypoint="sops")
+    assert sops.returncode == 0 and "3.13.3" in sops.stdout, sops.stdout + sops.stderr
+
+
 def test_receiver_image_has_no_git_and_no_pip(images: Images) -> None:
     """The receiver's image carries no tools it does not run (smaller, less to patch)."""
     result = run_in(

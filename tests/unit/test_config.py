@@ -131,12 +131,23 @@ def test_the_burst_window_can_be_set() -> None:
         (target(timeoutSeconds=5), "targets[0] (shop).timeoutSeconds: 5 must be a whole"),
         (target(prune="yes"), "targets[0] (shop).prune"),
         (target(sync=True), "targets[0] (shop).sync: unknown field"),
+        (target(decryption="age-key"), "targets[0] (shop).decryption: must be a mapping"),
+        (target(decryption={"secretRef": "Bad_Name"}),
+         "targets[0] (shop).decryption.secretRef: 'Bad_Name' is not a Secret name"),
+        (target(decryption={"secretRef": "k", "provider": "kms"}),
+         "targets[0] (shop).decryption.provider: unknown field"),
     ],
 )  # fmt: skip
 def test_each_mistake_is_named_by_its_field(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse(doc)
     assert message in str(caught.value)
+
+
+def test_decryption_names_the_secret_holding_the_age_key() -> None:
+    assert parse(document()).targets[0].decryption_secret is None
+    config = parse(target(decryption={"secretRef": "shop-age"}))
+    assert config.targets[0].decryption_secret == "shop-age"
 
 
 def test_two_targets_with_one_name_are_refused() -> None:

@@ -12,7 +12,7 @@ from kubernetes.client import ApiClient
 
 from hooksync import names
 from hooksync.config import Config, Target
-from hooksync.jobspec import GIT_CREDENTIALS_DIR, JobSpec, parse_job_args
+from hooksync.jobspec import DECRYPTION_KEYS_DIR, GIT_CREDENTIALS_DIR, JobSpec, parse_job_args
 from hooksync.names import (
     dns_label,
     job_name,
@@ -275,6 +275,35 @@ def test_without_git_secret_no_credentials_are_mounted_or_passed() -> None:
     assert "--git-credentials" not in box["args"]
     assert all(m["mountPath"] != GIT_CREDENTIALS_DIR for m in box["volumeMounts"])
     assert all("secret" not in v for v in job["spec"]["template"]["spec"]["volumes"])
+
+
+def test_decryption_secret_is_mounted_read_only_and_tmp_is_memory_backed() -> None:
+    sops = replace(SHOP, decryption_secret="hooksync-shop-age")
+    job = build_job(CONFIG, sops, "apply", SHA, "refs/heads/main", None)
+    box = container(job)
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    mount = next(m for m in box["volumeMounts"] if m["mountPath"] == DECRYPTION_KEYS_DIR)
+    assert mount["readOnly"] is True
+    # Optional: a missing Secret is the Job's exit 2 "no age key", not a pod stuck creating.
+    assert volumes[mount["name"]]["secret"] == {
+        "secretName": "hooksync-shop-age",
+        "defaultMode": 0o440,
+        "optional": True,
+    }
+    assert parse_job_args(box["args"]).decryption_keys == DECRYPTION_KEYS_DIR
+    # Decrypted files live in the checkout on /tmp: tmpfs, counted as memory, not disk.
+    tmp = next(m["name"] for m in box["volumeMounts"] if m["mountPath"] == "/tmp")
+    assert volumes[tmp]["emptyDir"] == {"sizeLimit": "1Gi", "medium": "Memory"}
+    assert box["resources"]["limits"]["memory"] == "1536Mi"
+    assert box["resources"]["limits"]["ephemeral-storage"] == "128Mi"
+
+
+def test_without_decryption_nothing_is_mounted_and_tmp_is_on_disk() -> None:
+    job = build_job(CONFIG, SHOP, "apply", SHA, "refs/heads/main", None)
+    box = container(job)
+    assert "--decryption-keys" not in box["args"]
+    assert all(m["mountPath"] != DECRYPTION_KEYS_DIR for m in box["volumeMounts"])
+    assert box["resources"]["limits"]["memory"] == "512Mi"
 
 
 def test_optional_annotations_appear_only_when_given() -> None:
