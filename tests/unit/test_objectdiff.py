@@ -25,7 +25,7 @@ def managed(manager: str, fields: dict[str, Any], operation: str = "Apply") -> d
     }
 
 
-DEPLOYMENT_FIELDS = {
+DEPLOYMENT_FIELDS: dict[str, Any] = {
     "f:spec": {
         "f:replicas": {},
         "f:template": {
@@ -235,5 +235,5 @@ def test_owned_fields_merge_every_apply_entry_of_the_manager() -> None:
 
 def test_project_by_value_and_index() -> None:
     value = {"finalizers": ["a", "b", "c"], "args": ["x", "y"]}
-    fields = {"f:finalizers": {'v:"c"': {}, 'v:"a"': {}}, "f:args": {"i:1": {}}}
+    fields: dict[str, Any] = {"f:finalizers": {'v:"c"': {}, 'v:"a"': {}}, "f:args": {"i:1": {}}}
     assert project(value, fields) == {"finalizers": ["a", "c"], "args": ["y"]}
