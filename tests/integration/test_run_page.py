@@ -83,7 +83,7 @@ def test_the_preview_page_shows_each_diff_coloured_in_chromium(
 
     # Each object's verdict, and its diff line by line, each line classed for its colour.
     assert "would create 1, would change 3, unchanged 0, would prune 1" in text
-    assert spans.classed("would change") == ["would change"] * 3
+    assert spans.classed("would change") == ["would change"] * 3, text[-4000:]
     assert spans.classed("would create") == ["would create"]  # ConfigMap/flags
     assert spans.classed("would prune") == ["would prune"]  # Service/web
     assert "-  replicas: 1" in spans.classed("del")
