@@ -528,7 +528,8 @@ def _applied_message(total: int, pruned: int, drift_count: int, drift: list[str]
 def _log_object(spec: JobSpec, fields: dict[str, Any]) -> None:
     """One object's line: a preview's diff or an apply's outcome (`hooksync.diffs`)."""
     step = "preview" if spec.mode == "preview" else "apply"
-    verb = f"would {fields['would']}" if "would" in fields else str(fields.get("outcome"))
+    said = str(fields.get("would") or fields.get("outcome"))
+    verb = f"would {said}" if said in ("create", "change", "prune") else said
     log.info(
         f"{verb} {fields['object']}",
         extra=logs.extra(

@@ -29,6 +29,7 @@ HIDDEN_CHANGED: Final = "(hidden, changed)"
 # kubectl's client-side apply copies the whole object, a Secret's values too, into this
 # annotation; on a Secret it is hidden like a value.
 LAST_APPLIED: Final = "kubectl.kubernetes.io/last-applied-configuration"
+NO_DIFF: Final = "… (no diff: the object is nested too deeply to show as YAML)"
 
 FieldSet = dict[str, Any]  # a fieldsV1 tree: "f:name", "k:{...}", "v:...", "i:N", "." keys
 
@@ -66,8 +67,16 @@ def object_diff(
 def unified(name: str, before: Any, after: Any) -> str:
     """Pure: the unified diff between the YAML of `before` and `after` (None: no object);
     empty when they read the same."""
-    old = to_yaml(before).splitlines(keepends=True) if before is not None else []
-    new = to_yaml(after).splitlines(keepends=True) if after is not None else []
+    try:
+        old = to_yaml(before).splitlines(keepends=True) if before is not None else []
+        new = to_yaml(after).splitlines(keepends=True) if after is not None else []
+    except (RecursionError, yaml.YAMLError):
+        # Never fail a run over how it is shown: the API server accepted the object.
+        try:
+            same = before == after
+        except RecursionError:
+            same = False
+        return "" if same else f"{NO_DIFF}\n"
     if old == new:
         return ""
     lines = difflib.unified_diff(

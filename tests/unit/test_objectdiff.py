@@ -10,9 +10,11 @@ from jobimage.objectdiff import (
     HIDDEN,
     HIDDEN_CHANGED,
     LAST_APPLIED,
+    NO_DIFF,
     object_diff,
     owned_fields,
     project,
+    unified,
 )
 
 
@@ -237,3 +239,11 @@ def test_project_by_value_and_index() -> None:
     value = {"finalizers": ["a", "b", "c"], "args": ["x", "y"]}
     fields: dict[str, Any] = {"f:finalizers": {'v:"c"': {}, 'v:"a"': {}}, "f:args": {"i:1": {}}}
     assert project(value, fields) == {"finalizers": ["a", "c"], "args": ["y"]}
+
+
+def test_an_object_too_deep_to_show_gets_a_note_not_an_error() -> None:
+    deep: dict[str, Any] = {}
+    for _ in range(5000):
+        deep = {"a": deep}
+    assert unified("ConfigMap/deep", {"data": deep}, {"data": {}}) == f"{NO_DIFF}\n"
+    assert unified("ConfigMap/deep", {"data": deep}, {"data": deep}) == ""
