@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hack.run_page_screenshot", description=__doc__)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to save the PNG")
     parser.add_argument("--width", type=int, default=1100)
-    parser.add_argument("--height", type=int, default=1500)
+    parser.add_argument("--height", type=int, default=2100)
     args = parser.parse_args(argv)
     with (
         tempfile.TemporaryDirectory(prefix="hooksync-run-page-") as folder,

@@ -214,3 +214,22 @@ def test_a_field_another_manager_owns_is_left_out(
     assert "injected" not in text and "other.example" not in text
     assert found["Deployment/web"] == ObjectDiff("Deployment/web", "unchanged")
     assert run.counts["configured"] == 1
+
+
+def test_a_resync_logs_each_objects_outcome_and_the_drift_it_reverted(
+    kube: client.ApiClient, target: Target, rollouts: RolloutStandIn
+) -> None:
+    target.repo.commit(shop_files("v1"), "main")
+    target.converge()
+    client.AppsV1Api(kube).patch_namespaced_deployment(
+        "web", target.namespace, {"spec": {"replicas": 3}}
+    )
+
+    run = target.converge("resync")
+    outcomes = {o.object: o for o in diffs.outcomes_from_log(run.stderr.splitlines())}
+    assert list(outcomes) == ["ConfigMap/settings", "Service/web", "Deployment/web"]
+    reverted = outcomes["Deployment/web"]
+    assert (reverted.outcome, reverted.drifted) == ("configured", True)
+    assert changed_lines(reverted.text) == ["-  replicas: 3", "+  replicas: 1"]
+    for name in ("ConfigMap/settings", "Service/web"):
+        assert outcomes[name] == diffs.ObjectOutcome(name, "unchanged")
