@@ -871,6 +871,10 @@ def ensure_node_tools() -> str | None:
             "ip",
             "nsenter",
             "go",
+            # The scenario posts webhooks from inside the node's network with curl
+            # (world/e2e.py), and `leftovers()` looks for stray processes with pgrep.
+            "curl",
+            "pgrep",
         )
         if shutil.which(tool) is None
     ]
