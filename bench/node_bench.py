@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
 import shutil
@@ -111,27 +110,6 @@ def cold_images() -> dict[str, float]:
     return figures
 
 
-def _time(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def start_to_ready(pods: list[dict[str, object]]) -> list[float]:
-    """Pure: seconds from each pod's creation to its Ready condition, from its own status."""
-    seconds: list[float] = []
-    for pod in pods:
-        metadata = pod.get("metadata")
-        status = pod.get("status")
-        if not isinstance(metadata, dict) or not isinstance(status, dict):
-            continue
-        for condition in status.get("conditions") or []:
-            if condition.get("type") == "Ready" and condition.get("status") == "True":
-                created = _time(str(metadata["creationTimestamp"]))
-                seconds.append(
-                    (_time(str(condition["lastTransitionTime"])) - created).total_seconds()
-                )
-    return seconds
-
-
 def timed_pushes(
     stack: DeliveryStack, app: Callable[[str], dict[str, str | None]], runs: int, label: str
 ) -> list[float]:
@@ -178,7 +156,7 @@ def real_node(runs: int) -> tuple[list[float], list[float]]:
                     "-n", e2e.NAMESPACE, "get", "pods", "-l", e2e.RECEIVER_LABEL, "-o", "json"
                 )
             )["items"]
-            ready = start_to_ready(pods)
+            ready = e2e.start_to_ready(pods)
             # Warm-up, not measured: the first converge creates the app.
             timed_pushes(stack, _app(PAUSE_IMAGE), 1, "node-warm")
             pushes = timed_pushes(stack, _app(PAUSE_IMAGE), runs, "node")

@@ -24,6 +24,7 @@ Both exit 0 only if every step did what it says.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shlex
@@ -311,6 +312,22 @@ class NodeDeliveryStack(DeliveryStack):
         return httpx.Response(status, content=text.encode())
 
 
+def start_to_ready(pods: list[dict[str, Any]]) -> list[float]:
+    """Pure: seconds from each Ready pod's creation to its Ready condition, by its own status."""
+    seconds: list[float] = []
+    for pod in pods:
+        created = pod.get("metadata", {}).get("creationTimestamp")
+        for condition in pod.get("status", {}).get("conditions") or []:
+            if created and condition.get("type") == "Ready" and condition.get("status") == "True":
+                ready = _timestamp(condition["lastTransitionTime"])
+                seconds.append((ready - _timestamp(created)).total_seconds())
+    return seconds
+
+
+def _timestamp(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 # -- the scenario -------------------------------------------------------------------------------
 
 
@@ -466,6 +483,10 @@ class Scenario:
         )
         items = pods["items"]
         self.check("2 receiver pods", len(items) == 2, str(len(items)))
+        ready = start_to_ready(items)
+        if ready:
+            self.numbers["receiver_pod_start_to_ready_seconds"] = max(ready)
+            print("   receiver pods, creation to Ready: " + ", ".join(f"{s:.1f}s" for s in ready))
         # What in-cluster config finds in KUBERNETES_SERVICE_HOST: the `kubernetes` Service.
         service_ip = stack.kubectl(
             "-n", "default", "get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 from world import e2e
 from world.images import JOB_IMAGE, RECEIVER_IMAGE
@@ -79,3 +80,24 @@ def test_the_kind_script_loads_the_images_the_manifests_name() -> None:
     deployment = (ROOT / "k8s" / "deployment.yaml").read_text()
     assert f"image: {RECEIVER_IMAGE}" in deployment
     assert f"jobImage: {JOB_IMAGE}" in (ROOT / "k8s" / "config.yaml").read_text()
+
+
+def test_start_to_ready_reads_each_pods_own_status_times() -> None:
+    def pod(created: str, *conditions: tuple[str, str, str]) -> dict[str, Any]:
+        return {
+            "metadata": {"creationTimestamp": created},
+            "status": {
+                "conditions": [
+                    {"type": kind, "status": status, "lastTransitionTime": at}
+                    for kind, status, at in conditions
+                ]
+            },
+        }
+
+    scheduled = ("PodScheduled", "True", "2026-01-01T10:00:01Z")
+    pods = [
+        pod("2026-01-01T10:00:00Z", scheduled, ("Ready", "True", "2026-01-01T10:00:12Z")),
+        pod("2026-01-01T10:00:00Z", ("Ready", "False", "2026-01-01T10:00:30Z")),
+        pod("2026-01-01T10:00:05Z", ("Ready", "True", "2026-01-01T10:01:05Z")),
+    ]
+    assert e2e.start_to_ready(pods) == [12.0, 60.0]
