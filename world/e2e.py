@@ -54,6 +54,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "hooksync"
 RECEIVER_SA = f"system:serviceaccount:{NAMESPACE}:hooksync-receiver"
 RECEIVER_LABEL = "app.kubernetes.io/name=hooksync-receiver"
+CURL_COULD_NOT_CONNECT = 7
 # The images the manifests name, built here and imported (or, on kind, loaded) into the node.
 IMAGES = (RECEIVER_IMAGE, JOB_IMAGE)
 
@@ -171,6 +172,7 @@ class NodeDeliveryStack(DeliveryStack):
         self.git_address = ""
         self.host_address = ""
         self.service_url = ""
+        self.redeliveries = 0
 
     def config(self) -> dict[str, Any]:
         clone = self.git.url(self.repo_name).replace(f"127.0.0.1:{self.git.port}", self.git_address)
@@ -300,11 +302,22 @@ class NodeDeliveryStack(DeliveryStack):
         )
 
     def post_in_node(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST with curl inside the node's network. While the Service has no Ready endpoint
+        (curl: could not connect), the delivery is tried again for up to a minute, as a Git
+        host's redelivery would; each retry is printed, so a receiver that drops out of its
+        Service shows in the output."""
         argv = [*self.side.enter, "curl", "-sS", "--max-time", "30", "-X", "POST"]
         for name, value in headers.items():
             argv += ["-H", f"{name}: {value}"]
         argv += ["--data-binary", "@-", "-o", "-", "-w", "\n%{http_code}", url]
-        result = subprocess.run(argv, input=body, capture_output=True, check=False, timeout=60)
+        deadline = time.monotonic() + 60
+        while True:
+            result = subprocess.run(argv, input=body, capture_output=True, check=False, timeout=60)
+            if result.returncode != CURL_COULD_NOT_CONNECT or time.monotonic() > deadline:
+                break
+            self.redeliveries += 1
+            print(f"   (no receiver answered at {url}; delivering again in 2s)", flush=True)
+            time.sleep(2)
         text, _, code = result.stdout.decode(errors="replace").rpartition("\n")
         status = int(code) if code.isdigit() else 0
         if status == 0:
@@ -690,6 +703,7 @@ def run_scenario(side: ClusterSide, directory: Path) -> tuple[list[str], dict[st
         stack.start()
         scenario = Scenario(stack)
         scenario.run()
+        scenario.numbers["deliveries_tried_again"] = stack.redeliveries
     finally:
         if scenario is not None and scenario.failures:
             _diagnose(stack)
