@@ -67,7 +67,7 @@ check_tools() {
   ((${#missing[@]} == 0)) || die "not found on PATH: ${missing[*]}"
   docker info >/dev/null 2>&1 || die "the Docker engine does not answer (docker info)"
   [[ -x "$PYTHON" ]] || die "no $PYTHON: run 'make venv' first, or set PYTHON"
-  "$PYTHON" -c 'import world.e2e' 2>/dev/null \
+  (cd "$ROOT" && "$PYTHON" -c 'import world.e2e') 2>/dev/null \
     || die "$PYTHON cannot import world.e2e: run 'make venv' in $ROOT"
 }
 

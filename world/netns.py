@@ -1,9 +1,10 @@
 """The real node's network: a network namespace of its own, joined to this machine by a veth pair.
 
 Pod traffic stays inside the namespace (its bridge, its iptables); what leaves it goes through
-the veth to the host-side address, and only to the loopback services `expose()` names (the API
-server, the Git server, the Git-host stand-ins): a DNAT rule on the host-side interface maps
-HOST_ADDRESS:PORT to 127.0.0.1:PORT, with route_localnet set on that interface only.
+the veth to the host-side address. There the loopback services `expose()` names (the API
+server) are reached through a DNAT rule on the host-side interface that maps HOST_ADDRESS:PORT
+to 127.0.0.1:PORT, with route_localnet set on that interface only; the end-to-end scenario's
+relays (world/relay.py) listen on HOST_ADDRESS itself.
 `destroy()` removes the namespace, the veth and every rule it added.
 """
 
