@@ -110,12 +110,20 @@ def cold_images() -> dict[str, float]:
     return figures
 
 
+def main_head(stack: DeliveryStack) -> str | None:
+    """The head of main in the stack's repository, or None before its first commit."""
+    try:
+        return stack.repo.head() if stack.repo is not None else None
+    except KeyError:
+        return None
+
+
 def timed_pushes(
     stack: DeliveryStack, app: Callable[[str], dict[str, str | None]], runs: int, label: str
 ) -> list[float]:
     """`runs` commits pushed one after another; seconds from the webhook to the final status."""
     seconds: list[float] = []
-    before = stack.repo.head() if stack.repo else None
+    before = main_head(stack)
     for run in range(runs):
         sha = stack.commit(app(f"{label}-{run}"), f"{label} {run}")
         started = time.monotonic()
