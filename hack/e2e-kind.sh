@@ -24,8 +24,9 @@
 #   - the demo app's image (registry.k8s.io/pause, world/demo-app), which kind nodes carry.
 #
 # Settings: HOOKSYNC_E2E_CLUSTER (kind cluster name, hooksync-e2e), HOOKSYNC_E2E_KEEP=1 (keep
-# the cluster), HOOKSYNC_E2E_SKIP_BUILD=1 (reuse images already loaded), PYTHON (the
-# interpreter with the project installed; .venv/bin/python).
+# the cluster), HOOKSYNC_E2E_SKIP_BUILD=1 (load the images Docker already has under those names
+# instead of building them), PYTHON (the interpreter with the project installed;
+# .venv/bin/python).
 #
 # Usage: hack/e2e-kind.sh        exits 0 only if every step did what it says.
 set -euo pipefail
@@ -84,7 +85,7 @@ create_cluster() {
 
 build_images() {
   if [[ "${HOOKSYNC_E2E_SKIP_BUILD:-}" == "1" ]]; then
-    log "skipping the image builds (HOOKSYNC_E2E_SKIP_BUILD=1)"
+    log "not building the images (HOOKSYNC_E2E_SKIP_BUILD=1): loading Docker's own"
   else
     local revision
     revision="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
