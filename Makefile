@@ -46,6 +46,7 @@ test: venv binaries lint
 
 # What users install, on a real node: both images, k8s/ applied with kubectl apply -k, the
 # demo's scenario against the receiver Service, Jobs as real pods (world/e2e.py; needs root).
+# The scenario is `python -m world.e2e scenario`, which hack/e2e-kind.sh runs on kind.
 e2e: venv binaries
 	hack/build-binaries --node >/dev/null
 	$(BIN)/python -m world.e2e

@@ -1,27 +1,41 @@
-"""`make e2e`: what users install, run for real on a real node.
+"""`make e2e`: what users install, run for real on a real node; and the scenario itself, which
+`hack/e2e-kind.sh` runs on a kind cluster too.
 
 Both images are built from the Dockerfiles (world/images.py) and imported into the real node's
 containerd (world/node.py). `k8s/` and `k8s/examples/target-shop/` are installed the way the
 README tells users (namespace and Secrets first, then `kubectl apply -k`), from temporary
 copies whose configuration points the `shop` target at this machine's Git server and GitHub
-stand-in, both reachable from pods through the node's link. Webhooks go to the receiver's
-Service (its ClusterIP, from inside the node's network namespace, through kube-proxy), Jobs run
-as real pods from the job image as the target's ServiceAccount, and statuses reach the
-stand-in.
+stand-in, both made reachable from pods. Webhooks go to the receiver's Service (its ClusterIP,
+from inside the node's network, through kube-proxy), Jobs run as real pods from the job image as
+the target's ServiceAccount, and statuses reach the stand-in.
 
-    python -m world.e2e        exits 0 only if every step did what it says
+The scenario needs only a `ClusterSide`: a kubeconfig, kubectl, how to run a command inside the
+node's network, and how to make a loopback port of this machine reachable from pods. `make e2e`
+makes one for the real node (a network namespace and DNAT rules); `hack/e2e-kind.sh` passes one
+for a kind cluster on the command line (`docker exec` into the kind node, and relays on the kind
+network's gateway address, world/relay.py).
+
+    python -m world.e2e             builds the images, starts the real node, runs the scenario
+    python -m world.e2e scenario --kubeconfig K --enter CMD --listen ADDR [--kubectl PATH]
+                                    runs the scenario on a cluster that already has the images
+Both exit 0 only if every step did what it says.
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +46,89 @@ from world import webhooks
 from world.controlplane import binaries_dir
 from world.demoapp import APP, DEMO_APP
 from world.images import JOB_IMAGE, RECEIVER_IMAGE, build_all, podman_available
-from world.node import PAUSE_IMAGE, RealCluster, ensure_node_tools
+from world.node import PAUSE_IMAGE, RealCluster, ensure_node_tools, leftovers
+from world.relay import Relay
 from world.stack import WEBHOOK_SECRET, DeliveryStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "hooksync"
 RECEIVER_SA = f"system:serviceaccount:{NAMESPACE}:hooksync-receiver"
+RECEIVER_LABEL = "app.kubernetes.io/name=hooksync-receiver"
+CURL_COULD_NOT_CONNECT = 7
+# The images the manifests name, built here and imported (or, on kind, loaded) into the node.
+IMAGES = (RECEIVER_IMAGE, JOB_IMAGE)
+
+
+@dataclass
+class ClusterSide:
+    """What the scenario needs of a cluster, wherever it runs.
+
+    `enter` is the argv prefix that runs a command inside the node's network, where Service
+    ClusterIPs answer; `expose(port)` makes 127.0.0.1:`port` of this machine reachable from
+    pods and returns the `host:port` they use; `app_image` is the image the demo app's
+    Deployment runs ("" keeps world/demo-app's own).
+    """
+
+    kubeconfig: Path
+    kubectl: Path
+    enter: list[str]
+    expose: Callable[[int], str]
+    app_image: str = ""
+
+
+@dataclass
+class Relays:
+    """`expose` for a cluster whose pods reach this machine at `address`: one relay per port."""
+
+    address: str
+    running: list[Relay] = field(default_factory=list)
+
+    def expose(self, port: int) -> str:
+        relay = Relay(self.address, port)
+        self.running.append(relay)
+        return relay.start()
+
+    def stop(self) -> None:
+        for relay in self.running:
+            relay.stop()
+        self.running.clear()
+
+
+def scenario_args(
+    kubeconfig: Path, kubectl: Path, enter: list[str], listen: str, app_image: str = ""
+) -> list[str]:
+    """Pure: the arguments of `python -m world.e2e scenario` for these values."""
+    args = ["scenario", "--kubeconfig", str(kubeconfig), "--kubectl", str(kubectl)]
+    args += ["--enter", shlex.join(enter), "--listen", listen]
+    return args + (["--app-image", app_image] if app_image else [])
+
+
+def node_scenario_args(cluster: RealCluster) -> list[str]:
+    """The `scenario` arguments for the real node, as hack/e2e-kind.sh passes them for kind:
+    curl runs in the node's network namespace, and pods reach this machine at the host side of
+    the node's link, where the relays listen."""
+    assert cluster.control_plane is not None
+    kubectl = (cluster.control_plane.bin_dir or binaries_dir()) / "kubectl"
+    return scenario_args(
+        cluster.kubeconfig,
+        kubectl,
+        cluster.network.enter_argv(),
+        cluster.network.host_address,
+        PAUSE_IMAGE,
+    )
+
+
+def side_from_args(args: argparse.Namespace) -> tuple[ClusterSide, Relays]:
+    """The ClusterSide that `scenario`'s arguments describe, and the relays to stop after."""
+    relays = Relays(args.listen)
+    side = ClusterSide(
+        kubeconfig=args.kubeconfig,
+        kubectl=Path(args.kubectl),
+        enter=shlex.split(args.enter),
+        expose=relays.expose,
+        app_image=args.app_image,
+    )
+    return side, relays
 
 
 def app_file(
@@ -57,18 +148,31 @@ def app_file(
     return str(yaml.safe_dump(document, sort_keys=False))
 
 
-class NodeDeliveryStack(DeliveryStack):
-    """The delivery path of world/stack.py, with the receiver installed from k8s/ on the node."""
+def app_files(
+    greeting: str, *, image: str = "", replicas: int = 1, service: bool = True
+) -> dict[str, str | None]:
+    """Pure but for reading the files: the demo app's deploy/ with this greeting (a change to
+    the ConfigMap only), `replicas`, and the Service only if `service`."""
+    return {
+        "deploy/configmap.yaml": app_file("configmap", greeting=greeting),
+        "deploy/service.yaml": app_file("service") if service else None,
+        "deploy/deployment.yaml": app_file("deployment", replicas=str(replicas), image=image),
+    }
 
-    def __init__(self, cluster: RealCluster, directory: Path) -> None:
-        super().__init__(cluster, directory, target="shop", receivers=0, timeout_seconds=120)
-        self.real = cluster
+
+class NodeDeliveryStack(DeliveryStack):
+    """The delivery path of world/stack.py, with the receiver installed from k8s/ in a cluster."""
+
+    def __init__(self, side: ClusterSide, directory: Path) -> None:
+        super().__init__(side, directory, target="shop", receivers=0, timeout_seconds=120)
+        self.side = side
         self.jobs_namespace = NAMESPACE
         self.target_namespace = "shop"
         self.service_account = "hooksync-shop"
         self.git_address = ""
         self.host_address = ""
         self.service_url = ""
+        self.redeliveries = 0
 
     def config(self) -> dict[str, Any]:
         clone = self.git.url(self.repo_name).replace(f"127.0.0.1:{self.git.port}", self.git_address)
@@ -102,8 +206,8 @@ class NodeDeliveryStack(DeliveryStack):
         self.host.start()
         self.host.add_repo(self.repo_name)
         self.repo = self.git.create_repo(self.repo_name)
-        self.git_address = self.real.expose(self.git.port)
-        self.host_address = self.real.expose(self.host.port)
+        self.git_address = self.side.expose(self.git.port)
+        self.host_address = self.side.expose(self.host.port)
         self._install()
         return self
 
@@ -115,10 +219,8 @@ class NodeDeliveryStack(DeliveryStack):
     # -- install, as the README says ---------------------------------------------------------
 
     def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> str:
-        assert self.real.control_plane is not None
-        kubectl = (self.real.control_plane.bin_dir or binaries_dir()) / "kubectl"
         result = subprocess.run(
-            [str(kubectl), "--kubeconfig", str(self.real.kubeconfig), *args],
+            [str(self.side.kubectl), "--kubeconfig", str(self.side.kubeconfig), *args],
             input=input_text,
             capture_output=True,
             text=True,
@@ -200,16 +302,43 @@ class NodeDeliveryStack(DeliveryStack):
         )
 
     def post_in_node(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        argv = [*self.real.network.enter_argv(), "curl", "-sS", "--max-time", "30", "-X", "POST"]
+        """POST with curl inside the node's network. While the Service has no Ready endpoint
+        (curl: could not connect), the delivery is tried again for up to a minute, as a Git
+        host's redelivery would; each retry is printed, so a receiver that drops out of its
+        Service shows in the output."""
+        argv = [*self.side.enter, "curl", "-sS", "--max-time", "30", "-X", "POST"]
         for name, value in headers.items():
             argv += ["-H", f"{name}: {value}"]
         argv += ["--data-binary", "@-", "-o", "-", "-w", "\n%{http_code}", url]
-        result = subprocess.run(argv, input=body, capture_output=True, check=False, timeout=60)
+        deadline = time.monotonic() + 60
+        while True:
+            result = subprocess.run(argv, input=body, capture_output=True, check=False, timeout=60)
+            if result.returncode != CURL_COULD_NOT_CONNECT or time.monotonic() > deadline:
+                break
+            self.redeliveries += 1
+            print(f"   (no receiver answered at {url}; delivering again in 2s)", flush=True)
+            time.sleep(2)
         text, _, code = result.stdout.decode(errors="replace").rpartition("\n")
         status = int(code) if code.isdigit() else 0
         if status == 0:
             text = result.stderr.decode(errors="replace")
         return httpx.Response(status, content=text.encode())
+
+
+def start_to_ready(pods: list[dict[str, Any]]) -> list[float]:
+    """Pure: seconds from each Ready pod's creation to its Ready condition, by its own status."""
+    seconds: list[float] = []
+    for pod in pods:
+        created = pod.get("metadata", {}).get("creationTimestamp")
+        for condition in pod.get("status", {}).get("conditions") or []:
+            if created and condition.get("type") == "Ready" and condition.get("status") == "True":
+                ready = _timestamp(condition["lastTransitionTime"])
+                seconds.append((ready - _timestamp(created)).total_seconds())
+    return seconds
+
+
+def _timestamp(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # -- the scenario -------------------------------------------------------------------------------
@@ -243,13 +372,8 @@ class Scenario:
             return {}
 
     def app(self, greeting: str, replicas: int = 1, service: bool = True) -> dict[str, str | None]:
-        return {
-            "deploy/configmap.yaml": app_file("configmap", greeting=greeting),
-            "deploy/service.yaml": app_file("service") if service else None,
-            "deploy/deployment.yaml": app_file(
-                "deployment", replicas=str(replicas), image=PAUSE_IMAGE
-            ),
-        }
+        image = self.stack.side.app_image
+        return app_files(greeting, image=image, replicas=replicas, service=service)
 
     def run(self) -> None:
         stack = self.stack
@@ -365,13 +489,21 @@ class Scenario:
                 "get",
                 "pods",
                 "-l",
-                "app.kubernetes.io/name=hooksync-receiver",
+                RECEIVER_LABEL,
                 "-o",
                 "json",
             )
         )
         items = pods["items"]
         self.check("2 receiver pods", len(items) == 2, str(len(items)))
+        ready = start_to_ready(items)
+        if ready:
+            self.numbers["receiver_pod_start_to_ready_seconds"] = max(ready)
+            print("   receiver pods, creation to Ready: " + ", ".join(f"{s:.1f}s" for s in ready))
+        # What in-cluster config finds in KUBERNETES_SERVICE_HOST: the `kubernetes` Service.
+        service_ip = stack.kubectl(
+            "-n", "default", "get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"
+        ).strip()
         for pod in items:
             name = pod["metadata"]["name"]
             statuses = pod["status"].get("containerStatuses", [])
@@ -405,7 +537,7 @@ class Scenario:
             )
             self.check(
                 f"{name}: in-cluster config through the kubernetes Service",
-                probe.strip() == "tmp 10.0.0.1",
+                probe.strip() == f"tmp {service_ip}",
                 probe,
             )
         # The receiver's own identity from k8s/: creates Jobs, reads no Secrets.
@@ -471,7 +603,7 @@ class Scenario:
             "get",
             "pods",
             "-l",
-            "app.kubernetes.io/name=hooksync-receiver",
+            RECEIVER_LABEL,
             "-o",
             "jsonpath={.items[*].metadata.name}",
         ).split()
@@ -559,7 +691,42 @@ class Scenario:
             )
 
 
-def main() -> int:
+def run_scenario(side: ClusterSide, directory: Path) -> tuple[list[str], dict[str, float]]:
+    """Install k8s/ on the cluster `side` describes and run the whole scenario there.
+
+    Returns the steps that did not do what they say, and the figures measured on the way.
+    `make e2e` and `hack/e2e-kind.sh` both end up here.
+    """
+    stack = NodeDeliveryStack(side, directory)
+    scenario: Scenario | None = None
+    try:
+        stack.start()
+        scenario = Scenario(stack)
+        scenario.run()
+        scenario.numbers["deliveries_tried_again"] = stack.redeliveries
+    finally:
+        if scenario is not None and scenario.failures:
+            _diagnose(stack)
+        stack.stop()
+    return scenario.failures, scenario.numbers
+
+
+def report(failures: list[str], numbers: dict[str, float]) -> int:
+    print()
+    for name, value in numbers.items():
+        print(f"  {name}: {value:.1f}")
+    if failures:
+        print(f"e2e FAILED: {len(failures)} step(s) did not do what they say:")
+        for failure in failures:
+            print(f"  - {failure}")
+        return 1
+    print("the scenario passed")
+    return 0
+
+
+def on_real_node() -> int:
+    """`make e2e`: build the images, start the control plane and the real node, then run
+    `python -m world.e2e scenario` against it, the command hack/e2e-kind.sh runs for kind."""
     started = time.monotonic()
     missing = podman_available() or ensure_node_tools()
     if missing:
@@ -577,40 +744,72 @@ def main() -> int:
             + (f"(built in {image.seconds:.0f}s)" if image.built else "(up to date)")
         )
     print("starting the control plane and the real node ...", flush=True)
-    failures = ["the scenario did not finish"]
-    scenario: Scenario | None = None
-    with tempfile.TemporaryDirectory(prefix="hooksync-e2e-") as folder:
-        cluster = RealCluster(images=[RECEIVER_IMAGE, JOB_IMAGE])
-        try:
-            cluster.start()
-            print(f"node Ready after {time.monotonic() - started:.0f}s", flush=True)
-            stack = NodeDeliveryStack(cluster, Path(folder))
-            try:
-                stack.start()
-                scenario = Scenario(stack)
-                failures = _guarded(scenario)
-            finally:
-                if scenario is not None and scenario.failures:
-                    _diagnose(stack)
-                stack.stop()
-        finally:
-            cluster.stop()
-    print()
-    if scenario is not None:
-        for name, value in scenario.numbers.items():
-            print(f"  {name}: {value:.1f}")
-    if failures:
-        print(f"e2e FAILED: {len(failures)} step(s) did not do what they say:")
-        for failure in failures:
-            print(f"  - {failure}")
+    cluster = RealCluster(images=IMAGES)
+    try:
+        cluster.start()
+        print(f"node Ready after {time.monotonic() - started:.0f}s", flush=True)
+        argv = [sys.executable, "-m", "world.e2e", *node_scenario_args(cluster)]
+        print(f"$ {shlex.join(argv[1:])}", flush=True)
+        code = subprocess.run(argv, cwd=REPO_ROOT, check=False).returncode
+    finally:
+        cluster.stop()
+    left = leftovers(cluster)
+    if left:
+        print("e2e FAILED: the node left behind:\n  " + "\n  ".join(left))
         return 1
-    print(f"e2e passed in {time.monotonic() - started:.0f}s; everything it started is stopped")
-    return 0
+    if code == 0:
+        print(f"e2e passed in {time.monotonic() - started:.0f}s; everything it started is stopped")
+    return code
 
 
-def _guarded(scenario: Scenario) -> list[str]:
-    scenario.run()
-    return scenario.failures
+def on_cluster(args: argparse.Namespace) -> int:
+    """`python -m world.e2e scenario ...`: the scenario on a running cluster."""
+    side, relays = side_from_args(args)
+    try:
+        with tempfile.TemporaryDirectory(prefix="hooksync-e2e-") as folder:
+            failures, numbers = run_scenario(side, Path(folder))
+    finally:
+        relays.stop()
+    return report(failures, numbers)
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m world.e2e",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command")
+    scenario = commands.add_parser(
+        "scenario",
+        help="run the scenario on a running cluster that has both images (hack/e2e-kind.sh)",
+    )
+    scenario.add_argument("--kubeconfig", type=Path, required=True, help="an admin kubeconfig")
+    scenario.add_argument("--kubectl", default="kubectl", help="the kubectl to run (PATH's)")
+    scenario.add_argument(
+        "--enter",
+        required=True,
+        help="command prefix that runs a program inside the node's network, where the "
+        "receiver Service's ClusterIP answers (the program is curl), e.g. "
+        "'docker exec -i hooksync-e2e-control-plane'",
+    )
+    scenario.add_argument(
+        "--listen",
+        required=True,
+        help="an address of this machine that pods reach (kind: the kind network's gateway); "
+        "the Git server and the GitHub stand-in are relayed to pods there",
+    )
+    scenario.add_argument(
+        "--app-image", default="", help="the demo app's image (default: world/demo-app's own)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "scenario":
+        return on_cluster(args)
+    return on_real_node()
 
 
 def _diagnose(stack: NodeDeliveryStack) -> None:

@@ -1,23 +1,28 @@
 """The real node's network: a network namespace of its own, joined to this machine by a veth pair.
 
 Pod traffic stays inside the namespace (its bridge, its iptables); what leaves it goes through
-the veth to the host-side address, and only to the loopback services `expose()` names (the API
-server, the Git server, the Git-host stand-ins): a DNAT rule on the host-side interface maps
-HOST_ADDRESS:PORT to 127.0.0.1:PORT, with route_localnet set on that interface only.
+the veth to the host-side address. There the loopback services `expose()` names (the API
+server) are reached through a DNAT rule on the host-side interface that maps HOST_ADDRESS:PORT
+to 127.0.0.1:PORT, with route_localnet set on that interface only; the end-to-end scenario's
+relays (world/relay.py) listen on HOST_ADDRESS itself.
 `destroy()` removes the namespace, the veth and every rule it added.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import secrets
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 NETNS_ROOT = Path("/run/netns")
 # One /30 per node out of this range; the third octet is picked free at creation.
 LINK_RANGE = ipaddress.ip_network("10.251.0.0/16")
+LOCK_FILE = Path("/run/hooksync/link-addresses.lock")
 
 
 class NetworkError(RuntimeError):
@@ -29,6 +34,14 @@ def _run(*argv: str) -> str:
     if result.returncode != 0:
         raise NetworkError(f"{' '.join(argv)} failed: {result.stderr.strip() or result.stdout}")
     return result.stdout
+
+
+@contextlib.contextmanager
+def _address_lock() -> Iterator[None]:
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK_FILE.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def link_addresses(used: set[int]) -> tuple[int, str, str]:
@@ -78,36 +91,50 @@ class NodeNetwork:
         return NETNS_ROOT / self.name
 
     def create(self) -> None:
-        _, self.host_address, self.node_address = link_addresses(_used_octets())
-        _run("ip", "netns", "add", self.name)
-        self._created = True
+        # Two runs on one machine (a test and `make e2e`) must not pick the same free /30: the
+        # choice and the address that marks it taken happen under one lock.
+        with _address_lock():
+            _, self.host_address, self.node_address = link_addresses(_used_octets())
+            _run("ip", "netns", "add", self.name)
+            self._created = True
+            try:
+                self._link()
+            except BaseException:
+                self.destroy()
+                raise
         try:
-            _run(
-                "ip",
-                "link",
-                "add",
-                self.host_link,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                self.node_link,
-                "netns",
-                self.name,
-            )
-            _run("ip", "addr", "add", f"{self.host_address}/30", "dev", self.host_link)
-            _run("ip", "link", "set", self.host_link, "up")
-            # Lets the DNAT below send the node's packets to 127.0.0.1; this interface only.
-            Path(f"/proc/sys/net/ipv4/conf/{self.host_link}/route_localnet").write_text("1")
-            inside = ("ip", "-n", self.name)
-            _run(*inside, "link", "set", "lo", "up")
-            _run(*inside, "addr", "add", f"{self.node_address}/30", "dev", self.node_link)
-            _run(*inside, "link", "set", self.node_link, "up")
-            _run(*inside, "route", "add", "default", "via", self.host_address)
-            self.run_inside("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+            self._configure()
         except BaseException:
             self.destroy()
             raise
+
+    def _link(self) -> None:
+        """The veth pair and the host-side address (which marks this /30 as taken)."""
+        _run(
+            "ip",
+            "link",
+            "add",
+            self.host_link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            self.node_link,
+            "netns",
+            self.name,
+        )
+        _run("ip", "addr", "add", f"{self.host_address}/30", "dev", self.host_link)
+
+    def _configure(self) -> None:
+        _run("ip", "link", "set", self.host_link, "up")
+        # Lets the DNAT below send the node's packets to 127.0.0.1; this interface only.
+        Path(f"/proc/sys/net/ipv4/conf/{self.host_link}/route_localnet").write_text("1")
+        inside = ("ip", "-n", self.name)
+        _run(*inside, "link", "set", "lo", "up")
+        _run(*inside, "addr", "add", f"{self.node_address}/30", "dev", self.node_link)
+        _run(*inside, "link", "set", self.node_link, "up")
+        _run(*inside, "route", "add", "default", "via", self.host_address)
+        self.run_inside("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
 
     def run_inside(self, *argv: str) -> str:
         """Run a command in the namespace (network only; same mounts and processes)."""

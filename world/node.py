@@ -41,7 +41,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from world.controlplane import BUILD_SCRIPT, CONTROLLERS, ControlPlane, _Component, binaries_dir
 from world.images import PODMAN, cache_root
-from world.netns import NodeNetwork
+from world.netns import NETNS_ROOT, NodeNetwork
 
 NODE_NAME = "hooksync-node"
 POD_CIDR = "10.244.0.0/24"
@@ -871,6 +871,10 @@ def ensure_node_tools() -> str | None:
             "ip",
             "nsenter",
             "go",
+            # The scenario posts webhooks from inside the node's network with curl
+            # (world/e2e.py), and `leftovers()` looks for stray processes with pgrep.
+            "curl",
+            "pgrep",
         )
         if shutil.which(tool) is None
     ]
@@ -895,6 +899,9 @@ class RealCluster:
         self.network = NodeNetwork()
         self.control_plane: NodeControlPlane | None = None
         self.node: RealNode | None = None
+        # What the node made, remembered past stop() so `leftovers()` can look for its traces.
+        self.node_directory: Path | None = None
+        self.cgroup_name: str | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -915,6 +922,8 @@ class RealCluster:
             self.control_plane.start()
             self.network.expose(self.control_plane.api_port)
             self.node = RealNode(self.control_plane, self.network, bin_dir, self.images)
+            self.node_directory = self.node.directory
+            self.cgroup_name = self.node.cgroup_name
             self.node.start()
         except BaseException:
             self.stop()
@@ -937,3 +946,35 @@ class RealCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def leftovers(cluster: RealCluster) -> list[str]:
+    """What a stopped cluster left behind: its network namespace, a NAT rule on its link, a
+    mount, folder, cgroup or process of its node; empty when it is all gone."""
+    found: list[str] = []
+    if (NETNS_ROOT / cluster.network.name).exists():
+        found.append(f"network namespace {cluster.network.name}")
+    rules = subprocess.run(
+        ["iptables", "-w", "-t", "nat", "-S", "PREROUTING"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    found += [f"iptables rule {r}" for r in rules.splitlines() if cluster.network.host_link in r]
+    directory = cluster.node_directory
+    if directory is not None:
+        found += [f"mount {m}" for m in _mount_points() if m.startswith(str(directory))]
+        if directory.exists():
+            found.append(f"folder {directory}")
+        processes = subprocess.run(
+            ["pgrep", "-af", str(directory)], capture_output=True, text=True, check=False
+        ).stdout
+        found += [f"process {line}" for line in processes.splitlines()]
+    if cluster.cgroup_name is not None:
+        found += [
+            f"cgroup {path}"
+            for hierarchy in _cgroup_hierarchies(include_unified=True)
+            for path in [hierarchy / cluster.cgroup_name]
+            if path.exists()
+        ]
+    return found

@@ -299,6 +299,10 @@ def test_receiver_deployment_is_hardened(base: list[dict[str, Any]]) -> None:
     assert port["containerPort"] == args.port == 8080
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    # Liveness waits for the start: a slow start is not restarted over and over.
+    startup = container["startupProbe"]
+    assert startup["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
 
     env = {item["name"]: item["valueFrom"] for item in container["env"]}
     assert env.pop("POD_NAME") == {"fieldRef": {"fieldPath": "metadata.name"}}

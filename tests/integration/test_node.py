@@ -20,7 +20,7 @@ import pytest
 
 from world.images import JOB_IMAGE, build_all, podman_available
 from world.netns import NETNS_ROOT
-from world.node import NODE_NAME, RealCluster, ensure_node_tools
+from world.node import NODE_NAME, RealCluster, ensure_node_tools, leftovers
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -129,8 +129,11 @@ def test_stopping_leaves_nothing_behind() -> None:
     directory = cluster.node.directory
     netns = cluster.network.name
     cgroup = cluster.node.cgroup_name
+    assert leftovers(cluster), "a running node must show up as left behind"
     cluster.stop()
 
+    assert leftovers(cluster) == []
+    # The same, spelled out, so the check above cannot go blind.
     assert not (NETNS_ROOT / netns).exists()
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(directory) not in mounts
