@@ -46,6 +46,15 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Deployments:
+    """A target's deployments on the Git host (opt-in): the environment they are recorded in
+    (the target's name unless configured) and the URL where it can be seen, if any."""
+
+    environment: str
+    environment_url: str | None = None
+
+
+@dataclass(frozen=True)
 class Target:
     """One namespace that one Git branch and path converge."""
 
@@ -69,6 +78,10 @@ class Target:
     allowed_subject_namespaces: tuple[str, ...] = ()
     # Paused: deliveries start no Job and the resync CronJob is suspended.
     suspend: bool = False
+    # One comment per PR/MR with the preview's per-object diff, kept up to date.
+    preview_comments: bool = True
+    # Deployments on the Git host for each apply; None: none are recorded.
+    deployments: Deployments | None = None
 
     def repo_matches(self, repo: str) -> bool:
         """Whether a payload's repository names this target's (GitHub and Gitea ignore case)."""
@@ -300,6 +313,8 @@ def _build_target(
         "allowUnenforcedPodSecurity",
         "allowedSubjectNamespaces",
         "suspend",
+        "previewComments",
+        "deployments",
     }
     name = raw.get("name")
     label = f"{where}" if not isinstance(name, str) else f"{where} ({name})"
@@ -339,6 +354,8 @@ def _build_target(
     previews = _bool(raw, "previews", f"{label}.previews", errors, True)
     forks = _bool(raw, "previewsFromForks", f"{label}.previewsFromForks", errors, False)
     suspend = _bool(raw, "suspend", f"{label}.suspend", errors, False)
+    comments = _bool(raw, "previewComments", f"{label}.previewComments", errors, True)
+    deployments = _deployments(raw.get("deployments"), name, f"{label}.deployments", errors)
     resync = raw.get("resync", "")
     if not isinstance(resync, str):
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")
@@ -396,7 +413,42 @@ def _build_target(
         allow_unenforced_pod_security=unenforced,
         allowed_subject_namespaces=tuple(subject_namespaces),
         suspend=suspend,
+        preview_comments=comments,
+        deployments=deployments,
     )
+
+
+# Printable, no control characters; GitHub and GitLab both take environment names this long.
+_ENVIRONMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _./:-]{0,62}$")
+
+
+def _deployments(raw: Any, name: Any, where: str, errors: list[str]) -> Deployments | None:
+    """`deployments: {environment: NAME, environmentUrl: URL}` (both optional), `true` for
+    the defaults, `false` or absent for none."""
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    if not isinstance(raw, dict):
+        errors.append(f"{where}: must be true, false or a mapping (environment, environmentUrl)")
+        return None
+    for key in raw:
+        if key not in ("environment", "environmentUrl"):
+            errors.append(f"{where}.{key}: unknown field (known: environment, environmentUrl)")
+    environment = raw.get("environment", name if isinstance(name, str) else "")
+    if not isinstance(environment, str) or not _ENVIRONMENT.match(environment):
+        errors.append(
+            f"{where}.environment: {environment!r} must be 1 to 63 letters, digits, spaces "
+            "or _./:- starting with a letter or digit"
+        )
+        return None
+    url = raw.get("environmentUrl")
+    if url is not None:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            errors.append(f"{where}.environmentUrl: {url!r} is not an http(s) URL")
+            return None
+    return Deployments(environment, url)
 
 
 def target_namespace_problems(config: Config, jobs_namespace: str | None = None) -> list[str]:
