@@ -356,6 +356,8 @@ def _build_target(
     suspend = _bool(raw, "suspend", f"{label}.suspend", errors, False)
     comments = _bool(raw, "previewComments", f"{label}.previewComments", errors, True)
     deployments = _deployments(raw.get("deployments"), name, f"{label}.deployments", errors)
+    if deployments is not None and host == "gitea":
+        errors.append(f"{label}.deployments: Gitea has no deployments API; leave it out")
     resync = raw.get("resync", "")
     if not isinstance(resync, str):
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")

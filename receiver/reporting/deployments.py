@@ -16,7 +16,7 @@ import github
 import gitlab
 import requests
 
-from hooksync.config import Deployments
+from hooksync.config import Config, Deployments
 from receiver.reporting.githosts import (
     GitHubStatuses,
     GitLabStatuses,
@@ -50,11 +50,15 @@ class DeploymentUpdate:
 
 
 class GitHubDeployments(GitHubStatuses):
+    def __init__(self, config: Config, token: str | None) -> None:
+        super().__init__(config, token)
+        self.client = self.client.withLazy(True)  # naming the repository costs no request
+
     def create(self, repo: str, sha: str, ref: str, settings: Deployments) -> str:
         """A new deployment of `sha`; returns its id. Required contexts are left empty: the
         commit is already applied when it is recorded, whatever its other checks say."""
         try:
-            deployment = self.client.get_repo(repo, lazy=True).create_deployment(
+            deployment = self.client.get_repo(repo).create_deployment(
                 ref=sha,
                 environment=settings.environment,
                 auto_merge=False,
