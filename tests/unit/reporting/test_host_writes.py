@@ -23,7 +23,7 @@ RUN = "https://hooks.example/runs/hooksync-shop-apply-ddddddd?sig=x"
 
 def config_for(
     github_url: str = "https://api.github.com", gitlab_url: str = "https://gitlab.com"
-) -> Config:  # noqa: E501
+) -> Config:
     return parse_config(
         f"jobImage: img\npublicURL: http://127.0.0.1\ngithub: {{apiURL: '{github_url}'}}\n"
         f"gitlab: {{apiURL: '{gitlab_url}'}}\n"
