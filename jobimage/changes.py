@@ -23,11 +23,13 @@ APPLIED: Final[tuple[Action, ...]] = ("created", "configured", "unchanged")
 
 @dataclass(frozen=True)
 class Change:
-    """One object and what happened to it. `ref` is the live object (for the inventory)."""
+    """One object and what happened to it. `ref` is the live object (for the inventory);
+    `diff` what an apply changed in it, as a unified diff (`jobimage.objectdiff`)."""
 
     name: str  # Kind/name
     action: Action
     ref: ObjectRef | None = None
+    diff: str = ""
 
     @property
     def shown(self) -> str:
@@ -42,9 +44,9 @@ class ChangeSet:
     changes: list[Change] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, name: str, action: Action, ref: ObjectRef | None = None) -> None:
+    def add(self, name: str, action: Action, ref: ObjectRef | None = None, diff: str = "") -> None:
         with self._lock:
-            self.changes.append(Change(name, action, ref))
+            self.changes.append(Change(name, action, ref, diff))
 
     def __iter__(self) -> Iterator[Change]:
         return iter(list(self.changes))

@@ -6,7 +6,9 @@ check namespace -> fetch -> read inventory -> render -> validate -> observe
 
 Every step is marked with `pipeline_step`, so a failure names the step it happened in.
 
-A preview stops after a server-side dry run and a prune plan, changing nothing.
+A preview stops after a server-side dry run and a prune plan, changing nothing; it logs one
+`object-diff` line per object (`hooksync.diffs`). An apply logs one `object-outcome` line per
+object: what it did, and the diff of what it changed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from hooksync import logs
 from hooksync.config import RESERVED_NAMESPACES
+from hooksync.diffs import ObjectDiff, ObjectOutcome
 from hooksync.inventory import (
     InventoryError,
     InventoryRecord,
@@ -36,20 +39,21 @@ from hooksync.inventory import (
 from hooksync.jobspec import JobSpec
 from hooksync.names import APPLYSET_PART_OF, INVENTORY_TARGET
 from hooksync.summary import STEPS, RunSummary
-from jobimage.changes import APPLIED, CHANGING, Change, ChangeSet
+from jobimage.changes import APPLIED, CHANGING, Action, Change, ChangeSet
 from jobimage.errors import ConvergeError, PermanentError, TransientError
 from jobimage.fetch import DISK_LIMIT_FIELD, Checkout, GitCredentials, fetch
 from jobimage.kube import Cluster
 from jobimage.lease import TargetLease, ensure_held
+from jobimage.objectdiff import object_diff
 from jobimage.plan import (
     ObjectKey,
     apply_order,
     classify_apply,
-    classify_dry_run,
     drifted,
     health_of,
     object_key,
     prune_candidates,
+    wave_of,
 )
 from jobimage.podsecurity import OPT_OUT_FIELD, check_pod_security
 from jobimage.render import Rendered, render
@@ -112,6 +116,9 @@ def converge(
     applied = apply_objects(cluster, spec, objects, observed, changes)
     ensure_held(lease, before="prune")
     prune(cluster, spec, objects, observed, inventory, changes)
+    # Drift only means "changed by someone else" when Git did not move.
+    drift_count = len(drift) if inventory.sha == checkout.sha else 0
+    log_outcomes(spec, objects, changes, set(drift) if drift_count else set())
     # A render with zero objects prunes nothing (rule 5): what was applied before is still live
     # and still ours, so it stays recorded, or a later render could never prune it.
     refs = changes.refs(*APPLIED) if objects else list(inventory.objects)
@@ -123,8 +130,6 @@ def converge(
     wait_for_health(cluster, spec, applied, deadline=started + spec.timeout_seconds)
     ensure_held(lease, before="recording the inventory")
     record_inventory(cluster, spec, checkout.sha, refs)
-    # Drift only means "changed by someone else" when Git did not move.
-    drift_count = len(drift) if inventory.sha == checkout.sha else 0
     summary = RunSummary(
         result="success",
         sha=checkout.sha,
@@ -275,17 +280,27 @@ def preview(
     observed: Observed,
     inventory: InventoryRecord,
 ) -> RunSummary:
-    """Dry-run every apply on the server and plan the prune; nothing is written."""
+    """Dry-run every apply on the server and plan the prune; nothing is written. What each
+    object would become is compared with the live one (`objectdiff`): the diff decides
+    whether it would change, and is logged, one line per object, in a stable order."""
     changes = ChangeSet()
+    found: dict[str, ObjectDiff] = {}
 
     def plan_one(obj: dict[str, Any]) -> None:
         before = observed.live.get(object_key(obj))
         after = cluster.apply(obj, dry_run=True)
-        changes.add(name_of(obj), classify_dry_run(before, after))
+        diff = object_diff(name_of(obj), obj, before, after)
+        found[diff.object] = diff
+        changes.add(diff.object, WOULD_ACTION[diff.would])
 
     _run_waves(objects, plan_one)
-    for ref in _prune_plan(spec, objects, observed, inventory) if spec.prune else []:
+    prunes = _prune_plan(spec, objects, observed, inventory) if spec.prune else []
+    for ref in prunes:
         changes.add(str(ref), "pruned", ref)
+    for obj in sorted(objects, key=_shown_order):
+        _log_object(spec, found[name_of(obj)].log_fields())
+    for ref in prunes:
+        _log_object(spec, ObjectDiff(str(ref), "prune").log_fields())
     created, changed, pruned = (changes.count(a) for a in ("created", "configured", "pruned"))
     _step("preview", spec, sha=sha, created=created, changed=changed, pruned=pruned)
     named = changes.names(*CHANGING)
@@ -317,7 +332,10 @@ def apply_objects(
     def apply_one(obj: dict[str, Any]) -> None:
         before = observed.live.get(object_key(obj))
         after = cluster.apply(obj)
-        changes.add(name_of(obj), classify_apply(before, after), ObjectRef.from_object(after))
+        action = classify_apply(before, after)
+        # The diff of what changed; a created object's manifest is in Git already.
+        diff = object_diff(name_of(obj), obj, before, after).text if action == "configured" else ""
+        changes.add(name_of(obj), action, ObjectRef.from_object(after), diff)
         answers.append(after)
 
     _run_waves(objects, apply_one)
@@ -421,6 +439,22 @@ def record_inventory(
     _step("record", spec, sha=sha, objects=len(record.objects))
 
 
+def log_outcomes(
+    spec: JobSpec, objects: Sequence[dict[str, Any]], changes: ChangeSet, drift: set[str]
+) -> None:
+    """One `object-outcome` line per object an apply touched, in a stable order: the applied
+    ones as `preview` orders its diffs, then the pruned ones."""
+    by_name = {change.name: change for change in changes}
+    for obj in sorted(objects, key=_shown_order):
+        change = by_name.get(name_of(obj))
+        if change is not None:
+            outcome = ObjectOutcome(change.name, change.action, change.name in drift, change.diff)
+            _log_object(spec, outcome.log_fields())
+    for change in changes:
+        if change.action == "pruned":
+            _log_object(spec, ObjectOutcome(change.name, "pruned").log_fields())
+
+
 # --- small pure pieces ------------------------------------------------------------------------
 
 
@@ -468,11 +502,43 @@ def _run_waves(objects: Sequence[dict[str, Any]], action: Any) -> None:
             list(pool.map(action, wave))
 
 
+# What a preview's diff says, as the change set's action.
+WOULD_ACTION: dict[str, Action] = {
+    "create": "created",
+    "change": "configured",
+    "unchanged": "unchanged",
+    "prune": "pruned",
+}
+
+
+def _shown_order(obj: dict[str, Any]) -> tuple[int, str, str, str]:
+    """The order objects are reported in: apply wave (prerequisites, Services, workloads),
+    then kind and name, so a diff reads the same whatever order the render had."""
+    group, kind, _, name = object_key(obj)
+    return (wave_of(obj), kind, name, group)
+
+
 def _applied_message(total: int, pruned: int, drift_count: int, drift: list[str]) -> str:
     message = f"applied {total}, pruned {pruned}, {drift_count} drifted"
     if drift_count:
         message += f" ({', '.join(drift[:NAMES_IN_MESSAGE])})"
     return message
+
+
+def _log_object(spec: JobSpec, fields: dict[str, Any]) -> None:
+    """One object's line: a preview's diff or an apply's outcome (`hooksync.diffs`)."""
+    step = "preview" if spec.mode == "preview" else "apply"
+    verb = f"would {fields['would']}" if "would" in fields else str(fields.get("outcome"))
+    log.info(
+        f"{verb} {fields['object']}",
+        extra=logs.extra(
+            step=step,
+            target=spec.target,
+            mode=spec.mode,
+            job=os.environ.get("HOOKSYNC_JOB_NAME"),
+            **fields,
+        ),
+    )
 
 
 def _step(step: str, spec: JobSpec, **fields: Any) -> None:

@@ -39,7 +39,7 @@ SERVICES: Final = frozenset({("", "Service")})
 
 # The metadata the API server owns. Validation drops them from what Git says (an object exported
 # with `kubectl get -o yaml` still applies: a stale resourceVersion would make server-side apply
-# fail with a conflict); drift and dry-run comparisons ignore them.
+# fail with a conflict); drift comparisons ignore them.
 SERVER_METADATA: Final = (
     "uid",
     "resourceVersion",
@@ -140,23 +140,6 @@ def classify_apply(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -
     if before_version is not None and before_version == after_version:
         return "unchanged"
     return "configured"
-
-
-def classify_dry_run(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> ApplyOutcome:
-    """What an apply would do, from a server-side dry run: a dry run never bumps the
-    resourceVersion, so the content (without status and server-owned metadata) decides."""
-    if before is None:
-        return "created"
-    return "unchanged" if _content(before) == _content(after) else "configured"
-
-
-def _content(obj: Mapping[str, Any]) -> dict[str, Any]:
-    metadata = {
-        key: value
-        for key, value in (obj.get("metadata") or {}).items()
-        if key not in SERVER_METADATA
-    }
-    return {key: value for key, value in obj.items() if key != "status"} | {"metadata": metadata}
 
 
 def drifted(

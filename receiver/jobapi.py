@@ -133,16 +133,20 @@ class JobApi:
 
     def log_tail(self, job: str, lines: int) -> str:
         """The last `lines` lines of the newest pod's log; empty when the Job has no pod."""
+        return self._log(job, tail_lines=lines)
+
+    def read_log(self, job: str, limit_bytes: int) -> str:
+        """The newest pod's log from its start, at most `limit_bytes` of it (the API server
+        stops there, so a huge log costs no more); empty when the Job has no pod."""
+        return self._log(job, limit_bytes=limit_bytes)
+
+    def _log(self, job: str, **window: Any) -> str:
         pods = self._pods(job)
         name = (pods[-1].get("metadata") or {}).get("name") if pods else None
         if not name:
             return ""
         text = self._call(
-            self.core.read_namespaced_pod_log,
-            name,
-            self.namespace,
-            tail_lines=lines,
-            decode=False,
+            self.core.read_namespaced_pod_log, name, self.namespace, decode=False, **window
         )
         return str(text or "")
 

@@ -31,6 +31,19 @@ STYLE: Final = (
     "pre{background:#f4f4f4;padding:.8rem;overflow-x:auto}code{font-size:13px}"
     ".success,.no-op,.succeeded{color:#17692c}.failure,.failed,.lease-held{color:#b3261e}"
     ".running,.waiting{color:#8a5a00}.suspended{color:#555;font-weight:600}"
+    # The run page: diffs coloured by line, outcomes, and the log one readable line each.
+    "pre.diff,pre.log{padding:.5rem 0;line-height:1.35}"
+    "pre.diff span,pre.log>span{display:block;padding:0 .8rem;white-space:pre}"
+    "pre.diff .add{background:#e6ffec;color:#116329}pre.diff .del{background:#ffebe9;color:#a0111f}"
+    "pre.diff .hunk{color:#0550ae;background:#ddf4ff}pre.diff .file{color:#57606a;font-weight:600}"
+    "pre.diff .cut{color:#8a5a00}pre.diff .ctx{color:#444}"
+    "section.object{margin-bottom:1.2rem}section.object h4{margin:.6rem 0 .3rem}"
+    ".would.create,.outcome.created{color:#17692c}.would.change,.outcome.configured{color:#8a5a00}"
+    ".would.prune,.outcome.pruned,.outcome.drifted{color:#b3261e}.outcome.unchanged{color:#666}"
+    "table.outcomes pre{margin:0}"
+    "pre.log .time{color:#777}pre.log .step{color:#0550ae;font-weight:600}"
+    "pre.log .field{color:#555}pre.log .field b{font-weight:400;color:#222}"
+    "pre.log .error{background:#ffebe9}pre.log .warning{background:#fff8c5}pre.log .raw{color:#444}"
 )
 
 

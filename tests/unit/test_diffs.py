@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hooksync import diffs
-from hooksync.diffs import ObjectDiff
+from hooksync.diffs import ObjectDiff, ObjectOutcome
 from hooksync.jsontext import dump_json
 
 
@@ -39,3 +39,17 @@ def test_long_text_is_cut_and_marked() -> None:
     assert len(fields["diff"]) <= diffs.TEXT_LIMIT
     assert fields["diff"].endswith(diffs.CUT_MARK)
     assert diffs.cut("short") == "short"
+
+
+def test_apply_outcomes_come_back_from_log_lines_and_diffs_ignore_them() -> None:
+    web = ObjectOutcome("Deployment/web", "configured", True, "-  replicas: 3\n+  replicas: 1\n")
+    old = ObjectOutcome("Service/old", "pruned")
+    lines = [
+        '{"msg": "fetched"}',
+        dump_json(web.log_fields()).decode(),
+        dump_json(old.log_fields()).decode(),
+        '{"event": "object-outcome", "object": "A/b", "outcome": "would"}',
+        '{"event": "object-outcome", "object": "A/b", "outcome": "created", "drifted": "yes"}',
+    ]
+    assert diffs.outcomes_from_log(lines) == [web, old]
+    assert diffs.from_log(lines) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from starlette.applications import Starlette
 
 from hooksync import names
 from hooksync.config import parse_config
+from hooksync.diffs import ObjectDiff, ObjectOutcome
 from hooksync.summary import RunSummary
 from receiver.pages import run as runpage
 from receiver.pages._html import SECURITY_HEADERS
@@ -72,7 +74,7 @@ def test_refs_messages_and_object_names_are_escaped() -> None:
     assert html.escape(f"step fetch</pre>{SCRIPT}") in text
 
 
-def test_the_page_shows_the_sha_result_counts_and_log_tail() -> None:
+def test_the_page_shows_the_sha_result_counts_and_log() -> None:
     summary = RunSummary(
         result="success",
         sha=SHA,
@@ -84,7 +86,8 @@ def test_the_page_shows_the_sha_result_counts_and_log_tail() -> None:
     assert SHA in text
     assert "applied 3, pruned 0, 0 drifted" in text
     assert "created 3" in text
-    assert "fetched 6113728\napplied 3" in text
+    assert "<span class='raw'>fetched 6113728\n</span><span class='raw'>applied 3\n</span>" in text
+    assert "converged" in text
     assert "refs/heads/main" in text
     assert "finished" in text
 
@@ -96,6 +99,148 @@ def test_a_run_without_summary_or_log_says_so() -> None:
     assert "No summary yet" in text
     assert "(empty)" in text
     assert "running" in text
+
+
+def preview_job() -> dict[str, Any]:
+    previewing = job(**{names.PULL_REQUEST: "7"})
+    previewing["metadata"]["name"] = "hooksync-shop-preview-6113728"
+    previewing["metadata"]["labels"][names.MODE] = "preview"
+    return previewing
+
+
+def log_line(message: str, **fields: Any) -> str:
+    entry = {
+        "time": "2026-12-01T21:14:03.123+00:00",
+        "level": "info",
+        "logger": "hooksync.job",
+        "msg": message,
+        "target": "shop",
+        "mode": "preview",
+        "job": "j",
+    } | fields
+    return json.dumps(entry)
+
+
+PREVIEW_LOG = "\n".join(
+    [
+        "Cloning into 'repo'...",
+        log_line("fetch", step="fetch", sha=SHA, ref=SHA),
+        log_line(
+            "would change Deployment/web",
+            step="preview",
+            **ObjectDiff(
+                "Deployment/web",
+                "change",
+                "--- Deployment/web (live)\n+++ Deployment/web (after apply)\n@@ -1,3 +1,3 @@\n"
+                " spec:\n-  replicas: 1\n+  replicas: 3\n",
+            ).log_fields(),
+        ),
+        log_line(
+            f"would create ConfigMap/{SCRIPT}",
+            step="preview",
+            **ObjectDiff(
+                f"ConfigMap/{SCRIPT}", "create", f"+data:\n+  x: </pre>{SCRIPT}\n"
+            ).log_fields(),
+        ),
+        log_line(
+            "would unchanged Service/web",
+            step="preview",
+            **ObjectDiff("Service/web", "unchanged").log_fields(),
+        ),
+        log_line(
+            "would prune Service/old",
+            step="preview",
+            **ObjectDiff("Service/old", "prune").log_fields(),
+        ),
+        log_line("preview", step="preview", created=1, changed=1, pruned=1),
+        json.dumps(
+            {"result": "success", "mode": "preview", "sha": SHA, "message": "would create 1"}
+        ),
+    ]
+)
+
+
+def test_a_preview_shows_each_diff_coloured_and_says_would() -> None:
+    summary = RunSummary(
+        result="success",
+        sha=SHA,
+        mode="preview",
+        counts={"created": 1, "configured": 1, "unchanged": 1, "pruned": 1, "drifted": 0},
+        objects=["Deployment/web", f"ConfigMap/{SCRIPT}", "-Service/old"],
+        message="would create 1, change 1, prune 1: Deployment/web",
+    )
+    text = page(preview_job(), summary, PREVIEW_LOG)
+    assert "converged" not in text
+    assert f"checked <code>{SHA}</code> with a dry run" in text
+    assert "would create 1, would change 1, unchanged 1, would prune 1" in text
+    assert (
+        "<span class='del'>-  replicas: 1\n</span><span class='add'>+  replicas: 3\n</span>" in text
+    )
+    assert "<span class='would change'>would change</span>" in text
+    assert "<code>Service/old</code> <span class='would prune'>would prune</span>" in text
+    assert "unchanged: <code>Service/web</code>" in text
+    # Git-born text in a diff stays text.
+    assert "<script" not in text and html.escape(f"+  x: </pre>{SCRIPT}") in text
+    assert " style=" not in text
+
+
+def test_the_log_reads_as_lines_of_time_step_message_and_fields() -> None:
+    text = page(preview_job(), None, PREVIEW_LOG)
+    assert "<span class='raw'>Cloning into &#x27;repo&#x27;...\n</span>" in text
+    assert (
+        "<span class='time'>21:14:03.123</span> <span class='step'>fetch</span> "
+        "<span class='message'>fetch</span> "
+        f"<span class='field'>sha=<b>{SHA}</b></span>"
+    ) in text
+    # A diff's line names the object and points at the diff instead of repeating it.
+    assert "<span class='field'>would=<b>change</b></span>" in text
+    assert "diff=<b>6 lines, shown above</b>" in text
+    assert "<span class='step'>summary</span> <span class='message'>would create 1</span>" in text
+    assert '{"time"' not in text and "&quot;time&quot;" not in text
+
+
+def test_an_apply_shows_what_it_did_to_each_object() -> None:
+    lines = [
+        log_line(
+            "configured Deployment/web",
+            step="apply",
+            **ObjectOutcome(
+                "Deployment/web", "configured", True, "-  replicas: 3\n+  replicas: 1\n"
+            ).log_fields(),
+        ),
+        log_line(
+            "created ConfigMap/new",
+            step="apply",
+            **ObjectOutcome("ConfigMap/new", "created").log_fields(),
+        ),
+        log_line(
+            "unchanged Service/web",
+            step="apply",
+            **ObjectOutcome("Service/web", "unchanged").log_fields(),
+        ),
+        log_line(
+            "pruned Service/old",
+            step="apply",
+            **ObjectOutcome("Service/old", "pruned").log_fields(),
+        ),
+    ]
+    text = page(job(), None, "\n".join(lines))
+    assert "<span class='outcome configured drifted'>configured, drifted (reverted)</span>" in text
+    assert "<span class='outcome created'>created</span>" in text
+    assert "<span class='outcome unchanged'>unchanged</span>" in text
+    assert "<span class='outcome pruned'>pruned</span>" in text
+    assert "<span class='add'>+  replicas: 1\n</span>" in text
+    assert "would" not in text.split("<body>")[1].split("<h3>Log</h3>")[0]
+
+
+def test_a_log_longer_than_the_limit_keeps_its_start_and_its_last_lines() -> None:
+    joined = runpage.joined_log("first\nsecond\npartial li", "last one\n")
+    assert joined.splitlines() == [
+        "first",
+        "second",
+        "… (log cut at 4 MiB; its last lines follow)",
+        "last one",
+    ]
 
 
 # The route: who may open the page, and the headers it carries.
