@@ -150,22 +150,6 @@ class JobApi:
         )
         return str(text or "")
 
-    def log_head(self, job: str, limit_bytes: int) -> str:
-        """At most `limit_bytes` from the start of the newest pod's log (a preview writes its
-        diffs before its summary); empty when the Job has no pod."""
-        pods = self._pods(job)
-        name = (pods[-1].get("metadata") or {}).get("name") if pods else None
-        if not name:
-            return ""
-        text = self._call(
-            self.core.read_namespaced_pod_log,
-            name,
-            self.namespace,
-            limit_bytes=limit_bytes,
-            decode=False,
-        )
-        return str(text or "")
-
     def _pods(self, job: str) -> list[Object]:
         """The pods of `job`, oldest first."""
         answer = self._call(

@@ -277,7 +277,7 @@ class Reporter:
             line = f"preview failed: {jobview.failure_reason(job) or 'no summary'}"
         else:
             line = summary.message
-        found = diffs.from_log(self.jobs.log_head(name, DIFF_LOG_BYTES).splitlines())
+        found = diffs.from_log(self.jobs.read_log(name, DIFF_LOG_BYTES).splitlines())
         sha = jobview.annotations_of(job).get(names.SHA) or (summary.sha if summary else "") or ""
         limit = comments.LIMITS[target.provider]
         text = comments.comment_text(target.name, sha, line, found, self._link(name), limit)
