@@ -5,6 +5,7 @@ through PyGithub or python-gitlab to the stand-ins."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -159,3 +160,44 @@ def test_gitlab_merge_request_note_and_deployment(cluster: LocalCluster, tmp_pat
         assert f"`{second[:7]}`" in note
         writes = [c for c in stack.host.calls if "/notes" in c.path and c.method != "GET"]
         assert [c.method for c in writes] == ["POST", "PUT"]
+
+
+def big_configmap(name: str, lines: int) -> str:
+    rows = "".join(f"    row {n:05d}: {'x' * 80}\n" for n in range(lines))
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  rows: |\n{rows}"
+
+
+SECRET = (
+    "apiVersion: v1\nkind: Secret\nmetadata:\n  name: web-credentials\ntype: Opaque\n"
+    "stringData:\n  password: {password}\n"
+)
+
+
+def test_a_diff_too_large_for_github_is_cut_with_the_run_page_link(
+    github_stack: DeliveryStack,
+) -> None:
+    stack = github_stack
+    # Six new ConfigMaps of about 18,000 characters each: too many for 65,536 characters.
+    files: dict[str, str | None] = {
+        f"deploy/big-{n}.yaml": big_configmap(f"big-{n}", 200) for n in range(6)
+    }
+    files["deploy/secret.yaml"] = SECRET.format(password="hunter2-in-the-pr")
+    number, branch = 13, f"feature-{uuid.uuid4().hex[:8]}"
+    head = stack.commit(files, "six big ConfigMaps and a Secret", branch=branch)
+    answer = stack.pull_request_event(head, number=number, head_branch=branch)
+    assert answer.status_code == 202, answer.text
+    wait_for(lambda: reported(stack, head), f"preview of {head[:7]} reported")
+
+    [comment] = ours(stack, number)
+    status = stack.final_status(head, f"hooksync/preview: {stack.target}")
+    assert status is not None and status["state"] == "success"
+    assert len(comment) <= 65_536
+    shown = comment.count("<details>")
+    assert comment.count("</details>") == shown  # whole sections only
+    cut = re.search(r"(\d+) more objects?: see the \[run page\]\((.+?)\)\.\n$", comment)
+    assert cut is not None, comment[-300:]
+    assert cut.group(2) == status["target_url"]
+    assert shown >= 1 and shown + int(cut.group(1)) >= 7
+    assert "row 00199" in comment  # a whole ConfigMap's rendered manifest is shown
+    # The Secret is named (if it fit) but its value appears nowhere.
+    assert "hunter2" not in comment
