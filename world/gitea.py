@@ -141,7 +141,13 @@ class GiteaServer:
             self.token = self.create_token(
                 ADMIN,
                 "world",
-                ["write:admin", "write:organization", "write:repository", "write:user"],
+                [
+                    "write:admin",
+                    "write:organization",
+                    "write:repository",
+                    "write:user",
+                    "write:issue",
+                ],
             )
             self._api = httpx.Client(
                 base_url=self.api_url,
