@@ -19,6 +19,7 @@ from hooksync import names
 from receiver.reporting.comments import marker
 from receiver.reporting.loop import HOST_WRITE_ATTEMPTS
 from world.cluster import LocalCluster
+from world.rollouts import RolloutStandIn
 from world.stack import DeliveryStack
 
 pytestmark = pytest.mark.cluster
@@ -123,20 +124,46 @@ def test_a_failing_comment_endpoint_never_stops_the_status(github_stack: Deliver
     assert [c.status for c in posts][-HOST_WRITE_ATTEMPTS:] == [500] * HOST_WRITE_ATTEMPTS
 
 
+DEPLOYMENT = (
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n"
+    "  selector: {{matchLabels: {{app: web}}}}\n  template:\n"
+    "    metadata: {{labels: {{app: web}}, annotations: {{revision: '{revision}'}}}}\n"
+    "    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n"
+)
+
+
 def test_an_apply_is_recorded_as_a_deployment_in_progress_then_success(
     github_stack: DeliveryStack,
 ) -> None:
     stack = github_stack
-    sha = deploy(stack, f"deployed-{uuid.uuid4().hex[:6]}")
-    found = [d for d in stack.host.deployments(stack.repo_name) if d["sha"] == sha]
-    [deployment] = found
+    assert stack.rollouts is not None
+    # No rollout goes through until the deployment is seen in progress: the Job waits in its
+    # health step meanwhile.
+    stack.rollouts.stop()
+    try:
+        files = {"deploy/deployment.yaml": DEPLOYMENT.format(revision=uuid.uuid4().hex[:8])}
+        sha = stack.commit(files, "roll out a new revision")
+        assert stack.push_event(sha).status_code == 202
+
+        def statuses() -> list[str]:
+            found = [d for d in stack.host.deployments(stack.repo_name) if d["sha"] == sha]
+            return [s["state"] for d in found for s in d["statuses"]]
+
+        wait_for(lambda: statuses() == ["in_progress"], "the deployment in progress")
+    finally:
+        stack.rollouts = RolloutStandIn(stack.api, [stack.target_namespace]).start()
+    wait_for(lambda: reported(stack, sha), f"apply of {sha[:7]} reported")
+
+    [deployment] = [d for d in stack.host.deployments(stack.repo_name) if d["sha"] == sha]
     assert deployment["environment"] == stack.target
-    states = [s["state"] for s in deployment["statuses"]]
-    assert states[-1] == "success" and set(states) <= {"in_progress", "success"}
-    final = deployment["statuses"][-1]
+    assert [s["state"] for s in deployment["statuses"]] == ["in_progress", "success"]
     status = stack.final_status(sha)
-    assert status is not None and final["log_url"] == status["target_url"]
-    assert final["environment_url"] == ENVIRONMENT_URL
+    assert status is not None and status["state"] == "success"
+    for posted in deployment["statuses"]:
+        # The run page of this apply (links are signed anew each time: compare the page).
+        assert posted["log_url"].split("?")[0] == status["target_url"].split("?")[0]
+        assert posted["environment_url"] == ENVIRONMENT_URL
+    assert httpx.get(deployment["statuses"][-1]["log_url"]).status_code == 200
 
 
 def test_gitlab_merge_request_note_and_deployment(cluster: LocalCluster, tmp_path: Path) -> None:
@@ -147,7 +174,7 @@ def test_gitlab_merge_request_note_and_deployment(cluster: LocalCluster, tmp_pat
         sha = deploy(stack, "on-gitlab")
         [deployment] = stack.host.deployments(stack.repo_name)
         assert (deployment["sha"], deployment["ref"]) == (sha, "main")
-        assert deployment["history"][-1] == "success"
+        assert deployment["history"] == ["running", "success"]
         assert deployment["environment"]["name"] == "production"
         assert deployment["environment"]["external_url"] == ENVIRONMENT_URL
 
