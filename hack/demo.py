@@ -151,8 +151,9 @@ def run(stack: DeliveryStack) -> list[str]:
         print("   the pull request's comment, as the Git host holds it:")
         for line in comment.splitlines():
             print(f"   | {line}")
-        demo.check("the comment says what the check says",
-                   (status or {}).get("description", "") in comment)  # fmt: skip
+        demo.check(
+            "the comment says what the check says", (status or {}).get("description", "") in comment
+        )
 
     if status and status.get("target_url"):
         print(f"\n   run page of the preview: {status['target_url']}")

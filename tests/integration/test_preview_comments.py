@@ -56,8 +56,11 @@ def ours(stack: DeliveryStack, number: int) -> list[str]:
 
 
 def preview(stack: DeliveryStack, greeting: str, number: int, branch: str) -> str:
-    head = stack.commit({"deploy/configmap.yaml": CONFIGMAP.format(greeting=greeting)},
-                        f"greet with {greeting}", branch=branch)  # fmt: skip
+    head = stack.commit(
+        {"deploy/configmap.yaml": CONFIGMAP.format(greeting=greeting)},
+        f"greet with {greeting}",
+        branch=branch,
+    )
     answer = stack.pull_request_event(head, number=number, head_branch=branch)
     assert answer.status_code == 202, answer.text
     wait_for(lambda: reported(stack, head), f"preview of {head[:7]} reported")
