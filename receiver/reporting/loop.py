@@ -21,7 +21,7 @@ from hooksync.summary import RunSummary
 from hooksync.times import parse_rfc3339
 from receiver import jobview
 from receiver.dispatch.coalescing import BurstWindow, to_release
-from receiver.jobapi import job_selector
+from receiver.jobapi import ApiUnavailable, job_selector
 from receiver.reporting import comments, records
 from receiver.reporting.deployments import (
     DeploymentUpdate,
@@ -254,6 +254,8 @@ class Reporter:
             )
             self.jobs.annotate(name, {key: "gave-up" if given_up else str(tries)})
             return given_up
+        except ApiUnavailable:
+            raise  # the API server is away (reading the log): the next pass tries again
         except Exception as exc:  # rejected, or a bug: one line, never the status's problem
             metric.labels(target.provider, kind, "failed").inc()
             log.error(
@@ -307,6 +309,8 @@ class Reporter:
             self.jobs.annotate(name, {names.DEPLOYMENT: deployment})
             running = DeploymentUpdate("running", "applying the branch head", self._link(name))
             host.update(target.repo, deployment, settings, running)
+        except ApiUnavailable:
+            raise
         except HostUnavailable as exc:
             metric.labels(target.provider, "deployment", "retry").inc()
             self._back_off(target.provider, exc)
