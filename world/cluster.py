@@ -58,8 +58,8 @@ class LocalCluster:
             serving_cert=cp.pki["kubelet.crt"],
             serving_key=cp.pki["kubelet.key"],
             directory=cp.directory / "kubelet",
-            # The checkout's own packages, not those the environment was installed from (an
-            # editable install may point at another checkout of the project).
+            # This checkout's packages, not the ones the virtual environment was installed
+            # from (an editable install may point at another checkout of the project).
             extra_env={"PATH": path, "PYTHONPATH": str(REPO_ROOT)},
             preserve_paths=[REPO_ROOT, Path(sys.prefix), Path(str(cp.bin_dir))],
         )
