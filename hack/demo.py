@@ -2,8 +2,9 @@
 
 It starts a local control plane with the process kubelet, a Git repository served over HTTP,
 a GitHub stand-in and the receiver; then sends a signed push, a commit that changes the
-ConfigMap and removes the Service, and a pull request, printing what happened in the namespace
-and which statuses the commits got. It exits 0 only if every step did what it says.
+ConfigMap and removes the Service, and a pull request, printing what happened in the namespace,
+which statuses the commits got, and the comment the pull request got (read back through
+PyGithub). It exits 0 only if every step did what it says.
 
 `make demo HOST=gitea` (`--host gitea`) runs the same steps against a real Gitea instead, built
 into the cache on first use: Gitea serves the Git, sends the webhooks and takes the statuses.
@@ -19,6 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import github
+
+from receiver.reporting.comments import is_marked
 from world.cluster import LocalCluster
 from world.demoapp import APP, CHANGE, PULL_REQUEST, app_files
 from world.gitea_stack import GiteaDeliveryStack
@@ -58,6 +62,24 @@ class Demo:
             print(
                 f"   status on {sha[:7]}: {state:<8} {status['context']}: {status['description']}"
             )
+
+    def pull_request_comment(self, number: int, head: str, timeout: float = 60) -> str | None:
+        """The target's preview comment on pull request `number` once it names `head`, read
+        through PyGithub from the Git host (the stand-in, or Gitea's GitHub-like API)."""
+        stack = self.stack
+        client = github.Github(
+            base_url=stack.host_api_url(), auth=github.Auth.Token(stack.host_token), lazy=True
+        )
+        issue = client.get_repo(stack.repo_name).get_issue(number)
+        deadline = time.monotonic() + timeout
+        while True:
+            ours = [c.body for c in issue.get_comments() if is_marked(c.body, stack.target)]
+            if len(ours) == 1 and head[:7] in ours[0]:
+                return str(ours[0])
+            if len(ours) > 1 or time.monotonic() > deadline:
+                print(f"   preview comments found: {len(ours)}")
+                return None
+            time.sleep(0.5)
 
     def wait(self, sha: str, context: str | None = None) -> dict[str, Any] | None:
         try:
@@ -122,6 +144,16 @@ def run(stack: DeliveryStack) -> list[str]:
     objects = demo.show_namespace()
     after = {name: obj["metadata"]["resourceVersion"] for name, obj in objects.items()}
     demo.check("the preview changed nothing in the namespace", before == after)
+
+    comment = demo.pull_request_comment(1, head)
+    demo.check("the pull request got one preview comment for this head", comment is not None)
+    if comment is not None:
+        print("   the pull request's comment, as the Git host holds it:")
+        for line in comment.splitlines():
+            print(f"   | {line}")
+        demo.check(
+            "the comment says what the check says", (status or {}).get("description", "") in comment
+        )
 
     if status and status.get("target_url"):
         print(f"\n   run page of the preview: {status['target_url']}")

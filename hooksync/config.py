@@ -46,6 +46,15 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Deployments:
+    """A target's deployments on the Git host (opt-in): the environment they are recorded in
+    (the target's name unless configured) and the URL where it can be seen, if any."""
+
+    environment: str
+    environment_url: str | None = None
+
+
+@dataclass(frozen=True)
 class Target:
     """One namespace that one Git branch and path converge."""
 
@@ -71,6 +80,10 @@ class Target:
     suspend: bool = False
     # SOPS: the Secret (beside the Jobs) whose `*.agekey` keys hold the target's age identities.
     decryption_secret: str | None = None
+    # One comment per PR/MR with the preview's per-object diff, kept up to date.
+    preview_comments: bool = True
+    # Deployments on the Git host for each apply; None: none are recorded.
+    deployments: Deployments | None = None
 
     def repo_matches(self, repo: str) -> bool:
         """Whether a payload's repository names this target's (GitHub and Gitea ignore case)."""
@@ -303,6 +316,8 @@ def _build_target(
         "allowedSubjectNamespaces",
         "suspend",
         "decryption",
+        "previewComments",
+        "deployments",
     }
     name = raw.get("name")
     label = f"{where}" if not isinstance(name, str) else f"{where} ({name})"
@@ -343,6 +358,10 @@ def _build_target(
     forks = _bool(raw, "previewsFromForks", f"{label}.previewsFromForks", errors, False)
     suspend = _bool(raw, "suspend", f"{label}.suspend", errors, False)
     decryption_secret = _decryption_secret(raw.get("decryption"), f"{label}.decryption", errors)
+    comments = _bool(raw, "previewComments", f"{label}.previewComments", errors, True)
+    deployments = _deployments(raw.get("deployments"), name, f"{label}.deployments", errors)
+    if deployments is not None and host == "gitea":
+        errors.append(f"{label}.deployments: Gitea has no deployments API; leave it out")
     resync = raw.get("resync", "")
     if not isinstance(resync, str):
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")
@@ -401,6 +420,8 @@ def _build_target(
         allowed_subject_namespaces=tuple(subject_namespaces),
         suspend=suspend,
         decryption_secret=decryption_secret,
+        preview_comments=comments,
+        deployments=deployments,
     )
 
 
@@ -422,6 +443,39 @@ def _decryption_secret(raw: Any, where: str, errors: list[str]) -> str | None:
         errors.append(f"{where}.secretRef: {secret!r} is not a Secret name")
         return None
     return secret
+
+
+# Printable, no control characters; GitHub and GitLab both take environment names this long.
+_ENVIRONMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _./:-]{0,62}$")
+
+
+def _deployments(raw: Any, name: Any, where: str, errors: list[str]) -> Deployments | None:
+    """`deployments: {environment: NAME, environmentUrl: URL}` (both optional), `true` for
+    the defaults, `false` or absent for none."""
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    if not isinstance(raw, dict):
+        errors.append(f"{where}: must be true, false or a mapping (environment, environmentUrl)")
+        return None
+    for key in raw:
+        if key not in ("environment", "environmentUrl"):
+            errors.append(f"{where}.{key}: unknown field (known: environment, environmentUrl)")
+    environment = raw.get("environment", name if isinstance(name, str) else "")
+    if not isinstance(environment, str) or not _ENVIRONMENT.match(environment):
+        errors.append(
+            f"{where}.environment: {environment!r} must be 1 to 63 letters, digits, spaces "
+            "or _./:- starting with a letter or digit"
+        )
+        return None
+    url = raw.get("environmentUrl")
+    if url is not None:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            errors.append(f"{where}.environmentUrl: {url!r} is not an http(s) URL")
+            return None
+    return Deployments(environment, url)
 
 
 def target_namespace_problems(config: Config, jobs_namespace: str | None = None) -> list[str]:

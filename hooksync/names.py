@@ -33,6 +33,11 @@ REPORTED_COMPLETE: Final = "complete"
 REPORTED_PENDING: Final = "hooksync.dev/reported-pending"
 REPORTED_FINAL: Final = "hooksync.dev/reported-final"
 SUMMARY: Final = "hooksync.dev/summary"
+# On a finished preview Job: its PR/MR comment's fate (done, or tries so far), and on an apply
+# Job: the id of its deployment on the Git host and whether its final state is out.
+COMMENT: Final = "hooksync.dev/comment"
+DEPLOYMENT: Final = "hooksync.dev/deployment"
+DEPLOYMENT_FINAL: Final = "hooksync.dev/deployment-final"
 STATUS_FINALIZER: Final = "hooksync.dev/commit-status"
 # On a waiting (suspended) apply Job: the name of the apply Job it waits behind.
 WAITS_FOR: Final = "hooksync.dev/waits-for"

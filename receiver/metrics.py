@@ -85,6 +85,13 @@ class ReceiverMetrics:
             ["provider", "outcome"],
             registry=r,
         )
+        self.host_writes = Counter(
+            "hooksync_host_writes_total",
+            "Preview comments and deployments written to the Git host, by provider, kind "
+            "(comment, deployment) and outcome (posted, retry, failed).",
+            ["provider", "kind", "outcome"],
+            registry=r,
+        )
         self.leader = Gauge(
             "hooksync_leader",
             "1 while this replica is the leader that watches Jobs and reports statuses.",

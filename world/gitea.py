@@ -141,7 +141,13 @@ class GiteaServer:
             self.token = self.create_token(
                 ADMIN,
                 "world",
-                ["write:admin", "write:organization", "write:repository", "write:user"],
+                [
+                    "write:admin",
+                    "write:organization",
+                    "write:repository",
+                    "write:user",
+                    "write:issue",
+                ],
             )
             self._api = httpx.Client(
                 base_url=self.api_url,
@@ -281,6 +287,18 @@ class GiteaServer:
         """The open pull requests into `repo`."""
         pulls: list[dict[str, Any]] = self._call("GET", f"/repos/{repo}/pulls?state=open", None)
         return pulls
+
+    def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
+        """The comments on issue or pull request `number`, oldest first (Gitea lists them
+        all in one answer)."""
+        found: list[dict[str, Any]] = self._call(
+            "GET", f"/repos/{repo}/issues/{number}/comments", None
+        )
+        return found
+
+    def comment(self, repo: str, number: int, body: str, *, sudo: str | None = None) -> None:
+        """Comment on `number` as the admin, or as user `sudo`."""
+        self._call("POST", f"/repos/{repo}/issues/{number}/comments", {"body": body}, sudo=sudo)
 
     def statuses(self, repo: str, sha: str) -> list[dict[str, Any]]:
         """The commit statuses on `sha`, oldest first, as Gitea's API returns them."""

@@ -69,9 +69,12 @@ class GiteaDeliveryStack(DeliveryStack):
         self.gitea.start()
         self.gitea.create_org(ORG)
         self.gitea_repo = self.gitea.create_repo(self.repo_name)
-        # The scopes the README asks for: read to clone, write to post statuses.
+        # The scopes the README asks for: read to clone; write to post statuses, write on
+        # issues and read of its own user to keep the preview comment.
         self.git_token = self.gitea.create_token(ADMIN, "clone", ["read:repository"])
-        self.host_token = self.gitea.create_token(ADMIN, "statuses", ["write:repository"])
+        self.host_token = self.gitea.create_token(
+            ADMIN, "statuses", ["write:repository", "write:issue", "read:user"]
+        )
 
     def stop(self) -> None:
         super().stop()
@@ -90,6 +93,9 @@ class GiteaDeliveryStack(DeliveryStack):
             "HOOKSYNC_GITEA_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "HOOKSYNC_GITEA_TOKEN": self.host_token,
         }
+
+    def comments(self, number: int) -> list[dict[str, Any]]:
+        return self.gitea.comments(self.repo_name, number)
 
     # -- acting on Gitea -------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ class DeliveryStack:
         receivers: int = 1,
         timeout_seconds: int = 60,
         settings: dict[str, Any] | None = None,
+        target_settings: dict[str, Any] | None = None,
     ) -> None:
         self.cluster = cluster
         self.directory = directory
@@ -62,6 +63,7 @@ class DeliveryStack:
         self.timeout_seconds = timeout_seconds
         self.receiver_count = receivers
         self.settings = dict(settings or {})  # top-level configuration fields to add
+        self.target_settings = dict(target_settings or {})  # the target's fields to add
         self.api = client.ApiClient(_configuration(cluster))
         self.git = GitServer(directory / "git", token=self.git_token)
         self.host: GitHubStandIn | GitLabStandIn = (
@@ -147,6 +149,7 @@ class DeliveryStack:
                     "resync": "",
                     "previews": True,
                     "timeoutSeconds": self.timeout_seconds,
+                    **self.target_settings,
                 }
             ],
             **self.settings,
@@ -235,16 +238,33 @@ class DeliveryStack:
     def pull_request_event(
         self, head_sha: str, number: int = 1, head_branch: str = "feature", receiver: int = 0
     ) -> httpx.Response:
-        """The signed pull_request webhook (synchronize) GitHub would send for `head_sha`."""
-        delivery = webhooks.github_pull_request(
-            self.repo_name, head_sha, number=number, head_branch=head_branch, secret=WEBHOOK_SECRET
-        )
+        """The signed pull_request webhook (synchronize) GitHub would send for `head_sha`, or
+        GitLab's Merge Request Hook for it (`number` is the iid)."""
+        if self.provider == "github":
+            delivery = webhooks.github_pull_request(
+                self.repo_name,
+                head_sha,
+                number=number,
+                head_branch=head_branch,
+                secret=WEBHOOK_SECRET,
+            )
+        else:
+            delivery = webhooks.gitlab_merge_request(
+                self.repo_name, head_sha, iid=number, token=WEBHOOK_SECRET
+            )
         return self.send(delivery, receiver)
 
     def send(self, delivery: webhooks.Delivery, receiver: int = 0) -> httpx.Response:
         return webhooks.send(self.receivers[receiver].url, delivery)
 
     # -- observing -----------------------------------------------------------------------
+
+    def comments(self, number: int) -> list[dict[str, Any]]:
+        """The comments (GitLab: notes) on pull or merge request `number`, oldest first, each
+        with its `body`."""
+        if isinstance(self.host, GitHubStandIn):
+            return self.host.comments(self.repo_name, number)
+        return self.host.notes(self.repo_name, number)
 
     def statuses(self, sha: str) -> list[dict[str, Any]]:
         return list(self.host.statuses(self.repo_name, sha))

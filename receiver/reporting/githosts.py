@@ -68,7 +68,7 @@ class GitHubStatuses:
                 "POST", f"/repos/{repo}/statuses/{report.sha}", input=fields
             )
         except github.GithubException as exc:
-            raise _github_error(exc) from None
+            raise github_error(exc) from None
         except (requests.RequestException, OSError) as exc:
             raise HostUnavailable(f"GitHub unreachable: {type(exc).__name__}", 0) from None
 
@@ -97,7 +97,7 @@ class GitLabStatuses:
         if response.status_code == 429:
             headers = {k.lower(): v for k, v in response.headers.items()}
             known = "retry-after" in headers or "ratelimit-reset" in headers
-            self._throttled_for = _rate_limit_wait(headers) if known else 0.0
+            self._throttled_for = rate_limit_wait(headers) if known else 0.0
 
     def post(self, repo: str, report: StatusReport, target_url: str | None) -> None:
         state = {"failure": "failed"}.get(report.state, report.state)
@@ -118,20 +118,25 @@ class GitLabStatuses:
             )
         except gitlab.exceptions.GitlabError as exc:
             code = exc.response_code or 0
-            message = str(exc.error_message)
-            if code == 400 and "Cannot transition status" in message:
+            if code == 400 and "Cannot transition status" in str(exc.error_message):
                 return  # this state is already on the commit: as good as posted
-            if code == 429:
-                raise HostUnavailable(f"GitLab answered {code}", self._throttled_for) from None
-            if code >= 500:
-                raise HostUnavailable(f"GitLab answered {code}", 0) from None
-            # Anything else (401, 403, 404, other 4xx) will not change by trying again.
-            raise HostRejected(f"GitLab answered {code}: {message[:200]}") from None
+            raise gitlab_error(exc, self._throttled_for) from None
         except (requests.RequestException, OSError) as exc:
             raise HostUnavailable(f"GitLab unreachable: {type(exc).__name__}", 0) from None
 
 
-def _github_error(exc: github.GithubException) -> Exception:
+def gitlab_error(exc: gitlab.exceptions.GitlabError, throttled_for: float) -> Exception:
+    """HostUnavailable for a 429 (waiting `throttled_for`, as the answer asked) or a 5xx;
+    HostRejected for the rest (401, 403, 404, other 4xx), which trying again will not change."""
+    code = exc.response_code or 0
+    if code == 429:
+        return HostUnavailable(f"GitLab answered {code}", throttled_for)
+    if code >= 500:
+        return HostUnavailable(f"GitLab answered {code}", 0)
+    return HostRejected(f"GitLab answered {code}: {str(exc.error_message)[:200]}")
+
+
+def github_error(exc: github.GithubException) -> Exception:
     status = exc.status or 0
     headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
     if status in (403, 429) and (
@@ -139,14 +144,14 @@ def _github_error(exc: github.GithubException) -> Exception:
         or headers.get("x-ratelimit-remaining") == "0"
         or isinstance(exc, github.RateLimitExceededException)
     ):
-        return HostUnavailable(f"GitHub rate limit ({status})", _rate_limit_wait(headers))
+        return HostUnavailable(f"GitHub rate limit ({status})", rate_limit_wait(headers))
     if status >= 500 or status == 429:
         return HostUnavailable(f"GitHub answered {status}", 0)
     message = exc.data.get("message") if isinstance(exc.data, dict) else str(exc.data)
     return HostRejected(f"GitHub answered {status}: {str(message)[:200]}")
 
 
-def _rate_limit_wait(headers: dict[str, str]) -> float:
+def rate_limit_wait(headers: dict[str, str]) -> float:
     """Seconds to wait, from Retry-After, else the limit's reset time (Unix seconds: GitHub's
     X-RateLimit-Reset, GitLab's RateLimit-Reset), else a minute; never over MAX_WAIT_SECONDS."""
     if "retry-after" in headers:

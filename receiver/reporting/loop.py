@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from hooksync import logs, names
+from hooksync import diffs, logs, names
 from hooksync.config import Config, ConfigError, Target
 from hooksync.leases import holder_identity
 from hooksync.providers import Provider
@@ -21,8 +21,13 @@ from hooksync.summary import RunSummary
 from hooksync.times import parse_rfc3339
 from receiver import jobview
 from receiver.dispatch.coalescing import BurstWindow, to_release
-from receiver.jobapi import job_selector
-from receiver.reporting import records
+from receiver.jobapi import ApiUnavailable, job_selector
+from receiver.reporting import comments, records
+from receiver.reporting.deployments import (
+    DeploymentUpdate,
+    GitHubDeployments,
+    GitLabDeployments,
+)
 from receiver.reporting.githosts import (
     GiteaStatuses,
     GitHubStatuses,
@@ -32,6 +37,7 @@ from receiver.reporting.githosts import (
 )
 from receiver.reporting.leader import LeaderElector
 from receiver.reporting.links import run_link
+from receiver.reporting.pullcomments import GiteaComments, GitHubComments, GitLabComments
 from receiver.reporting.statuses import (
     StatusReport,
     carried_shas,
@@ -47,6 +53,12 @@ POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 300.0
 # How long one Job's statuses may take of a pass before the pass moves on.
 JOB_BUDGET_SECONDS = 5.0
+# How much of a preview's log is read for its diffs (they come before its summary).
+DIFF_LOG_BYTES = 4 * 1024 * 1024
+# A comment or deployment the host cannot take now is tried this many times (paced like
+# statuses), then given up: it must not hold the Job's end for long.
+HOST_WRITE_ATTEMPTS = 3
+DONE = "done"
 
 
 class Reporter:
@@ -58,6 +70,7 @@ class Reporter:
         self.jobs = state.jobs
         self.stop = threading.Event()
         self._hosts: dict[str, Any] = {}
+        self._extras: dict[tuple[str, str], Any] = {}
         self._hosts_config: Config | None = None
         self._not_before: dict[str, float] = {}
         self._failures: dict[str, int] = {}
@@ -114,6 +127,8 @@ class Reporter:
             if posted:
                 done = jobview.annotation_list(job, names.REPORTED_PENDING) + posted
                 self.jobs.annotate(name, {names.REPORTED_PENDING: ",".join(dict.fromkeys(done))})
+            if jobview.state(job) == "running":
+                self._start_deployment(job, target)
             return
         summary = self._summary(job)
         reports = final_reports(job, summary, jobview.failure_reason(job))
@@ -125,6 +140,10 @@ class Reporter:
             if posted:
                 record = ",".join(dict.fromkeys([*already, *posted]))
                 self.jobs.annotate(name, {names.REPORTED_FINAL: record})
+            return
+        if not self._after_statuses(job, target, summary):
+            # Statuses are all out; a comment or deployment waits for the host's pace.
+            self.jobs.annotate(name, {names.REPORTED_FINAL: ",".join(r.sha for r in reports)})
             return
         self._record_result(job, target, summary)
         updated = self.jobs.annotate(
@@ -152,10 +171,8 @@ class Reporter:
             try:
                 self._host(provider).post(target.repo, report, self._link(job))
             except HostUnavailable as exc:
-                failures = self._failures.get(provider, 0) + 1
-                self._failures[provider] = failures
-                wait = max(exc.retry_after, min(MAX_BACKOFF_SECONDS, 2.0 ** (failures - 1)))
-                self._not_before[provider] = time.monotonic() + wait
+                self._back_off(provider, exc)
+                wait = max(0.0, self._not_before[provider] - time.monotonic())
                 self.state.metrics.statuses.labels(provider, "retry").inc()
                 log.warning(
                     "status not posted; will retry",
@@ -186,6 +203,184 @@ class Reporter:
             )
             posted.append(report.sha)
         return posted
+
+    # -- comments and deployments, after the statuses ------------------------------------
+
+    def _after_statuses(
+        self, job: dict[str, Any], target: Target, summary: RunSummary | None
+    ) -> bool:
+        """Write the preview's comment or the apply's final deployment state; False while one
+        waits for the host (rate limit, outage), to be tried in a later pass."""
+        mode = jobview.mode_of(job)
+        done = True
+        if mode == "preview" and target.preview_comments:
+            done = self._host_write(job, target, "comment", names.COMMENT, self._comment) and done
+        if mode == "apply" and target.deployments is not None:
+            done = (
+                self._host_write(
+                    job, target, "deployment", names.DEPLOYMENT_FINAL, self._finish_deployment
+                )
+                and done
+            )
+        return done
+
+    def _host_write(
+        self,
+        job: dict[str, Any],
+        target: Target,
+        kind: str,
+        key: str,
+        write: Any,
+    ) -> bool:
+        """Run `write(job, target)` once for this Job, recording its fate under `key`. A
+        failure is logged in one line and counted, never raised: statuses are already out."""
+        name = jobview.name_of(job)
+        fate = jobview.annotations_of(job).get(key, "")
+        if not fate.isdigit() and fate:
+            return True  # done, or given up
+        if time.monotonic() < self._not_before.get(target.provider, 0.0):
+            return False
+        tries = int(fate or 0) + 1
+        metric = self.state.metrics.host_writes
+        try:
+            write(job, target)
+        except HostUnavailable as exc:
+            metric.labels(target.provider, kind, "retry").inc()
+            self._back_off(target.provider, exc)
+            given_up = tries >= HOST_WRITE_ATTEMPTS
+            log.warning(
+                f"{kind} not written" + ("; giving up" if given_up else "; will retry"),
+                extra=logs.extra(job=name, target=target.name, reason=str(exc)),
+            )
+            self.jobs.annotate(name, {key: "gave-up" if given_up else str(tries)})
+            return given_up
+        except ApiUnavailable:
+            raise  # the API server is away (reading the log): the next pass tries again
+        except Exception as exc:  # rejected, or a bug: one line, never the status's problem
+            metric.labels(target.provider, kind, "failed").inc()
+            log.error(
+                f"{kind} not written",
+                extra=logs.extra(job=name, target=target.name, reason=_reason(exc)),
+            )
+            self.jobs.annotate(name, {key: "failed"})
+            return True
+        self._failures[target.provider] = 0
+        metric.labels(target.provider, kind, "posted").inc()
+        self.jobs.annotate(name, {key: DONE})
+        return True
+
+    def _comment(self, job: dict[str, Any], target: Target) -> None:
+        number = jobview.annotations_of(job).get(names.PULL_REQUEST, "")
+        if not number.isdigit() or int(number) < 1:
+            return  # a preview without a request to comment on (a manual run)
+        name = jobview.name_of(job)
+        summary = self._summary(job)
+        if summary is None:
+            line = f"preview failed: {jobview.failure_reason(job) or 'no summary'}"
+        else:
+            line = summary.message
+        found = diffs.from_log(self.jobs.read_log(name, DIFF_LOG_BYTES).splitlines())
+        sha = jobview.annotations_of(job).get(names.SHA) or (summary.sha if summary else "") or ""
+        limit = comments.LIMITS[target.provider]
+        text = comments.comment_text(target.name, sha, line, found, self._link(name), limit)
+        outcome = self._extra(target.provider, "comment").upsert(
+            target.repo, int(number), target.name, text
+        )
+        log.info(
+            "preview comment written",
+            extra=logs.extra(job=name, target=target.name, outcome=outcome, objects=len(found)),
+        )
+
+    def _start_deployment(self, job: dict[str, Any], target: Target) -> None:
+        """Open the deployment of a running apply Job, once (its id goes on the Job)."""
+        settings = target.deployments
+        if settings is None or jobview.mode_of(job) != "apply" or target.provider == "gitea":
+            return
+        if jobview.annotations_of(job).get(names.DEPLOYMENT):
+            return
+        sha = jobview.annotations_of(job).get(names.SHA)
+        if not sha or time.monotonic() < self._not_before.get(target.provider, 0.0):
+            return
+        name = jobview.name_of(job)
+        host = self._extra(target.provider, "deployment")
+        metric = self.state.metrics.host_writes
+        try:
+            deployment = host.create(target.repo, sha, target.branch, settings)
+            self.jobs.annotate(name, {names.DEPLOYMENT: deployment})
+            running = DeploymentUpdate("running", "applying the branch head", self._link(name))
+            host.update(target.repo, deployment, settings, running)
+        except ApiUnavailable:
+            raise
+        except HostUnavailable as exc:
+            metric.labels(target.provider, "deployment", "retry").inc()
+            self._back_off(target.provider, exc)
+            log.warning(
+                "deployment not started; will retry",
+                extra=logs.extra(job=name, target=target.name, reason=str(exc)),
+            )
+            return
+        except Exception as exc:
+            metric.labels(target.provider, "deployment", "failed").inc()
+            log.error(
+                "deployment not started",
+                extra=logs.extra(job=name, target=target.name, reason=_reason(exc)),
+            )
+            self.jobs.annotate(name, {names.DEPLOYMENT: "failed"})
+            return
+        metric.labels(target.provider, "deployment", "posted").inc()
+
+    def _finish_deployment(self, job: dict[str, Any], target: Target) -> None:
+        """The final state of the apply's deployment, on the deployment of the SHA it applied
+        (made now when the Job ran too briefly to be seen running, or applied a newer head)."""
+        settings = target.deployments
+        if settings is None or target.provider == "gitea":
+            return
+        name = jobview.name_of(job)
+        summary = self._summary(job)
+        host = self._extra(target.provider, "deployment")
+        result = jobview.run_result(job, summary)
+        ok = result in ("success", "no-op")
+        message = summary.message if summary else (jobview.failure_reason(job) or "failed")
+        final = DeploymentUpdate("success" if ok else "failure", message, self._link(name))
+        opened = jobview.annotations_of(job).get(names.DEPLOYMENT, "")
+        own_sha = jobview.annotations_of(job).get(names.SHA)
+        applied = summary.sha if summary and summary.sha else own_sha
+        if opened.isdigit() and applied and applied != own_sha and ok:
+            # The Job converged a newer head than its push: that head is what was deployed.
+            included = DeploymentUpdate("success", f"included in {applied[:7]}", final.log_url)
+            host.update(target.repo, opened, settings, included)
+            opened = ""
+        if not opened.isdigit():
+            if not applied:
+                return
+            opened = host.create(target.repo, applied, target.branch, settings)
+            self.jobs.annotate(name, {names.DEPLOYMENT: opened})
+        host.update(target.repo, opened, settings, final)
+
+    def _back_off(self, provider: Provider, exc: HostUnavailable) -> None:
+        failures = self._failures.get(provider, 0) + 1
+        self._failures[provider] = failures
+        wait = max(exc.retry_after, min(MAX_BACKOFF_SECONDS, 2.0 ** (failures - 1)))
+        self._not_before[provider] = time.monotonic() + wait
+
+    def _extra(self, provider: Provider, kind: str) -> Any:
+        """The client for `kind` (comment, deployment) writes on `provider`'s host."""
+        self._host(provider)  # drops every cached client when the configuration changed
+        key = (provider, kind)
+        if key not in self._extras:
+            config, secrets = self.state.config, self.state.secrets
+            if kind == "comment":
+                if provider == "github":
+                    self._extras[key] = GitHubComments(config, secrets.github_token)
+                elif provider == "gitea":
+                    self._extras[key] = GiteaComments(config, secrets.gitea_token)
+                else:
+                    self._extras[key] = GitLabComments(config, secrets.gitlab_token)
+            elif provider == "github":
+                self._extras[key] = GitHubDeployments(config, secrets.github_token)
+            else:
+                self._extras[key] = GitLabDeployments(config, secrets.gitlab_token)
+        return self._extras[key]
 
     # -- reading the run -----------------------------------------------------------------
 
@@ -237,6 +432,7 @@ class Reporter:
     def _host(self, provider: Provider) -> Any:
         if self._hosts_config is not self.state.config:
             self._hosts = {}
+            self._extras = {}
             self._hosts_config = self.state.config
         if provider not in self._hosts:
             secrets = self.state.secrets
@@ -250,6 +446,12 @@ class Reporter:
 
     def _link(self, job: str) -> str | None:
         return run_link(self.state.config.public_url, self.state.secrets.link_keys, job)
+
+
+def _reason(exc: Exception) -> str:
+    """One line for the log: the exception's type and the start of its message."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 def start_reporting(state: ReceiverState) -> list[threading.Event]:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from kubernetes import client
 
+from receiver.reporting.comments import marker
 from world.cluster import LocalCluster
 from world.gitea import ADMIN, Delivery
 from world.gitea_stack import GiteaDeliveryStack
@@ -153,6 +154,40 @@ def test_pull_request_opened_then_synchronized_gets_previews(stack: GiteaDeliver
     assert state(stack.wait_final_status(second, PREVIEW)) == "success"
     # A preview changes nothing: the namespace still runs main's two replicas.
     assert stack.objects()["Deployment/web"]["spec"]["replicas"] == 2
+
+
+def preview_comments(stack: GiteaDeliveryStack, number: int) -> list[dict[str, Any]]:
+    return [c for c in stack.comments(number) if c["body"].startswith(marker(TARGET))]
+
+
+def test_the_preview_comment_is_created_once_then_edited(stack: GiteaDeliveryStack) -> None:
+    deployed(stack, "before the commented pull request")
+    first = stack.commit(
+        {"deploy/deployment.yaml": DEPLOYMENT.format(5)}, "Scale to 5", branch="commented"
+    )
+    number = stack.gitea.open_pull_request(stack.repo_name, "commented")
+    # Someone else copies the marker: theirs is never taken for hooksync's.
+    stack.gitea.create_user("copycat")
+    stack.gitea.add_collaborator(stack.repo_name, "copycat", "read")
+    stack.gitea.comment(stack.repo_name, number, f"{marker(TARGET)}\nnot mine", sudo="copycat")
+    assert state(stack.wait_final_status(first, PREVIEW)) == "success"
+    wait_for(
+        lambda: any(first[:7] in c["body"] for c in preview_comments(stack, number)),
+        "the first head's comment",
+    )
+
+    second = stack.commit(
+        {"deploy/deployment.yaml": DEPLOYMENT.format(6)}, "Scale to 6", branch="commented"
+    )
+    assert state(stack.wait_final_status(second, PREVIEW)) == "success"
+    wait_for(
+        lambda: any(second[:7] in c["body"] for c in preview_comments(stack, number)),
+        "the second head's comment",
+    )
+    found = preview_comments(stack, number)
+    assert [c["user"]["login"] for c in found] == ["copycat", ADMIN]
+    assert found[0]["body"].endswith("not mine")
+    assert "change 1" in found[1]["body"] and first[:7] not in found[1]["body"]
 
 
 def test_fork_pull_request_follows_previews_from_forks(stack: GiteaDeliveryStack) -> None:

@@ -14,6 +14,7 @@ from hooksync.config import (
     DEFAULT_BURST_QUIET_SECONDS,
     Config,
     ConfigError,
+    Deployments,
     HttpLimits,
     Target,
     default_clone_url,
@@ -71,6 +72,7 @@ def test_a_minimal_file_gets_the_documented_defaults() -> None:
     assert shop.clone_url == "https://github.com/acme/shop.git"
     assert (shop.prune, shop.previews, shop.previews_from_forks) == (True, True, False)
     assert shop.timeout_seconds == 600
+    assert (shop.preview_comments, shop.deployments) == (True, None)
 
 
 def test_github_enterprise_and_gitlab_clone_urls_follow_the_api_url() -> None:
@@ -98,6 +100,17 @@ def test_clone_urls_and_commit_pages_share_one_web_address(
     config = Config("x", "https://h", targets=(), github_api_url=api, gitlab_api_url=api)
     shop = Target("shop", provider, "acme/shop", "https://x/y.git", "main", ".", "shop", "sa")
     assert (commit_url(config, shop, "a" * 40) or "").startswith(f"{web}/acme/shop/")
+
+
+def test_comments_can_be_turned_off_and_deployments_on() -> None:
+    (shop,) = parse(target(previewComments=False, deployments=True)).targets
+    assert shop.preview_comments is False
+    assert shop.deployments == Deployments("shop", None)
+    settings = {"environment": "production", "environmentUrl": "https://shop.example"}
+    (shop,) = parse(target(deployments=settings)).targets
+    assert shop.deployments == Deployments("production", "https://shop.example")
+    (shop,) = parse(target(deployments=False)).targets
+    assert shop.deployments is None
 
 
 def test_the_burst_window_can_be_set() -> None:
@@ -136,6 +149,11 @@ def test_the_burst_window_can_be_set() -> None:
          "targets[0] (shop).decryption.secretRef: 'Bad_Name' is not a Secret name"),
         (target(decryption={"secretRef": "k", "provider": "kms"}),
          "targets[0] (shop).decryption.provider: unknown field"),
+        (target(previewComments="no"), "targets[0] (shop).previewComments: 'no' must be true"),
+        (target(deployments="prod"), "targets[0] (shop).deployments: must be true, false or"),
+        (target(deployments={"env": "x"}), "targets[0] (shop).deployments.env: unknown field"),
+        (target(deployments={"environment": "a\nb"}), "deployments.environment: 'a\\nb' must"),
+        (target(deployments={"environmentUrl": "ftp://x"}), "environmentUrl: 'ftp://x' is not"),
     ],
 )  # fmt: skip
 def test_each_mistake_is_named_by_its_field(doc: dict[str, Any], message: str) -> None:
@@ -302,3 +320,10 @@ def test_suspend_is_off_unless_set_and_must_be_a_boolean() -> None:
     assert parse(target(suspend=True)).targets[0].suspend is True
     with pytest.raises(ConfigError, match=r"targets\[0\] \(shop\)\.suspend: 'yes' must be true"):
         parse(target(suspend="yes"))
+
+
+def test_deployments_are_refused_for_gitea_which_has_no_such_api() -> None:
+    doc = target(provider="gitea", deployments=True)
+    doc["gitea"] = {"apiURL": "https://git.example/api/v1"}
+    with pytest.raises(ConfigError, match="Gitea has no deployments API"):
+        parse(doc)

@@ -66,6 +66,7 @@ class Fault:
     status: int
     retry_after: int | None
     all_calls: bool
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -297,15 +298,17 @@ class StandIn(ABC):
         *,
         retry_after: int | None = None,
         all_calls: bool = False,
+        path: str | None = None,
     ) -> None:
-        """Answer the next `n` status writes (every request with `all_calls`) with `status`.
+        """Answer the next `n` writes (every request with `all_calls`) with `status`.
 
-        `retry_after` sets a Retry-After header; None leaves it out.
+        `retry_after` sets a Retry-After header; None leaves it out. `path` limits the fault
+        to requests whose path contains it (say "/comments": only comment calls fail).
         """
         if n < 1 or status < 400:
             raise ValueError("fail_next needs n >= 1 and an error status")
         with self._lock:
-            self._faults.append(Fault(n, status, retry_after, all_calls))
+            self._faults.append(Fault(n, status, retry_after, all_calls, path))
 
     def set_down(self, down: bool = True) -> None:
         """While down, every request is answered 503."""
@@ -344,6 +347,8 @@ class StandIn(ABC):
     def _take_fault(self, req: Request) -> Fault | None:
         write = req.method not in ("GET", "HEAD")
         for fault in self._faults:
+            if fault.path is not None and fault.path not in req.path:
+                continue
             if fault.all_calls or write:
                 fault.remaining -= 1
                 if fault.remaining == 0:

@@ -1,4 +1,5 @@
-"""A stand-in for GitHub's commit-status REST API (api.github.com and Enterprise /api/v3)."""
+"""A stand-in for GitHub's REST API as hooksync uses it (api.github.com and Enterprise /api/v3):
+commit statuses, issue comments on pull requests, deployments and their statuses."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ from world.githosts._server import (
 )
 
 _GITHUB_STATES = frozenset({"error", "failure", "pending", "success"})
+_DEPLOYMENT_STATES = frozenset(
+    {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
+)
+_COMMENT_DOCS = "https://docs.github.com/rest/issues/comments#create-an-issue-comment"
+_DEPLOYMENT_STATUS_DOCS = (
+    "https://docs.github.com/rest/deployments/statuses#create-a-deployment-status"
+)
 _GITHUB_DOCS = "https://docs.github.com/rest"
 _GITHUB_STATUS_DOCS = "https://docs.github.com/rest/commits/statuses#create-a-commit-status"
 _GITHUB_LIMITS_DOCS = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
@@ -42,6 +50,9 @@ class _GitHubRepo:
     created_at: float
     branches: dict[str, str] = field(default_factory=dict)
     statuses: dict[str, list[_GitHubStatus]] = field(default_factory=dict)
+    # Issue (pull request) number -> its comments, oldest first.
+    comments: dict[int, list[_GitHubComment]] = field(default_factory=dict)
+    deployments: list[_GitHubDeployment] = field(default_factory=list)
 
     @property
     def owner(self) -> str:
@@ -63,6 +74,27 @@ class _GitHubStatus:
     created_at: float
 
 
+@dataclass
+class _GitHubComment:
+    id: int
+    number: int
+    body: str
+    login: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass
+class _GitHubDeployment:
+    id: int
+    sha: str
+    ref: str
+    environment: str
+    description: str | None
+    created_at: float
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+
+
 class GitHubStandIn(StandIn):
     """GitHub's commit-status REST API, at `api_url` and, Enterprise style, at `enterprise_api_url`.
 
@@ -72,6 +104,7 @@ class GitHubStandIn(StandIn):
 
     MAX_DESCRIPTION = 140
     MAX_STATUSES_PER_CONTEXT = 1000
+    MAX_COMMENT = 65_536
 
     def __init__(self, token: str, *, login: str = "hooksync-bot", rate_limit: int = 5000) -> None:
         super().__init__(token)
@@ -119,6 +152,33 @@ class GitHubStandIn(StandIn):
             sha = self._resolve(found, ref)
             history = found.statuses.get(sha, []) if sha else []
             return [self._status_json(self.api_url, found, status) for status in history]
+
+    def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
+        """The comments on issue or pull request `number`, oldest first, as the API renders
+        them."""
+        with self._lock:
+            found = self._repo_or_raise(repo)
+            return [
+                self._comment_json(self.api_url, found, c) for c in found.comments.get(number, [])
+            ]
+
+    def add_comment(self, repo: str, number: int, body: str, *, login: str) -> None:
+        """Test shortcut: a comment by someone else (`login`), without HTTP."""
+        with self._lock:
+            found = self._repo_or_raise(repo)
+            now = time.time()
+            comment = _GitHubComment(self._next_id(), number, body, login, now, now)
+            found.comments.setdefault(number, []).append(comment)
+
+    def deployments(self, repo: str) -> list[dict[str, Any]]:
+        """Every deployment, oldest first, each with its statuses (oldest first) under
+        "statuses"."""
+        with self._lock:
+            found = self._repo_or_raise(repo)
+            return [
+                {**self._deployment_json(self.api_url, found, d), "statuses": list(d.statuses)}
+                for d in found.deployments
+            ]
 
     def preload_statuses(
         self,
@@ -169,6 +229,17 @@ class GitHubStandIn(StandIn):
             ("GET", repo + r"/statuses/(?P<ref>[^/]+)", self._list_statuses),
             ("GET", repo + r"/commits/(?P<ref>[^/]+)/status", self._combined_status),
             ("POST", repo + r"/statuses/(?P<ref>[^/]+)", self._create_status),
+            ("GET", repo + r"/issues/(?P<number>[0-9]+)/comments", self._list_comments),
+            ("POST", repo + r"/issues/(?P<number>[0-9]+)/comments", self._create_comment),
+            ("PATCH", repo + r"/issues/comments/(?P<id>[0-9]+)", self._edit_comment),
+            ("GET", repo + r"/deployments", self._list_deployments),
+            ("POST", repo + r"/deployments", self._create_deployment),
+            ("GET", repo + r"/deployments/(?P<id>[0-9]+)/statuses", self._list_deployment_statuses),
+            (
+                "POST",
+                repo + r"/deployments/(?P<id>[0-9]+)/statuses",
+                self._create_deployment_status,
+            ),
         ]
 
     def _api_path(self, req: Request) -> str | None:
@@ -472,6 +543,235 @@ class GitHubStandIn(StandIn):
         )
         history.append(status)
         rendered = self._status_json(self._api_base(req), repo, status)
+        return Reply(201, rendered, {"Location": rendered["url"]})
+
+    # comments
+
+    def _comment_json(self, api: str, repo: _GitHubRepo, comment: _GitHubComment) -> dict[str, Any]:
+        url = f"{api}/repos/{repo.full_name}"
+        web = f"{api.removesuffix('/api/v3')}/{repo.full_name}"
+        return {
+            "id": comment.id,
+            "node_id": f"IC_standin{comment.id}",
+            "url": f"{url}/issues/comments/{comment.id}",
+            "html_url": f"{web}/pull/{comment.number}#issuecomment-{comment.id}",
+            "issue_url": f"{url}/issues/{comment.number}",
+            "body": comment.body,
+            "user": {**self._user_json(api), "login": comment.login},
+            "created_at": iso_time(comment.created_at),
+            "updated_at": iso_time(comment.updated_at),
+            "author_association": "NONE",
+        }
+
+    def _comment_body(self, req: Request) -> str | Reply:
+        """The request's `body`, or the error GitHub answers for it."""
+        if req.malformed or not isinstance(req.body, dict):
+            return self._error(400, "Problems parsing JSON")
+        body = req.body.get("body")
+        if not isinstance(body, str) or not body:
+            return self._error(
+                422,
+                "Validation Failed",
+                errors=[{"resource": "IssueComment", "code": "missing_field", "field": "body"}],
+                documentation_url=_COMMENT_DOCS,
+            )
+        if len(body) > self.MAX_COMMENT:
+            return self._error(
+                422,
+                "Validation Failed",
+                errors=[
+                    {
+                        "resource": "IssueComment",
+                        "code": "unprocessable",
+                        "field": "data",
+                        "message": f"Body is too long (maximum is {self.MAX_COMMENT} characters)",
+                    }
+                ],
+                documentation_url=_COMMENT_DOCS,
+            )
+        return body
+
+    def _list_comments(self, req: Request, params: dict[str, str]) -> Reply:
+        repo = self._lookup(params)
+        if repo is None:
+            return self._error(404, "Not Found")
+        found = repo.comments.get(int(params["number"]), [])
+        page = paginate(req, found, default=30, maximum=100)
+        api = self._api_base(req)
+        headers = {"Link": link_header(page.links)} if page.last > 1 else {}
+        return Reply(200, [self._comment_json(api, repo, c) for c in page.items], headers)
+
+    def _create_comment(self, req: Request, params: dict[str, str]) -> Reply:
+        repo = self._lookup(params)
+        if repo is None:
+            return self._error(404, "Not Found")
+        body = self._comment_body(req)
+        if isinstance(body, Reply):
+            return body
+        number, now = int(params["number"]), time.time()
+        comment = _GitHubComment(self._next_id(), number, body, self.login, now, now)
+        repo.comments.setdefault(number, []).append(comment)
+        rendered = self._comment_json(self._api_base(req), repo, comment)
+        return Reply(201, rendered, {"Location": rendered["url"]})
+
+    def _edit_comment(self, req: Request, params: dict[str, str]) -> Reply:
+        repo = self._lookup(params)
+        wanted = int(params["id"])
+        comment = next(
+            (c for cs in (repo.comments.values() if repo else []) for c in cs if c.id == wanted),
+            None,
+        )
+        if repo is None or comment is None:
+            return self._error(404, "Not Found")
+        if comment.login != self.login:
+            return self._error(403, "Resource not accessible by personal access token")
+        body = self._comment_body(req)
+        if isinstance(body, Reply):
+            return body
+        comment.body, comment.updated_at = body, time.time()
+        return Reply(200, self._comment_json(self._api_base(req), repo, comment))
+
+    # deployments
+
+    def _deployment_json(
+        self, api: str, repo: _GitHubRepo, deployment: _GitHubDeployment
+    ) -> dict[str, Any]:
+        url = f"{api}/repos/{repo.full_name}/deployments/{deployment.id}"
+        return {
+            "url": url,
+            "id": deployment.id,
+            "node_id": f"DE_standin{deployment.id}",
+            "sha": deployment.sha,
+            "ref": deployment.ref,
+            "task": "deploy",
+            "payload": {},
+            "original_environment": deployment.environment,
+            "environment": deployment.environment,
+            "description": deployment.description,
+            "creator": self._user_json(api),
+            "created_at": iso_time(deployment.created_at),
+            "updated_at": iso_time(deployment.created_at),
+            "statuses_url": f"{url}/statuses",
+            "repository_url": f"{api}/repos/{repo.full_name}",
+            "transient_environment": False,
+            "production_environment": False,
+        }
+
+    def _list_deployments(self, req: Request, params: dict[str, str]) -> Reply:
+        repo = self._lookup(params)
+        if repo is None:
+            return self._error(404, "Not Found")
+        found = [
+            d
+            for d in reversed(repo.deployments)
+            if all(
+                req.query.get(key) in (None, value)
+                for key, value in (("sha", d.sha), ("ref", d.ref), ("environment", d.environment))
+            )
+        ]
+        page = paginate(req, found, default=30, maximum=100)
+        api = self._api_base(req)
+        headers = {"Link": link_header(page.links)} if page.last > 1 else {}
+        return Reply(200, [self._deployment_json(api, repo, d) for d in page.items], headers)
+
+    def _create_deployment(self, req: Request, params: dict[str, str]) -> Reply:
+        repo = self._lookup(params)
+        if repo is None:
+            return self._error(404, "Not Found")
+        if req.malformed or not isinstance(req.body, dict):
+            return self._error(400, "Problems parsing JSON")
+        ref = req.body.get("ref")
+        if not isinstance(ref, str) or not ref:
+            return self._validation_failed(
+                {"resource": "Deployment", "code": "missing_field", "field": "ref"}
+            )
+        sha = self._resolve(repo, ref)
+        if sha is None:
+            return self._error(422, f"No ref found for: {ref}")
+        if req.body.get("required_contexts") != []:
+            # Without an empty list GitHub checks the commit's statuses first; hooksync
+            # records applies that already happened, so it must always send one.
+            return self._error(409, "Conflict: Commit status checks failed for " + ref)
+        environment = req.body.get("environment", "production")
+        if not isinstance(environment, str) or not environment:
+            return self._validation_failed(
+                _github_invalid("environment", "environment is not a string")
+            )
+        deployment = _GitHubDeployment(
+            self._next_id(), sha, ref, environment, req.body.get("description"), time.time()
+        )
+        repo.deployments.append(deployment)
+        rendered = self._deployment_json(self._api_base(req), repo, deployment)
+        return Reply(201, rendered, {"Location": rendered["url"]})
+
+    def _deployment(self, params: dict[str, str]) -> tuple[_GitHubRepo, _GitHubDeployment] | None:
+        repo = self._lookup(params)
+        wanted = int(params["id"])
+        found = next((d for d in (repo.deployments if repo else []) if d.id == wanted), None)
+        return None if repo is None or found is None else (repo, found)
+
+    def _list_deployment_statuses(self, req: Request, params: dict[str, str]) -> Reply:
+        found = self._deployment(params)
+        if found is None:
+            return self._error(404, "Not Found")
+        page = paginate(req, list(reversed(found[1].statuses)), default=30, maximum=100)
+        headers = {"Link": link_header(page.links)} if page.last > 1 else {}
+        return Reply(200, page.items, headers)
+
+    def _create_deployment_status(self, req: Request, params: dict[str, str]) -> Reply:
+        found = self._deployment(params)
+        if found is None:
+            return self._error(404, "Not Found")
+        repo, deployment = found
+        if req.malformed or not isinstance(req.body, dict):
+            return self._error(400, "Problems parsing JSON")
+        body = req.body
+        state = body.get("state")
+        if state not in _DEPLOYMENT_STATES:
+            return self._error(
+                422,
+                "Validation Failed",
+                errors=[_github_invalid("state", "state is not included in the list")],
+                documentation_url=_DEPLOYMENT_STATUS_DOCS,
+            )
+        description = body.get("description") or ""
+        if not isinstance(description, str) or len(description) > self.MAX_DESCRIPTION:
+            limit = self.MAX_DESCRIPTION
+            return self._error(
+                422,
+                "Validation Failed",
+                errors=[
+                    _github_invalid(
+                        "description", f"description is too long (maximum is {limit} characters)"
+                    )
+                ],
+                documentation_url=_DEPLOYMENT_STATUS_DOCS,
+            )
+        if "environment" in body:
+            deployment.environment = str(body["environment"])
+        api = self._api_base(req)
+        url = f"{api}/repos/{repo.full_name}/deployments/{deployment.id}"
+        status_id = self._next_id()
+        # log_url sets target_url too, as GitHub documents.
+        log_url = body.get("log_url") or body.get("target_url") or ""
+        now = iso_time(time.time())
+        rendered = {
+            "url": f"{url}/statuses/{status_id}",
+            "id": status_id,
+            "node_id": f"DES_standin{status_id}",
+            "state": state,
+            "creator": self._user_json(api),
+            "description": description,
+            "environment": deployment.environment,
+            "target_url": log_url,
+            "log_url": log_url,
+            "environment_url": body.get("environment_url") or "",
+            "created_at": now,
+            "updated_at": now,
+            "deployment_url": url,
+            "repository_url": f"{api}/repos/{repo.full_name}",
+        }
+        deployment.statuses.append(rendered)
         return Reply(201, rendered, {"Location": rendered["url"]})
 
 

@@ -1,4 +1,5 @@
-"""A stand-in for GitLab's commits and commit-status REST API (/api/v4)."""
+"""A stand-in for GitLab's REST API (/api/v4) as hooksync uses it: commits and commit statuses,
+merge request notes, environments and deployments."""
 
 from __future__ import annotations
 
@@ -74,6 +75,44 @@ class _GitLabProject:
     branches: dict[str, str] = field(default_factory=dict)
     statuses: list[_GitLabStatus] = field(default_factory=list)
     pipelines: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Merge request iid -> its notes, oldest first.
+    notes: dict[int, list[_GitLabNote]] = field(default_factory=dict)
+    environments: list[_GitLabEnvironment] = field(default_factory=list)
+    deployments: list[_GitLabDeployment] = field(default_factory=list)
+
+
+@dataclass
+class _GitLabNote:
+    id: int
+    iid: int
+    body: str
+    author_id: int
+    username: str
+    created_at: float
+    updated_at: float
+    system: bool = False
+
+
+@dataclass
+class _GitLabEnvironment:
+    id: int
+    name: str
+    external_url: str | None
+    created_at: float
+
+
+@dataclass
+class _GitLabDeployment:
+    id: int
+    iid: int
+    environment: _GitLabEnvironment
+    sha: str
+    ref: str
+    status: str
+    created_at: float
+    updated_at: float
+    # Every status it went through, oldest first.
+    history: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -100,6 +139,10 @@ class GitLabStandIn(StandIn):
     """
 
     MAX_DESCRIPTION = 255
+    MAX_NOTE = 1_000_000
+    # A deployment's status moves from running to one final state (GitLab's state machine
+    # for deployments created through the API).
+    DEPLOYMENT_STATES = frozenset({"running", "success", "failed", "canceled"})
 
     def __init__(self, token: str, *, username: str = "hooksync-bot") -> None:
         super().__init__(token)
@@ -141,6 +184,32 @@ class GitLabStandIn(StandIn):
             sha = self._resolve(project, ref)
             return [self._status_json(s) for s in project.statuses if s.sha == sha]
 
+    def notes(self, repo: str | int, iid: int) -> list[dict[str, Any]]:
+        """The notes on merge request `iid`, oldest first, as the API renders them."""
+        with self._lock:
+            project = self._project_or_raise(repo)
+            return [self._note_json(project, n) for n in project.notes.get(iid, [])]
+
+    def add_note(
+        self, repo: str | int, iid: int, body: str, *, username: str, system: bool = False
+    ) -> None:
+        """Test shortcut: a note by someone else (or a system note), without HTTP."""
+        with self._lock:
+            project = self._project_or_raise(repo)
+            now = time.time()
+            note = _GitLabNote(self._next_id(), iid, body, 999, username, now, now, system)
+            project.notes.setdefault(iid, []).append(note)
+
+    def deployments(self, repo: str | int) -> list[dict[str, Any]]:
+        """Every deployment, oldest first, with the statuses it went through under
+        "history"."""
+        with self._lock:
+            project = self._project_or_raise(repo)
+            return [
+                {**self._deployment_json(d), "history": list(d.history)}
+                for d in project.deployments
+            ]
+
     # routing
 
     def _route_specs(self) -> list[tuple[str, str, RouteHandler]]:
@@ -152,6 +221,19 @@ class GitLabStandIn(StandIn):
             ("GET", project + r"/repository/commits/(?P<sha>[^/]+)", self._get_commit),
             ("GET", project + r"/repository/commits/(?P<sha>[^/]+)/statuses", self._list),
             ("POST", project + r"/statuses/(?P<sha>[^/]+)", self._create_status),
+            ("GET", project + r"/merge_requests/(?P<iid>[0-9]+)/notes", self._list_notes),
+            ("POST", project + r"/merge_requests/(?P<iid>[0-9]+)/notes", self._create_note),
+            (
+                "PUT",
+                project + r"/merge_requests/(?P<iid>[0-9]+)/notes/(?P<id>[0-9]+)",
+                self._edit_note,
+            ),
+            ("GET", project + r"/environments", self._list_environments),
+            ("POST", project + r"/environments", self._create_environment),
+            ("PUT", project + r"/environments/(?P<id>[0-9]+)", self._edit_environment),
+            ("GET", project + r"/deployments", self._list_deployments),
+            ("POST", project + r"/deployments", self._create_deployment),
+            ("PUT", project + r"/deployments/(?P<id>[0-9]+)", self._edit_deployment),
         ]
 
     def _api_path(self, req: Request) -> str | None:
@@ -410,3 +492,228 @@ class GitLabStandIn(StandIn):
             if head == sha:
                 return branch
         return project.default_branch
+
+    # notes
+
+    def _note_json(self, project: _GitLabProject, note: _GitLabNote) -> dict[str, Any]:
+        author = {**self._user_json(self.base_url), "id": note.author_id, "username": note.username}
+        return {
+            "id": note.id,
+            "type": None,
+            "body": note.body,
+            "attachment": None,
+            "author": author,
+            "created_at": iso_time(note.created_at, millis=True),
+            "updated_at": iso_time(note.updated_at, millis=True),
+            "system": note.system,
+            "noteable_id": note.iid + 5_000_000,
+            "noteable_type": "MergeRequest",
+            "noteable_iid": note.iid,
+            "project_id": project.id,
+            "resolvable": False,
+            "confidential": False,
+            "internal": False,
+        }
+
+    def _paged(self, req: Request, items: list[Any], render: Any) -> Reply:
+        page = paginate(req, items, default=20, maximum=100)
+        headers = {
+            "X-Page": str(page.page),
+            "X-Per-Page": str(page.per_page),
+            "X-Total": str(page.total),
+            "X-Total-Pages": str(page.last),
+            "X-Next-Page": str(page.page + 1) if page.page < page.last else "",
+            "X-Prev-Page": str(page.page - 1) if page.page > 1 else "",
+            "Link": link_header(page.links),
+        }
+        return Reply(200, [render(item) for item in page.items], headers)
+
+    def _note_body(self, req: Request) -> str | Reply:
+        if req.malformed or not isinstance(req.body, dict | None):
+            return Reply(400, {"error": "The provided content-type is not supported."})
+        args: dict[str, Any] = {**req.query, **(req.body or {})}
+        body = args.get("body")
+        if not isinstance(body, str) or not body:
+            return Reply(400, {"error": "body is missing"})
+        if len(body) > self.MAX_NOTE:
+            limit = self.MAX_NOTE
+            return Reply(
+                400, {"message": {"note": [f"is too long (maximum is {limit} characters)"]}}
+            )
+        return body
+
+    def _list_notes(self, req: Request, params: dict[str, str]) -> Reply:
+        project = self._find(params["project"])
+        if project is None:
+            return self._not_found("Project")
+        found = list(project.notes.get(int(params["iid"]), []))
+        # GitLab lists notes newest first unless asked otherwise.
+        if req.query.get("sort", "desc") == "desc":
+            found.reverse()
+        return self._paged(req, found, lambda n: self._note_json(project, n))
+
+    def _create_note(self, req: Request, params: dict[str, str]) -> Reply:
+        project = self._find(params["project"])
+        if project is None:
+            return self._not_found("Project")
+        body = self._note_body(req)
+        if isinstance(body, Reply):
+            return body
+        now, iid = time.time(), int(params["iid"])
+        note = _GitLabNote(self._next_id(), iid, body, 1, self.username, now, now)
+        project.notes.setdefault(iid, []).append(note)
+        return Reply(201, self._note_json(project, note))
+
+    def _edit_note(self, req: Request, params: dict[str, str]) -> Reply:
+        project = self._find(params["project"])
+        if project is None:
+            return self._not_found("Project")
+        wanted = int(params["id"])
+        note = next((n for n in project.notes.get(int(params["iid"]), []) if n.id == wanted), None)
+        if note is None:
+            return self._not_found("Note")
+        if note.username != self.username:
+            return Reply(403, {"message": "403 Forbidden"})
+        body = self._note_body(req)
+        if isinstance(body, Reply):
+            return body
+        note.body, note.updated_at = body, time.time()
+        return Reply(200, self._note_json(project, note))
+
+    # environments and deployments
+
+    def _environment_json(self, environment: _GitLabEnvironment) -> dict[str, Any]:
+        return {
+            "id": environment.id,
+            "name": environment.name,
+            "slug": environment.name.lower().replace(" ", "-").replace("/", "-"),
+            "external_url": environment.external_url,
+            "state": "available",
+            "tier": "other",
+            "created_at": iso_time(environment.created_at, millis=True),
+            "updated_at": iso_time(environment.created_at, millis=True),
+        }
+
+    def _deployment_json(self, deployment: _GitLabDeployment) -> dict[str, Any]:
+        return {
+            "id": deployment.id,
+            "iid": deployment.iid,
+            "ref": deployment.ref,
+            "sha": deployment.sha,
+            "status": deployment.status,
+            "created_at": iso_time(deployment.created_at, millis=True),
+            "updated_at": iso_time(deployment.updated_at, millis=True),
+            "user": self._user_json(self.base_url),
+            "environment": self._environment_json(deployment.environment),
+            "deployable": None,
+        }
+
+    def _args(self, req: Request) -> dict[str, Any] | Reply:
+        if req.malformed or not isinstance(req.body, dict | None):
+            return Reply(400, {"error": "The provided content-type is not supported."})
+        return {**req.query, **(req.body or {})}
+
+    def _list_environments(self, req: Request, params: dict[str, str]) -> Reply:
+        project = self._find(params["project"])
+        if project is None:
+            return self._not_found("Project")
+        found = [e for e in project.environments if req.query.get("name") in (None, e.name)]
+        return self._paged(req, found, self._environment_json)
+
+    def _create_environment(self, req: Request, params: dict[str, str]) -> Reply:
+        project = self._find(params["project"])
+        if project is None:
+            return self._not_found("Project")
+        args = self._args(req)
+        if isinstance(args, Reply):
+            return args
+        name = args.get("name")
+        if not isinstance(name, str) or not name:
+            return Reply(400, {"error": "name is missing"})
+        if any(e.name == name for e in project.environments):
+            return Reply(400, {"message": {"name": ["has already been taken"]}})
+        url = args.get("external_url")
+        environment = _GitLabEnvironment(
+            self._next_id(), name, str(url) if url else None, time.time()
+        )
+        project.environments.append(environment)
+        return Reply(201, self._environment_json(environment))
+
+    def _edit_environment(self, req: Request, params: dict[str, str]) -> Reply:
+        project = self._find(params["project"])
+        if project is None:
+            return self._not_found("Project")
+        wanted = int(params["id"])
+        environment = next((e for e in project.environments if e.id == wanted), None)
+        if environment is None:
+            return self._not_found("Environment")
+        args = self._args(req)
+        if isinstance(args, Reply):
+            return args
+        if "external_url" in args:
+            environment.external_url = str(args["external_url"]) or None
+        return Reply(200, self._environment_json(environment))
+
+    def _list_deployments(self, req: Request, params: dict[str, str]) -> Reply:
+        project = self._find(params["project"])
+        if project is None:
+            return self._not_found("Project")
+        found = [
+            d
+            for d in project.deployments
+            if req.query.get("environment") in (None, d.environment.name)
+        ]
+        return self._paged(req, found, self._deployment_json)
+
+    def _create_deployment(self, req: Request, params: dict[str, str]) -> Reply:
+        project = self._find(params["project"])
+        if project is None:
+            return self._not_found("Project")
+        args = self._args(req)
+        if isinstance(args, Reply):
+            return args
+        for required in ("environment", "sha", "ref", "tag", "status"):
+            if args.get(required) in (None, ""):
+                return Reply(400, {"error": f"{required} is missing"})
+        sha = self._resolve(project, str(args["sha"]))
+        if sha is None:
+            return Reply(400, {"message": "The SHA is not a commit of this project"})
+        status = args["status"]
+        if status not in self.DEPLOYMENT_STATES:
+            return Reply(400, {"error": "status does not have a valid value"})
+        # GitLab finds the environment by name, or creates it.
+        name = str(args["environment"])
+        environment = next((e for e in project.environments if e.name == name), None)
+        now = time.time()
+        if environment is None:
+            environment = _GitLabEnvironment(self._next_id(), name, None, now)
+            project.environments.append(environment)
+        iid = 1 + len(project.deployments)
+        deployment = _GitLabDeployment(
+            self._next_id(), iid, environment, sha, str(args["ref"]), status, now, now, [status]
+        )
+        project.deployments.append(deployment)
+        return Reply(201, self._deployment_json(deployment))
+
+    def _edit_deployment(self, req: Request, params: dict[str, str]) -> Reply:
+        project = self._find(params["project"])
+        if project is None:
+            return self._not_found("Project")
+        wanted = int(params["id"])
+        deployment = next((d for d in project.deployments if d.id == wanted), None)
+        if deployment is None:
+            return self._not_found("Deployment")
+        args = self._args(req)
+        if isinstance(args, Reply):
+            return args
+        status = args.get("status")
+        if status not in self.DEPLOYMENT_STATES:
+            return Reply(400, {"error": "status does not have a valid value"})
+        if deployment.status != "running" and status != deployment.status:
+            return Reply(
+                400,
+                {"message": f"Cannot transition status via :{status} from :{deployment.status}"},
+            )
+        deployment.status, deployment.updated_at = str(status), time.time()
+        deployment.history.append(str(status))
+        return Reply(200, self._deployment_json(deployment))
