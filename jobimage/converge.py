@@ -39,6 +39,7 @@ from hooksync.summary import STEPS, RunSummary
 from jobimage.changes import APPLIED, CHANGING, Change, ChangeSet
 from jobimage.errors import ConvergeError, PermanentError, TransientError
 from jobimage.fetch import DISK_LIMIT_FIELD, Checkout, GitCredentials, fetch
+from jobimage.helm import Release
 from jobimage.kube import Cluster
 from jobimage.lease import TargetLease, ensure_held
 from jobimage.plan import (
@@ -225,8 +226,19 @@ def read_inventory(cluster: Cluster, spec: JobSpec) -> InventoryRecord:
 
 @pipeline_step("render")
 def render_step(spec: JobSpec, checkout: Checkout, kustomize: str | None) -> Rendered:
-    rendered = render(checkout.directory, spec.path, kustomize=kustomize, sha=checkout.sha)
-    _step("render", spec, objects=len(rendered.manifests), kustomization=rendered.kustomization)
+    # A chart is released under the target's name unless its `helm:` block names another.
+    name = (spec.helm.release if spec.helm else None) or spec.target
+    release = Release(name, spec.namespace, spec.helm)
+    rendered = render(
+        checkout.directory, spec.path, kustomize=kustomize, sha=checkout.sha, helm=release
+    )
+    _step(
+        "render",
+        spec,
+        objects=len(rendered.manifests),
+        kustomization=rendered.kustomization,
+        chart=rendered.chart,
+    )
     return rendered
 
 

@@ -1,7 +1,8 @@
 """Render step: turn a target's path in a checked-out commit into Kubernetes object dicts.
 
-A kustomization at the path is built with kustomize (local files only, no plugins); otherwise
-every *.yaml / *.yml below the path is read, in a stable order.
+A kustomization at the path is built with kustomize (local files only, no plugins); a Helm
+chart (the target's `helm:` block, or a path holding Chart.yaml) is rendered by jobimage.helm;
+otherwise every *.yaml / *.yml below the path is read, in a stable order.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
 from jobimage.errors import RenderError, TransientError
+
+if TYPE_CHECKING:
+    from jobimage.helm import Release
 
 try:
     from yaml import CSafeLoader as _SafeLoader
@@ -81,22 +85,33 @@ class Rendered:
 
     manifests: list[Manifest]
     kustomization: str | None = None  # the kustomization file built, relative to the repo
+    chart: str | None = None  # the Helm chart rendered, relative to the repo
 
 
 def render(
-    repo_dir: Path, path: str, kustomize: str | None = None, sha: str | None = None
+    repo_dir: Path,
+    path: str,
+    kustomize: str | None = None,
+    sha: str | None = None,
+    helm: Release | None = None,
 ) -> Rendered:
     """Render `path` inside the checked-out `repo_dir`; `sha` only improves error messages.
+    `helm` names the Helm release a chart is rendered as (its settings: the target's `helm:`
+    block, whose chart is rendered instead of `path`).
 
     Raises RenderError (permanent) for anything the commit has to fix, TransientError when
-    kustomize times out.
+    kustomize or helm times out.
     """
     root = Path(repo_dir).resolve(strict=True)
+    if helm is not None and helm.settings is not None:
+        return _render_chart(root, helm.settings.chart, helm, sha)
     start = _resolve_target_path(root, path, sha)
     if start.is_dir():
         kustomization = _kustomization_file(start)
         if kustomization is not None:
             return _render_kustomization(root, start, kustomization, kustomize)
+        if helm is not None and (start / "Chart.yaml").is_file():
+            return _render_chart(root, path, helm, sha)
         files = _manifest_files(root, start, _relative(root, start))
     elif start.suffix.lower() in _YAML:
         files = [(_relative(root, start), start)]
@@ -440,6 +455,13 @@ def _check_json_values(document: dict[str, Any], where: str) -> None:
             )
 
 
+def _render_chart(root: Path, chart: str, release: Release, sha: str | None) -> Rendered:
+    # jobimage.helm builds on this module's checks, so it is imported when first needed.
+    from jobimage.helm import render_chart
+
+    return render_chart(root, chart, release, sha)
+
+
 # --- kustomize ---------------------------------------------------------------------------------
 
 
@@ -453,7 +475,7 @@ def _kustomization_file(folder: Path) -> Path | None:
 def _render_kustomization(
     root: Path, start: Path, kustomization: Path, kustomize: str | None
 ) -> Rendered:
-    _check_kustomizations(root, start)
+    uses_helm = _check_kustomizations(root, start)
     binary = _kustomize_binary(kustomize)
     shown = _relative(root, kustomization)
     with tempfile.TemporaryDirectory(prefix="hooksync-kustomize-") as home:
@@ -464,6 +486,8 @@ def _render_kustomization(
             "KUSTOMIZE_PLUGIN_HOME": os.path.join(home, "plugins"),
         }
         argv = [binary, "build", "--load-restrictor", "LoadRestrictionsRootOnly", str(start)]
+        if uses_helm:
+            argv += _kustomize_helm_flags()
         output = Path(home) / "output.yaml"
         try:
             with output.open("w") as sink:
@@ -501,6 +525,13 @@ def _render_kustomization(
     return Rendered(manifests=_manifests_in(text, shown, _NodeBudget()), kustomization=shown)
 
 
+def _kustomize_helm_flags() -> list[str]:
+    """helmCharts: inflated by the pinned helm, by absolute path (kustomize runs without PATH)."""
+    from jobimage.helm import helm_binary
+
+    return ["--enable-helm", "--helm-command", helm_binary()]
+
+
 def _limit_output() -> None:
     """In kustomize's process: no file may grow past MAX_FILE_BYTES (writes then fail)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -520,15 +551,19 @@ def _is_remote(entry: str) -> bool:
     return "://" in entry or entry.startswith(_REMOTE_PREFIXES)
 
 
-def _check_kustomizations(root: Path, start: Path) -> None:
+def _check_kustomizations(root: Path, start: Path) -> bool:
     """Refuse remote bases and non-builtin plugins in every kustomization `start` reaches.
 
     kustomize itself refuses exec/function plugins without its alpha flags and files outside
     each kustomization's root; this check gives a clear message, and also refuses remote bases
     (which kustomize would fetch) and symlinks out of the repository. Every file below those
     roots (all that kustomize may read) is measured for YAML bombs first: kustomize has no
-    bound of its own on what aliases expand to.
+    bound of its own on what aliases expand to. True when a kustomization inflates Helm charts
+    (helmCharts), which jobimage.helm checks: local charts only.
     """
+    from jobimage.helm import check_kustomize_helm_charts
+
+    uses_helm = False
     pending = [start]
     visited: set[Path] = set()
     readable: dict[Path, str] = {}  # every file kustomize may read, once, as shown
@@ -557,12 +592,16 @@ def _check_kustomizations(root: Path, start: Path) -> None:
         for field in _PLUGIN_FIELDS:
             for entry in _entries(spec, field, shown):
                 _check_plugin(root, folder, entry, f"{shown}: {field}")
+        chart_homes = check_kustomize_helm_charts(root, folder, spec, shown)
+        uses_helm = uses_helm or "helmCharts" in spec
+        pending.extend(chart_homes)  # walked like every folder kustomize reads
     for real, shown in sorted(readable.items(), key=lambda item: item[1]):
         try:
             text = real.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue  # not text: kustomize reads it as data, if at all
         _check_yaml_input(text, shown, budget)
+    return uses_helm
 
 
 def _entries(spec: dict[str, Any], field: str, shown: str) -> list[str]:
