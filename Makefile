@@ -19,9 +19,11 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 # etcd, kube-apiserver, kube-controller-manager, kubectl and kustomize, built from Go modules
-# into a cache outside the repository (slow only the first time on a machine).
+# into a cache outside the repository (slow only the first time on a machine); helm into a
+# folder of its own there.
 binaries:
 	hack/build-binaries >/dev/null
+	hack/build-binaries helm >/dev/null
 
 # Both images, built from the Dockerfiles with podman on a base made from Debian packages
 # (world/images.py); cached by content hash, so a rerun with nothing changed takes seconds.
@@ -37,7 +39,9 @@ unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 test: venv binaries lint
-	HOOKSYNC_KUSTOMIZE="$$(hack/build-binaries --print)/kustomize" $(BIN)/pytest $(PYTEST_ARGS)
+	HOOKSYNC_KUSTOMIZE="$$(hack/build-binaries --print)/kustomize" \
+	HOOKSYNC_HELM="$$(hack/build-binaries helm --print)/helm" \
+	$(BIN)/pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory e2e
 
 # What users install, on a real node: both images, k8s/ applied with kubectl apply -k, the

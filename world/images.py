@@ -8,6 +8,7 @@ python image nor the golang image can be pulled. The builds get their bases loca
   cached outside the repository, keyed by its suite, sources and package set.
 - `KUSTOMIZE_FROM`: an image holding the kustomize that `hack/build-binaries` builds from its Go
   module, at /out/kustomize, where the Dockerfile's own stage would put it.
+- `HELM_FROM`: the same for helm (`hack/build-binaries helm`), at /out/helm.
 
 Python packages still come from PyPI and git from Debian's mirrors, inside the build (host
 network). Each image is tagged with a hash of everything that goes into it, so a rebuild with
@@ -209,6 +210,40 @@ def kustomize_binary() -> Path:
     return path
 
 
+# --- helm ------------------------------------------------------------------------------------
+
+
+def ensure_helm_image(helm: Path) -> str:
+    """An image with `helm` at /out/helm, as the Dockerfile's helm stage leaves it."""
+    digest = hashlib.sha256(helm.read_bytes()).hexdigest()[:12]
+    name = f"localhost/hooksync-helm:{digest}"
+    if image_exists(name):
+        return name
+    with tempfile.TemporaryDirectory(prefix="hooksync-helm-") as scratch:
+        tar = Path(scratch) / "helm.tar"
+        with tarfile.open(tar, "w") as archive:
+            info = archive.gettarinfo(str(helm), arcname="out/helm")
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mode = 0o755
+            with helm.open("rb") as data:
+                archive.addfile(info, data)
+        _run([*PODMAN, "import", str(tar), name], f"podman import {tar}")
+    return name
+
+
+def helm_binary() -> Path:
+    """The helm `hack/build-binaries helm` builds (building it only if it is missing)."""
+    result = _run([str(BUILD_SCRIPT), "helm"], f"{BUILD_SCRIPT} helm")
+    path = Path(result.stdout.strip().splitlines()[-1]) / "helm"
+    if not path.is_file():
+        raise ImageBuildError(f"{path} is missing after {BUILD_SCRIPT} helm: run it by hand")
+    return path
+
+
+# --- end helm --------------------------------------------------------------------------------
+
+
 @dataclass
 class BuiltImage:
     """One image: the name the manifests use, its content-hash tag, and what building it cost."""
@@ -262,7 +297,8 @@ def build_image(dockerfile: str, name: str, build_args: dict[str, str]) -> Built
 
 
 def build_all() -> Images:
-    """The base, the kustomize stand-in stage, then both images (each only if missing)."""
+    """The base, the kustomize and helm stand-in stages, then both images (each only if
+    missing)."""
     reason = podman_available()
     if reason:
         raise ImageBuildError(reason)
@@ -273,9 +309,13 @@ def build_all() -> Images:
     started = time.monotonic()
     kustomize = ensure_kustomize_image(kustomize_binary())
     timings["kustomize"] = time.monotonic() - started
+    started = time.monotonic()
+    helm = ensure_helm_image(helm_binary())
+    timings["helm"] = time.monotonic() - started
     common = {"BASE_IMAGE": base, "REVISION": "local"}
     receiver = build_image("Dockerfile.receiver", RECEIVER_IMAGE, common)
-    job = build_image("Dockerfile.job", JOB_IMAGE, {**common, "KUSTOMIZE_FROM": kustomize})
+    job_args = {**common, "KUSTOMIZE_FROM": kustomize, "HELM_FROM": helm}
+    job = build_image("Dockerfile.job", JOB_IMAGE, job_args)
     return Images(receiver=receiver, job=job, base=base, timings=timings)
 
 
