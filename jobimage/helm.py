@@ -1,8 +1,8 @@
 """Helm charts: rendered offline with the pinned `helm template`, from files in the checkout.
 
-A chart is rendered as a whole release would be (CRDs included, release namespace = the
-target's namespace) and its objects then go through validate, apply, prune and health like
-any render. Nothing is downloaded: dependencies must be vendored in the chart's `charts/`
+A chart is rendered as `helm template` renders it (release namespace = the target's namespace;
+the chart's `crds/` folder left out, as hooksync applies no cluster-scoped objects) and its
+objects then go through validate, apply, prune and health like any render. Nothing is downloaded: dependencies must be vendored in the chart's `charts/`
 folder, and helm runs with empty cache, config and data folders of its own and no PATH.
 
 Chart hooks: `helm.sh/hook: test` objects (run by `helm test`, never by an install) are left
@@ -100,7 +100,7 @@ def render_chart(root: Path, chart: str, release: Release, sha: str | None = Non
             inline.write_text(settings.values_json, encoding="utf-8")
             values.append(inline)
         argv = [binary, "template", release.name, str(chart_dir)]
-        argv += ["--namespace", release.namespace, "--include-crds"]
+        argv += ["--namespace", release.namespace]
         for file in values:
             argv += ["--values", str(file)]
         text, error = _run_helm(argv, home, f"helm template of {shown}")
@@ -249,15 +249,15 @@ def _vendors(entry: Path, name: str) -> bool:
 
 def _values_file(root: Path, file: str, budget: _NodeBudget) -> Path:
     """A values file the target names: in the repository, a file, measured for bombs."""
-    candidate = root / file
-    if not candidate.exists():
-        raise RenderError(f"values file {file!r} not found in the repository; fix helm.valuesFiles")
-    resolved = candidate.resolve()
+    # Inside first: whether a file outside the checkout exists is none of the commit's business.
+    resolved = (root / file).resolve()
     if not resolved.is_relative_to(root):
         raise RenderError(
             f"values file {file!r} resolves outside the repository; keep values files in the "
             "repository (symlinks out of it are refused)"
         )
+    if not resolved.exists():
+        raise RenderError(f"values file {file!r} not found in the repository; fix helm.valuesFiles")
     if not resolved.is_file():
         raise RenderError(f"values file {file!r} is not a file; fix helm.valuesFiles")
     _check_yaml_input(_read_text(resolved, file), file, budget)
