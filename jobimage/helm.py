@@ -2,8 +2,9 @@
 
 A chart is rendered as `helm template` renders it (release namespace = the target's namespace;
 the chart's `crds/` folder left out, as hooksync applies no cluster-scoped objects) and its
-objects then go through validate, apply, prune and health like any render. Nothing is downloaded: dependencies must be vendored in the chart's `charts/`
-folder, and helm runs with empty cache, config and data folders of its own and no PATH.
+objects then go through validate, apply, prune and health like any render. Nothing is
+downloaded: dependencies must be vendored in the chart's `charts/` folder, and helm runs with
+empty cache, config and data folders of its own and no PATH.
 
 Chart hooks: `helm.sh/hook: test` objects (run by `helm test`, never by an install) are left
 out. Any other hook (pre-/post-install, -upgrade, -delete, -rollback) is refused, because
@@ -29,6 +30,7 @@ from jobimage.render import (
     Manifest,
     Rendered,
     _check_yaml_input,
+    _kustomization_file,
     _limit_output,
     _load_documents,
     _manifests_in,
@@ -43,7 +45,8 @@ __all__ = [
     "CHART_FILE",
     "HELM_ENV",
     "Release",
-    "check_kustomize_helm_charts",
+    "chart_to_render",
+    "find_helm",
     "helm_binary",
     "is_chart",
     "render_chart",
@@ -73,13 +76,27 @@ def is_chart(folder: Path) -> bool:
     return (folder / CHART_FILE).is_file()
 
 
+def chart_to_render(root: Path, path: str, settings: HelmSettings | None) -> str | None:
+    """The chart a target renders: its `helm:` block's, else its path when that is a folder
+    holding Chart.yaml and no kustomization (a kustomization there is built, as before);
+    None for a target that renders no chart."""
+    if settings is not None:
+        return settings.chart
+    folder = root / (path or ".")
+    if folder.is_dir() and is_chart(folder) and _kustomization_file(folder) is None:
+        return path
+    return None
+
+
 def render_chart(root: Path, chart: str, release: Release, sha: str | None = None) -> Rendered:
-    """Render the chart at `chart` (relative to the checkout `root`) as `release`.
+    """Render the chart at `chart` (relative to the checkout `root`) as `release`; `sha` only
+    improves error messages.
 
     Raises RenderError for anything the commit has to fix: a chart file, values file or symlink
     outside the repository, a dependency not vendored, a hook (see the module's docstring),
     a template error. TransientError when helm times out.
     """
+    root = Path(root).resolve(strict=True)
     chart_dir = _resolve_target_path(root, chart, sha)
     shown = _relative(root, chart_dir)
     if not chart_dir.is_dir() or not is_chart(chart_dir):
@@ -157,13 +174,19 @@ def _run_helm(argv: list[str], home: str, what: str) -> tuple[str, str | None]:
     return text, (done.stderr if done.returncode != 0 else None)
 
 
-def helm_binary() -> str:
-    """The pinned helm: $HOOKSYNC_HELM, else `helm` on PATH; an absolute path (kustomize and
-    helm both run without PATH)."""
+def find_helm() -> str | None:
+    """The pinned helm: $HOOKSYNC_HELM, else `helm` on PATH, as an absolute path (kustomize
+    and helm both run without PATH); None when there is none."""
     binary = os.environ.get(HELM_ENV) or shutil.which("helm")
+    return os.path.abspath(binary) if binary else None
+
+
+def helm_binary() -> str:
+    """find_helm's answer, or a RenderError saying how to provide helm."""
+    binary = find_helm()
     if not binary:
         raise RenderError(f"helm not found on PATH; install helm or set {HELM_ENV} to its path")
-    return os.path.abspath(binary)
+    return binary
 
 
 # --- what helm may read -------------------------------------------------------------------------
@@ -295,61 +318,3 @@ def without_hooks(manifests: list[Manifest], skip_hooks: bool) -> list[Manifest]
                 f"{HOOK_ANNOTATION} annotation to apply it as an ordinary object"
             )
     return kept
-
-
-# --- kustomize's helmCharts ---------------------------------------------------------------------
-
-
-def check_kustomize_helm_charts(
-    root: Path, folder: Path, spec: dict[str, Any], shown: str
-) -> list[Path]:
-    """Refuse what would make kustomize's helm inflation leave the repository; return the
-    chart folders it reads (empty: the kustomization uses no chart).
-
-    Only local charts: a `repo:` entry is refused, as are chart homes and values files outside
-    the repository and a `helmGlobals.configHome` (helm's folders are the Job's own).
-    """
-    charts = spec.get("helmCharts")
-    globals_ = spec.get("helmGlobals")
-    if charts is None and globals_ is None:
-        return []
-    if globals_ is None:
-        globals_ = {}
-    if not isinstance(charts, list | None) or not isinstance(globals_, dict):
-        raise RenderError(f"{shown}: helmCharts must be a list and helmGlobals a mapping")
-    if "configHome" in globals_:
-        raise RenderError(
-            f"{shown}: helmGlobals.configHome is not supported; remove it (helm runs with "
-            "folders of the Job's own)"
-        )
-    home = _inside_repo(root, folder, globals_.get("chartHome", "charts"), f"{shown}: chartHome")
-    used: list[Path] = [home] if home.is_dir() else []
-    for index, chart in enumerate(charts or []):
-        where = f"{shown}: helmCharts[{index}]"
-        if not isinstance(chart, dict):
-            raise RenderError(f"{where} must be a mapping")
-        if chart.get("repo"):
-            raise RenderError(
-                f"{where} ({chart.get('name')}) names repo {chart['repo']!r}; hooksync renders "
-                "local charts only — vendor the chart under the kustomization's charts/ folder "
-                "and drop repo"
-            )
-        for field in ("valuesFile", "additionalValuesFiles"):
-            value = chart.get(field)
-            for entry in [value] if isinstance(value, str) else value or []:
-                _inside_repo(root, folder, entry, f"{where}.{field}")
-        name = chart.get("name")
-        if isinstance(name, str) and name and is_chart(home / name):
-            _check_vendored(root, (home / name).resolve())
-    return used
-
-
-def _inside_repo(root: Path, folder: Path, entry: Any, where: str) -> Path:
-    if not isinstance(entry, str) or "://" in entry:
-        raise RenderError(f"{where}: {entry!r} must be a path in the repository")
-    resolved = (folder / entry).resolve()
-    if not resolved.is_relative_to(root):
-        raise RenderError(
-            f"{where}: {entry!r} points outside the repository; keep it in the repository"
-        )
-    return resolved

@@ -1,8 +1,8 @@
 """Render step: turn a target's path in a checked-out commit into Kubernetes object dicts.
 
-A kustomization at the path is built with kustomize (local files only, no plugins); a Helm
-chart (the target's `helm:` block, or a path holding Chart.yaml) is rendered by jobimage.helm;
-otherwise every *.yaml / *.yml below the path is read, in a stable order.
+A kustomization at the path is built with kustomize (local files only, no plugins; Helm charts
+it inflates must be local); otherwise every *.yaml / *.yml below the path is read, in a stable
+order. Helm charts are rendered by jobimage.helm, which builds on this module's checks.
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import yaml
 
 from jobimage.errors import RenderError, TransientError
-
-if TYPE_CHECKING:
-    from jobimage.helm import Release
 
 try:
     from yaml import CSafeLoader as _SafeLoader
@@ -93,25 +90,20 @@ def render(
     path: str,
     kustomize: str | None = None,
     sha: str | None = None,
-    helm: Release | None = None,
+    helm: str | None = None,
 ) -> Rendered:
     """Render `path` inside the checked-out `repo_dir`; `sha` only improves error messages.
-    `helm` names the Helm release a chart is rendered as (its settings: the target's `helm:`
-    block, whose chart is rendered instead of `path`).
+    `helm` is the helm binary kustomize inflates `helmCharts` with (needed only for those).
 
     Raises RenderError (permanent) for anything the commit has to fix, TransientError when
-    kustomize or helm times out.
+    kustomize times out.
     """
     root = Path(repo_dir).resolve(strict=True)
-    if helm is not None and helm.settings is not None:
-        return _render_chart(root, helm.settings.chart, helm, sha)
     start = _resolve_target_path(root, path, sha)
     if start.is_dir():
         kustomization = _kustomization_file(start)
         if kustomization is not None:
-            return _render_kustomization(root, start, kustomization, kustomize)
-        if helm is not None and (start / "Chart.yaml").is_file():
-            return _render_chart(root, path, helm, sha)
+            return _render_kustomization(root, start, kustomization, kustomize, helm)
         files = _manifest_files(root, start, _relative(root, start))
     elif start.suffix.lower() in _YAML:
         files = [(_relative(root, start), start)]
@@ -455,13 +447,6 @@ def _check_json_values(document: dict[str, Any], where: str) -> None:
             )
 
 
-def _render_chart(root: Path, chart: str, release: Release, sha: str | None) -> Rendered:
-    # jobimage.helm builds on this module's checks, so it is imported when first needed.
-    from jobimage.helm import render_chart
-
-    return render_chart(root, chart, release, sha)
-
-
 # --- kustomize ---------------------------------------------------------------------------------
 
 
@@ -473,7 +458,7 @@ def _kustomization_file(folder: Path) -> Path | None:
 
 
 def _render_kustomization(
-    root: Path, start: Path, kustomization: Path, kustomize: str | None
+    root: Path, start: Path, kustomization: Path, kustomize: str | None, helm: str | None = None
 ) -> Rendered:
     uses_helm = _check_kustomizations(root, start)
     binary = _kustomize_binary(kustomize)
@@ -487,7 +472,7 @@ def _render_kustomization(
         }
         argv = [binary, "build", "--load-restrictor", "LoadRestrictionsRootOnly", str(start)]
         if uses_helm:
-            argv += _kustomize_helm_flags()
+            argv += _kustomize_helm_flags(helm, shown)
         output = Path(home) / "output.yaml"
         try:
             with output.open("w") as sink:
@@ -525,11 +510,14 @@ def _render_kustomization(
     return Rendered(manifests=_manifests_in(text, shown, _NodeBudget()), kustomization=shown)
 
 
-def _kustomize_helm_flags() -> list[str]:
+def _kustomize_helm_flags(helm: str | None, shown: str) -> list[str]:
     """helmCharts: inflated by the pinned helm, by absolute path (kustomize runs without PATH)."""
-    from jobimage.helm import helm_binary
-
-    return ["--enable-helm", "--helm-command", helm_binary()]
+    if not helm:
+        raise RenderError(
+            f"{shown} inflates helmCharts, but helm was not found; install helm or set "
+            "HOOKSYNC_HELM to its path"
+        )
+    return ["--enable-helm", "--helm-command", os.path.abspath(helm)]
 
 
 def _limit_output() -> None:
@@ -561,8 +549,6 @@ def _check_kustomizations(root: Path, start: Path) -> bool:
     bound of its own on what aliases expand to. True when a kustomization inflates Helm charts
     (helmCharts), which jobimage.helm checks: local charts only.
     """
-    from jobimage.helm import check_kustomize_helm_charts
-
     uses_helm = False
     pending = [start]
     visited: set[Path] = set()
@@ -592,7 +578,7 @@ def _check_kustomizations(root: Path, start: Path) -> bool:
         for field in _PLUGIN_FIELDS:
             for entry in _entries(spec, field, shown):
                 _check_plugin(root, folder, entry, f"{shown}: {field}")
-        chart_homes = check_kustomize_helm_charts(root, folder, spec, shown)
+        chart_homes = _check_helm_charts(root, folder, spec, shown)
         uses_helm = uses_helm or "helmCharts" in spec
         pending.extend(chart_homes)  # walked like every folder kustomize reads
     for real, shown in sorted(readable.items(), key=lambda item: item[1]):
@@ -669,3 +655,54 @@ def _check_plugin(root: Path, folder: Path, entry: str, where: str) -> None:
                 f"({config.get('apiVersion')}, kind {config.get('kind')}); hooksync runs only "
                 "builtin plugins (apiVersion: builtin)"
             )
+
+
+# --- kustomize's helmCharts --------------------------------------------------------------------
+
+
+def _check_helm_charts(root: Path, folder: Path, spec: dict[str, Any], shown: str) -> list[Path]:
+    """Refuse what would make kustomize's helm inflation leave the repository; return the
+    chart home it reads (empty: the kustomization inflates no chart).
+
+    Only local charts: a `repo:` entry is refused, as are chart homes and values files outside
+    the repository and a `helmGlobals.configHome` (helm's folders are the Job's own).
+    """
+    charts = spec.get("helmCharts")
+    settings = spec.get("helmGlobals")
+    if charts is None and settings is None:
+        return []
+    settings = {} if settings is None else settings
+    if not isinstance(charts, list | None) or not isinstance(settings, dict):
+        raise RenderError(f"{shown}: helmCharts must be a list and helmGlobals a mapping")
+    if "configHome" in settings:
+        raise RenderError(
+            f"{shown}: helmGlobals.configHome is not supported; remove it (helm runs with "
+            "folders of the Job's own)"
+        )
+    home = _in_repository(root, folder, settings.get("chartHome", "charts"), f"{shown}: chartHome")
+    for index, chart in enumerate(charts or []):
+        where = f"{shown}: helmCharts[{index}]"
+        if not isinstance(chart, dict):
+            raise RenderError(f"{where} must be a mapping")
+        if chart.get("repo"):
+            raise RenderError(
+                f"{where} ({chart.get('name')}) names repo {chart['repo']!r}; hooksync renders "
+                "local charts only — vendor the chart under the kustomization's charts/ folder "
+                "and drop repo"
+            )
+        for field in ("valuesFile", "additionalValuesFiles"):
+            value = chart.get(field)
+            for entry in [value] if isinstance(value, str) else value or []:
+                _in_repository(root, folder, entry, f"{where}.{field}")
+    return [home] if home.is_dir() else []
+
+
+def _in_repository(root: Path, folder: Path, entry: Any, where: str) -> Path:
+    if not isinstance(entry, str) or "://" in entry:
+        raise RenderError(f"{where}: {entry!r} must be a path in the repository")
+    resolved = (folder / entry).resolve()
+    if not resolved.is_relative_to(root):
+        raise RenderError(
+            f"{where}: {entry!r} points outside the repository; keep it in the repository"
+        )
+    return resolved

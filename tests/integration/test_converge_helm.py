@@ -24,7 +24,7 @@ pytestmark = pytest.mark.cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-CHART = f"""\
+CHART = """\
 apiVersion: v2
 name: web
 version: 0.1.0
@@ -169,8 +169,9 @@ def test_install_hooks_are_refused_unless_skipped(kube: client.ApiClient, charte
 
     refused = charted.run()
     assert refused.code == EXIT_PERMANENT, refused.explain()
-    assert f"ConfigMap/{name}-migrate is a chart hook (pre-install, pre-upgrade)" in (
-        refused.summary["message"]
+    assert (
+        f"ConfigMap/{name}-migrate is a chart hook (pre-install, pre-upgrade)"
+        in (refused.summary["message"])
     )
     assert "helm.skipHooks: true" in refused.summary["message"]
     assert configmaps(kube, charted) == set()
@@ -180,7 +181,9 @@ def test_install_hooks_are_refused_unless_skipped(kube: client.ApiClient, charte
     assert configmaps(kube, charted) == {f"{name}-settings", f"{name}-cache"}
 
 
-def test_kustomize_helm_charts_inflate_a_local_chart(kube: client.ApiClient, charted: Target) -> None:
+def test_kustomize_helm_charts_inflate_a_local_chart(
+    kube: client.ApiClient, charted: Target
+) -> None:
     kustomization = """\
 helmCharts:
 - name: web

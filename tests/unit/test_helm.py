@@ -12,7 +12,15 @@ import yaml
 from hooksync.config import ConfigError, HelmSettings, parse_config
 from hooksync.jobspec import JobSpec, JobSpecError, parse_job_args
 from jobimage.errors import PermanentError, RenderError
-from jobimage.helm import Release, dependency_names, helm_env, hooks_of, without_hooks
+from jobimage.helm import (
+    Release,
+    chart_to_render,
+    dependency_names,
+    helm_env,
+    hooks_of,
+    render_chart,
+    without_hooks,
+)
 from jobimage.render import Manifest, render
 
 # Every check here happens before helm would run: a binary that does not exist proves it.
@@ -198,6 +206,18 @@ def test_helm_runs_with_every_folder_under_its_home_and_no_path() -> None:
     assert {"HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"} <= set(env)
 
 
+def test_chart_to_render_prefers_the_helm_block_then_a_chart_at_the_path(repo: Path) -> None:
+    chart(repo)
+    write(repo, "kustomized/Chart.yaml", "apiVersion: v2\nname: k\nversion: 0.1.0\n")
+    write(repo, "kustomized/kustomization.yaml", "resources: []\n")
+    write(repo, "plain/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+
+    assert chart_to_render(repo, "plain", HelmSettings(chart="chart")) == "chart"
+    assert chart_to_render(repo, "chart", None) == "chart"
+    assert chart_to_render(repo, "kustomized", None) is None
+    assert chart_to_render(repo, "plain", None) is None
+
+
 # --- checks before helm runs --------------------------------------------------------------------
 
 
@@ -206,15 +226,15 @@ def test_values_file_outside_the_repository_is_refused(repo: Path, tmp_path: Pat
     write(tmp_path, "secret.yaml", "token: x\n")
     (repo / "prod.yaml").symlink_to(tmp_path / "secret.yaml")
 
-    with pytest.raises(RenderError, match="values file 'prod.yaml' resolves outside"):
-        render(repo, "chart", helm=release(chart="chart", values_files=("prod.yaml",)))
+    with pytest.raises(RenderError, match=r"values file 'prod\.yaml' resolves outside"):
+        render_chart(repo, "chart", release(chart="chart", values_files=("prod.yaml",)))
 
 
 def test_missing_values_file_is_named(repo: Path) -> None:
     chart(repo)
 
-    with pytest.raises(RenderError, match="values file 'env/prod.yaml' not found"):
-        render(repo, "chart", helm=release(chart="chart", values_files=("env/prod.yaml",)))
+    with pytest.raises(RenderError, match=r"values file 'env/prod\.yaml' not found"):
+        render_chart(repo, "chart", release(chart="chart", values_files=("env/prod.yaml",)))
 
 
 def test_symlink_out_of_the_repository_inside_a_chart_is_refused(
@@ -224,15 +244,15 @@ def test_symlink_out_of_the_repository_inside_a_chart_is_refused(
     write(tmp_path, "outside.yaml", "apiVersion: v1\nkind: Secret\n")
     (repo / "chart/templates/stolen.yaml").symlink_to(tmp_path / "outside.yaml")
 
-    with pytest.raises(RenderError, match="chart/templates/stolen.yaml is a symlink to outside"):
-        render(repo, "chart", helm=release())
+    with pytest.raises(RenderError, match=r"chart/templates/stolen\.yaml is a symlink to outside"):
+        render_chart(repo, "chart", release())
 
 
 def test_unvendored_dependency_is_refused_naming_it(repo: Path) -> None:
     chart(repo, dependencies="dependencies:\n- name: redis\n  version: 1.0.0\n")
 
     with pytest.raises(RenderError, match="dependency 'redis' is not vendored in chart/charts/"):
-        render(repo, "chart", helm=release())
+        render_chart(repo, "chart", release())
 
 
 def test_a_dependency_vendored_as_an_archive_passes_the_check(repo: Path) -> None:
@@ -242,14 +262,14 @@ def test_a_dependency_vendored_as_an_archive_passes_the_check(repo: Path) -> Non
 
     # Past the check, helm itself is looked for (and here is missing).
     with pytest.raises(RenderError, match="helm binary '/nonexistent/helm' not found"):
-        render(repo, "chart", helm=release())
+        render_chart(repo, "chart", release())
 
 
 def test_a_folder_without_chart_yaml_is_not_a_chart(repo: Path) -> None:
     write(repo, "deploy/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
 
-    with pytest.raises(RenderError, match="chart 'deploy' has no Chart.yaml"):
-        render(repo, "deploy", helm=release(chart="deploy"))
+    with pytest.raises(RenderError, match=r"chart 'deploy' has no Chart\.yaml"):
+        render_chart(repo, "deploy", release(chart="deploy"))
 
 
 def test_kustomize_helm_chart_from_a_repo_is_refused(repo: Path) -> None:
