@@ -649,6 +649,11 @@ def _check_plugin(root: Path, folder: Path, entry: str, where: str) -> None:
                 f"{where} entry {entry!r} configures a KRM function (exec or container); "
                 "hooksync runs only kustomize's builtin plugins — render it before committing"
             )
+        if config.get("kind") == "HelmChartInflationGenerator":
+            raise RenderError(
+                f"{where} entry {entry!r} configures HelmChartInflationGenerator; list the chart "
+                "under helmCharts instead (local charts only)"
+            )
         if config.get("apiVersion") != "builtin":
             raise RenderError(
                 f"{where} entry {entry!r} configures an external plugin "

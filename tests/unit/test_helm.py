@@ -297,3 +297,21 @@ def test_kustomize_helm_values_file_outside_the_repository_is_refused(repo: Path
 
     with pytest.raises(RenderError, match=r"helmCharts\[0\]\.valuesFile.*outside the repository"):
         render(repo, "app", kustomize="/nonexistent/kustomize")
+
+
+def test_helm_inflation_generator_plugin_config_is_refused(repo: Path) -> None:
+    write(repo, "app/kustomization.yaml", "generators: [helm.yaml]\n")
+    write(
+        repo,
+        "app/helm.yaml",
+        """
+        apiVersion: builtin
+        kind: HelmChartInflationGenerator
+        metadata: {name: redis}
+        name: redis
+        repo: https://charts.example.com
+        """,
+    )
+
+    with pytest.raises(RenderError, match="list the chart under helmCharts instead"):
+        render(repo, "app", kustomize="/nonexistent/kustomize")
