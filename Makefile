@@ -20,10 +20,12 @@ venv: $(BIN)/.installed
 
 # etcd, kube-apiserver, kube-controller-manager, kubectl and kustomize, built from Go modules
 # into a cache outside the repository (slow only the first time on a machine); sops (which
-# decrypts SOPS-encrypted files in the Job) and age-keygen (the tests' keys) into their own.
+# decrypts SOPS-encrypted files in the Job) and age-keygen (the tests' keys), and helm, each
+# into a folder of its own there.
 binaries:
 	hack/build-binaries >/dev/null
 	hack/build-binaries sops >/dev/null
+	hack/build-binaries helm >/dev/null
 
 # Both images, built from the Dockerfiles with podman on a base made from Debian packages
 # (world/images.py); cached by content hash, so a rerun with nothing changed takes seconds.
@@ -41,6 +43,7 @@ unit: venv
 test: venv binaries lint
 	HOOKSYNC_KUSTOMIZE="$$(hack/build-binaries --print)/kustomize" \
 	HOOKSYNC_SOPS="$$(hack/build-binaries sops --print)/sops" \
+	HOOKSYNC_HELM="$$(hack/build-binaries helm --print)/helm" \
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory e2e
 

@@ -5,6 +5,7 @@ Secrets never sit in this file; `read_secret` takes them from the environment or
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -43,6 +44,72 @@ _DISK_QUANTITY = re.compile(r"^[1-9][0-9]{0,5}(Mi|Gi)$")
 
 class ConfigError(ValueError):
     """The configuration file is missing, unreadable or invalid; the message names the field."""
+
+
+# --- helm ----------------------------------------------------------------------------------------
+# A Helm release name: a DNS label of at most 53 characters (Helm's own limit).
+MAX_HELM_RELEASE = 53
+
+
+@dataclass(frozen=True)
+class HelmSettings:
+    """How a target's chart is rendered (`helm:`); paths are relative to the repository root."""
+
+    chart: str
+    values_files: tuple[str, ...] = ()
+    release: str | None = None  # the target's name when unset
+    values_json: str = ""  # inline values as compact JSON, applied after the values files
+    skip_hooks: bool = False  # drop every chart hook instead of refusing the render
+
+
+def _helm_settings(
+    raw: Any, label: str, target_path: str, errors: list[str]
+) -> HelmSettings | None:
+    """The `helm:` block of a target, or None without one (errors appended, naming fields)."""
+    if raw is None:
+        return None
+    where = f"{label}.helm"
+    if not isinstance(raw, dict):
+        errors.append(f"{where}: must be a mapping (chart, valuesFiles, releaseName, values)")
+        return None
+    known = {"chart", "valuesFiles", "releaseName", "values", "skipHooks"}
+    for key in raw:
+        if key not in known:
+            errors.append(f"{where}.{key}: unknown field (known: {', '.join(sorted(known))})")
+    chart = raw.get("chart", target_path)
+    if not isinstance(chart, str) or not _is_relative_path(chart):
+        errors.append(f"{where}.chart: {chart!r} must be a relative path inside the repository")
+        chart = target_path
+    files = raw.get("valuesFiles", [])
+    if not isinstance(files, list) or not all(
+        isinstance(file, str) and _is_relative_path(file) for file in files
+    ):
+        errors.append(
+            f"{where}.valuesFiles: {files!r} must be a list of relative paths inside the repository"
+        )
+        files = []
+    release = raw.get("releaseName")
+    if release is not None and (not _is_dns_label(release) or len(release) > MAX_HELM_RELEASE):
+        errors.append(
+            f"{where}.releaseName: {release!r} is not a DNS label of at most "
+            f"{MAX_HELM_RELEASE} characters"
+        )
+        release = None
+    values = raw.get("values", {})
+    if not isinstance(values, dict):
+        errors.append(f"{where}.values: must be a mapping of chart values")
+        values = {}
+    skip_hooks = _bool(raw, "skipHooks", f"{where}.skipHooks", errors, False)
+    return HelmSettings(
+        chart=str(PurePosixPath(chart)),
+        values_files=tuple(str(PurePosixPath(file)) for file in files),
+        release=release,
+        values_json=json.dumps(values, separators=(",", ":"), sort_keys=True) if values else "",
+        skip_hooks=skip_hooks,
+    )
+
+
+# --- end helm ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -84,6 +151,8 @@ class Target:
     preview_comments: bool = True
     # Deployments on the Git host for each apply; None: none are recorded.
     deployments: Deployments | None = None
+    # Render a Helm chart with these settings (a path holding Chart.yaml needs none).
+    helm: HelmSettings | None = None
 
     def repo_matches(self, repo: str) -> bool:
         """Whether a payload's repository names this target's (GitHub and Gitea ignore case)."""
@@ -318,6 +387,7 @@ def _build_target(
         "decryption",
         "previewComments",
         "deployments",
+        "helm",
     }
     name = raw.get("name")
     label = f"{where}" if not isinstance(name, str) else f"{where} ({name})"
@@ -391,6 +461,9 @@ def _build_target(
             "namespace names"
         )
         subject_namespaces = []
+    helm = _helm_settings(
+        raw.get("helm"), label, str(PurePosixPath(path)) if isinstance(path, str) else ".", errors
+    )
     clone_url = raw.get("cloneURL")
     if host == "gitea" and not gitea_api:
         # Statuses go to the API, and Gitea has no one default server.
@@ -422,6 +495,7 @@ def _build_target(
         decryption_secret=decryption_secret,
         preview_comments=comments,
         deployments=deployments,
+        helm=helm,
     )
 
 

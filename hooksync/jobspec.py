@@ -6,10 +6,11 @@ A Job object records exactly what ran, so every setting travels in argv, never a
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hooksync.config import DEFAULT_TIMEOUT_SECONDS, Config, Target
+from hooksync.config import DEFAULT_TIMEOUT_SECONDS, Config, HelmSettings, Target
 from hooksync.names import MODES, Mode
 from hooksync.refs import is_valid_branch_name, is_valid_sha
 
@@ -47,6 +48,8 @@ class JobSpec:
     allowed_subject_namespaces: tuple[str, ...] = ()
     # The folder of the mounted decryption Secret: SOPS-encrypted files are decrypted with it.
     decryption_keys: str | None = None
+    # The target's `helm:` block, if it has one.
+    helm: HelmSettings | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -75,6 +78,7 @@ class JobSpec:
             args += ["--allow-subjects-from", namespace]
         if self.decryption_keys:
             args += ["--decryption-keys", self.decryption_keys]
+        args += helm_args(self.helm)
         return args
 
     @classmethod
@@ -100,7 +104,64 @@ class JobSpec:
             allow_unenforced_pod_security=target.allow_unenforced_pod_security,
             allowed_subject_namespaces=target.allowed_subject_namespaces,
             decryption_keys=decryption_keys,
+            helm=target.helm,
         )
+
+
+# --- helm ----------------------------------------------------------------------------------------
+
+
+def helm_args(helm: HelmSettings | None) -> list[str]:
+    """Pure: the container args that carry a target's `helm:` block (none without one)."""
+    if helm is None:
+        return []
+    args = ["--helm-chart", helm.chart]
+    for file in helm.values_files:
+        args += ["--helm-values-file", file]
+    if helm.release:
+        args += ["--helm-release", helm.release]
+    if helm.values_json:
+        args += ["--helm-values", helm.values_json]
+    if helm.skip_hooks:
+        args.append("--helm-skip-hooks")
+    return args
+
+
+def _add_helm_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--helm-chart", help="render this chart (a folder in the repository)")
+    parser.add_argument(
+        "--helm-values-file", action="append", default=[], metavar="FILE", help="values file"
+    )
+    parser.add_argument("--helm-release", help="release name (default: the target's name)")
+    parser.add_argument("--helm-values", help="inline values as a JSON object, applied last")
+    parser.add_argument(
+        "--helm-skip-hooks", action="store_true", help="drop chart hooks instead of refusing"
+    )
+
+
+def _helm_from_args(ns: argparse.Namespace) -> HelmSettings | None:
+    """The `helm:` settings the arguments give; None when they name no chart."""
+    if not ns.helm_chart:
+        if ns.helm_values_file or ns.helm_release or ns.helm_values or ns.helm_skip_hooks:
+            raise JobSpecError("--helm-* arguments need --helm-chart PATH")
+        return None
+    if ns.helm_values:
+        try:
+            values = json.loads(ns.helm_values)
+        except ValueError as exc:
+            raise JobSpecError(f"--helm-values is not JSON: {exc}") from None
+        if not isinstance(values, dict):
+            raise JobSpecError("--helm-values must be a JSON object")
+    return HelmSettings(
+        chart=ns.helm_chart,
+        values_files=tuple(ns.helm_values_file),
+        release=ns.helm_release,
+        values_json=ns.helm_values or "",
+        skip_hooks=ns.helm_skip_hooks,
+    )
+
+
+# --- end helm ------------------------------------------------------------------------------------
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -139,12 +200,14 @@ def argument_parser() -> argparse.ArgumentParser:
         help="folder of age identities (files ending in .agekey, a mounted Secret): decrypt "
         "SOPS-encrypted files with them",
     )
+    _add_helm_arguments(parser)
     return parser
 
 
 def parse_job_args(argv: Sequence[str], config: Config | None = None) -> JobSpec:
     """Parse `hooksync-job` arguments; with --config, unset settings come from the file."""
     ns = argument_parser().parse_args(list(argv))
+    helm = _helm_from_args(ns)
     if ns.config:
         from hooksync.config import load_config
 
@@ -168,6 +231,7 @@ def parse_job_args(argv: Sequence[str], config: Config | None = None) -> JobSpec
             allowed_subject_namespaces=tuple(ns.allow_subjects_from)
             or base.allowed_subject_namespaces,
             decryption_keys=ns.decryption_keys,
+            helm=helm or base.helm,
         )
     missing = [
         flag
@@ -195,4 +259,5 @@ def parse_job_args(argv: Sequence[str], config: Config | None = None) -> JobSpec
         allow_unenforced_pod_security=ns.allow_unenforced_pod_security,
         allowed_subject_namespaces=tuple(ns.allow_subjects_from),
         decryption_keys=ns.decryption_keys,
+        helm=helm,
     )

@@ -43,6 +43,7 @@ from jobimage.changes import APPLIED, CHANGING, Action, Change, ChangeSet
 from jobimage.decrypt import Plaintext, decrypt
 from jobimage.errors import ConvergeError, PermanentError, TransientError
 from jobimage.fetch import DISK_LIMIT_FIELD, Checkout, GitCredentials, fetch
+from jobimage.helm import Release, chart_to_render, find_helm, render_chart
 from jobimage.kube import Cluster
 from jobimage.lease import TargetLease, ensure_held
 from jobimage.objectdiff import object_diff
@@ -268,8 +269,23 @@ def decrypt_step(spec: JobSpec, checkout: Checkout) -> Plaintext:
 
 @pipeline_step("render")
 def render_step(spec: JobSpec, checkout: Checkout, kustomize: str | None) -> Rendered:
-    rendered = render(checkout.directory, spec.path, kustomize=kustomize, sha=checkout.sha)
-    _step("render", spec, objects=len(rendered.manifests), kustomization=rendered.kustomization)
+    chart = chart_to_render(checkout.directory, spec.path, spec.helm)
+    if chart is not None:
+        # Released under the target's name unless its `helm:` block names another.
+        name = (spec.helm.release if spec.helm else None) or spec.target
+        release = Release(name, spec.namespace, spec.helm)
+        rendered = render_chart(checkout.directory, chart, release, sha=checkout.sha)
+    else:
+        rendered = render(
+            checkout.directory, spec.path, kustomize=kustomize, sha=checkout.sha, helm=find_helm()
+        )
+    _step(
+        "render",
+        spec,
+        objects=len(rendered.manifests),
+        kustomization=rendered.kustomization,
+        chart=rendered.chart,
+    )
     return rendered
 
 

@@ -1,7 +1,8 @@
 """Render step: turn a target's path in a checked-out commit into Kubernetes object dicts.
 
-A kustomization at the path is built with kustomize (local files only, no plugins); otherwise
-every *.yaml / *.yml below the path is read, in a stable order.
+A kustomization at the path is built with kustomize (local files only, no plugins; Helm charts
+it inflates must be local); otherwise every *.yaml / *.yml below the path is read, in a stable
+order. Helm charts are rendered by jobimage.helm, which builds on this module's checks.
 """
 
 from __future__ import annotations
@@ -81,12 +82,18 @@ class Rendered:
 
     manifests: list[Manifest]
     kustomization: str | None = None  # the kustomization file built, relative to the repo
+    chart: str | None = None  # the Helm chart rendered, relative to the repo
 
 
 def render(
-    repo_dir: Path, path: str, kustomize: str | None = None, sha: str | None = None
+    repo_dir: Path,
+    path: str,
+    kustomize: str | None = None,
+    sha: str | None = None,
+    helm: str | None = None,
 ) -> Rendered:
     """Render `path` inside the checked-out `repo_dir`; `sha` only improves error messages.
+    `helm` is the helm binary kustomize inflates `helmCharts` with (needed only for those).
 
     Raises RenderError (permanent) for anything the commit has to fix, TransientError when
     kustomize times out.
@@ -96,7 +103,7 @@ def render(
     if start.is_dir():
         kustomization = _kustomization_file(start)
         if kustomization is not None:
-            return _render_kustomization(root, start, kustomization, kustomize)
+            return _render_kustomization(root, start, kustomization, kustomize, helm)
         files = _manifest_files(root, start, _relative(root, start))
     elif start.suffix.lower() in _YAML:
         files = [(_relative(root, start), start)]
@@ -451,9 +458,9 @@ def _kustomization_file(folder: Path) -> Path | None:
 
 
 def _render_kustomization(
-    root: Path, start: Path, kustomization: Path, kustomize: str | None
+    root: Path, start: Path, kustomization: Path, kustomize: str | None, helm: str | None = None
 ) -> Rendered:
-    _check_kustomizations(root, start)
+    uses_helm = _check_kustomizations(root, start)
     binary = _kustomize_binary(kustomize)
     shown = _relative(root, kustomization)
     with tempfile.TemporaryDirectory(prefix="hooksync-kustomize-") as home:
@@ -464,6 +471,8 @@ def _render_kustomization(
             "KUSTOMIZE_PLUGIN_HOME": os.path.join(home, "plugins"),
         }
         argv = [binary, "build", "--load-restrictor", "LoadRestrictionsRootOnly", str(start)]
+        if uses_helm:
+            argv += _kustomize_helm_flags(helm, shown)
         output = Path(home) / "output.yaml"
         try:
             with output.open("w") as sink:
@@ -501,6 +510,16 @@ def _render_kustomization(
     return Rendered(manifests=_manifests_in(text, shown, _NodeBudget()), kustomization=shown)
 
 
+def _kustomize_helm_flags(helm: str | None, shown: str) -> list[str]:
+    """helmCharts: inflated by the pinned helm, by absolute path (kustomize runs without PATH)."""
+    if not helm:
+        raise RenderError(
+            f"{shown} inflates helmCharts, but helm was not found; install helm or set "
+            "HOOKSYNC_HELM to its path"
+        )
+    return ["--enable-helm", "--helm-command", os.path.abspath(helm)]
+
+
 def _limit_output() -> None:
     """In kustomize's process: no file may grow past MAX_FILE_BYTES (writes then fail)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -520,15 +539,17 @@ def _is_remote(entry: str) -> bool:
     return "://" in entry or entry.startswith(_REMOTE_PREFIXES)
 
 
-def _check_kustomizations(root: Path, start: Path) -> None:
+def _check_kustomizations(root: Path, start: Path) -> bool:
     """Refuse remote bases and non-builtin plugins in every kustomization `start` reaches.
 
     kustomize itself refuses exec/function plugins without its alpha flags and files outside
     each kustomization's root; this check gives a clear message, and also refuses remote bases
     (which kustomize would fetch) and symlinks out of the repository. Every file below those
     roots (all that kustomize may read) is measured for YAML bombs first: kustomize has no
-    bound of its own on what aliases expand to.
+    bound of its own on what aliases expand to. True when a kustomization inflates Helm charts
+    (helmCharts), which jobimage.helm checks: local charts only.
     """
+    uses_helm = False
     pending = [start]
     visited: set[Path] = set()
     readable: dict[Path, str] = {}  # every file kustomize may read, once, as shown
@@ -557,12 +578,16 @@ def _check_kustomizations(root: Path, start: Path) -> None:
         for field in _PLUGIN_FIELDS:
             for entry in _entries(spec, field, shown):
                 _check_plugin(root, folder, entry, f"{shown}: {field}")
+        chart_homes = _check_helm_charts(root, folder, spec, shown)
+        uses_helm = uses_helm or "helmCharts" in spec
+        pending.extend(chart_homes)  # walked like every folder kustomize reads
     for real, shown in sorted(readable.items(), key=lambda item: item[1]):
         try:
             text = real.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue  # not text: kustomize reads it as data, if at all
         _check_yaml_input(text, shown, budget)
+    return uses_helm
 
 
 def _entries(spec: dict[str, Any], field: str, shown: str) -> list[str]:
@@ -624,9 +649,65 @@ def _check_plugin(root: Path, folder: Path, entry: str, where: str) -> None:
                 f"{where} entry {entry!r} configures a KRM function (exec or container); "
                 "hooksync runs only kustomize's builtin plugins — render it before committing"
             )
+        if config.get("kind") == "HelmChartInflationGenerator":
+            raise RenderError(
+                f"{where} entry {entry!r} configures HelmChartInflationGenerator; list the chart "
+                "under helmCharts instead (local charts only)"
+            )
         if config.get("apiVersion") != "builtin":
             raise RenderError(
                 f"{where} entry {entry!r} configures an external plugin "
                 f"({config.get('apiVersion')}, kind {config.get('kind')}); hooksync runs only "
                 "builtin plugins (apiVersion: builtin)"
             )
+
+
+# --- kustomize's helmCharts --------------------------------------------------------------------
+
+
+def _check_helm_charts(root: Path, folder: Path, spec: dict[str, Any], shown: str) -> list[Path]:
+    """Refuse what would make kustomize's helm inflation leave the repository; return the
+    chart home it reads (empty: the kustomization inflates no chart).
+
+    Only local charts: a `repo:` entry is refused, as are chart homes and values files outside
+    the repository and a `helmGlobals.configHome` (helm's folders are the Job's own).
+    """
+    charts = spec.get("helmCharts")
+    settings = spec.get("helmGlobals")
+    if charts is None and settings is None:
+        return []
+    settings = {} if settings is None else settings
+    if not isinstance(charts, list | None) or not isinstance(settings, dict):
+        raise RenderError(f"{shown}: helmCharts must be a list and helmGlobals a mapping")
+    if "configHome" in settings:
+        raise RenderError(
+            f"{shown}: helmGlobals.configHome is not supported; remove it (helm runs with "
+            "folders of the Job's own)"
+        )
+    home = _in_repository(root, folder, settings.get("chartHome", "charts"), f"{shown}: chartHome")
+    for index, chart in enumerate(charts or []):
+        where = f"{shown}: helmCharts[{index}]"
+        if not isinstance(chart, dict):
+            raise RenderError(f"{where} must be a mapping")
+        if chart.get("repo"):
+            raise RenderError(
+                f"{where} ({chart.get('name')}) names repo {chart['repo']!r}; hooksync renders "
+                "local charts only — vendor the chart under the kustomization's charts/ folder "
+                "and drop repo"
+            )
+        for field in ("valuesFile", "additionalValuesFiles"):
+            value = chart.get(field)
+            for entry in [value] if isinstance(value, str) else value or []:
+                _in_repository(root, folder, entry, f"{where}.{field}")
+    return [home] if home.is_dir() else []
+
+
+def _in_repository(root: Path, folder: Path, entry: Any, where: str) -> Path:
+    if not isinstance(entry, str) or "://" in entry:
+        raise RenderError(f"{where}: {entry!r} must be a path in the repository")
+    resolved = (folder / entry).resolve()
+    if not resolved.is_relative_to(root):
+        raise RenderError(
+            f"{where}: {entry!r} points outside the repository; keep it in the repository"
+        )
+    return resolved

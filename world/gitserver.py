@@ -180,15 +180,25 @@ class Repo:
         target.write_bytes(content.encode() if isinstance(content, str) else content)
 
     def commit(
-        self, files: Mapping[str, str | bytes | None], message: str, branch: str = "main"
+        self,
+        files: Mapping[str, str | bytes | None],
+        message: str,
+        branch: str = "main",
+        symlinks: Mapping[str, str] | None = None,
     ) -> str:
-        """Write `files` (None deletes), commit, push to the bare repo; return the new SHA.
+        """Write `files` (None deletes) and `symlinks` (path -> where it points, verbatim),
+        commit, push to the bare repo; return the new SHA.
 
         A branch that does not exist yet starts from the default branch head."""
         with self._lock:
             self._checkout(branch)
             for path, content in files.items():
                 self._write(path, content)
+            for path, points_to in (symlinks or {}).items():
+                self._write(path, None)
+                link = self._work_path / path
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(points_to)
             self._git("add", "--all")
             # Empty commits are allowed so a test can always produce a fresh SHA to deploy.
             self._git("commit", "--quiet", "--allow-empty", "--no-verify", "-m", message)

@@ -9,6 +9,7 @@ python image nor the golang image can be pulled. The builds get their bases loca
 - `KUSTOMIZE_FROM`: an image holding the kustomize that `hack/build-binaries` builds from its Go
   module, at /out/kustomize, where the Dockerfile's own stage would put it.
 - `SOPS_FROM`: the same for the sops that `hack/build-binaries sops` builds, at /out/sops.
+- `HELM_FROM`: the same for helm (`hack/build-binaries helm`), at /out/helm.
 
 Python packages still come from PyPI and git from Debian's mirrors, inside the build (host
 network). Each image is tagged with a hash of everything that goes into it, so a rebuild with
@@ -180,20 +181,22 @@ def ensure_base() -> str:
     return name
 
 
-def ensure_kustomize_image(kustomize: Path) -> str:
-    """An image with `kustomize` at /out/kustomize, as the Dockerfile's Go stage leaves it."""
-    digest = hashlib.sha256(kustomize.read_bytes()).hexdigest()[:12]
-    name = f"localhost/hooksync-kustomize:{digest}"
+def ensure_tool_image(binary: Path) -> str:
+    """An image with one Go tool at /out/<name> (kustomize, sops, helm), as the Dockerfile's
+    `<name>-source` stage leaves it; tagged by the binary's hash, so it is made once."""
+    tool = binary.name
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()[:12]
+    name = f"localhost/hooksync-{tool}:{digest}"
     if image_exists(name):
         return name
-    with tempfile.TemporaryDirectory(prefix="hooksync-kustomize-") as scratch:
-        tar = Path(scratch) / "kustomize.tar"
+    with tempfile.TemporaryDirectory(prefix=f"hooksync-{tool}-") as scratch:
+        tar = Path(scratch) / f"{tool}.tar"
         with tarfile.open(tar, "w") as archive:
-            info = archive.gettarinfo(str(kustomize), arcname="out/kustomize")
+            info = archive.gettarinfo(str(binary), arcname=f"out/{tool}")
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
             info.mode = 0o755
-            with kustomize.open("rb") as data:
+            with binary.open("rb") as data:
                 archive.addfile(info, data)
         _run([*PODMAN, "import", str(tar), name], f"podman import {tar}")
     return name
@@ -210,28 +213,6 @@ def kustomize_binary() -> Path:
     return path
 
 
-# --- sops: the Job decrypts SOPS-encrypted files with it ---------------------------------------
-
-
-def ensure_sops_image(sops: Path) -> str:
-    """An image with `sops` at /out/sops, as the Dockerfile's `sops-source` stage leaves it."""
-    digest = hashlib.sha256(sops.read_bytes()).hexdigest()[:12]
-    name = f"localhost/hooksync-sops:{digest}"
-    if image_exists(name):
-        return name
-    with tempfile.TemporaryDirectory(prefix="hooksync-sops-") as scratch:
-        tar = Path(scratch) / "sops.tar"
-        with tarfile.open(tar, "w") as archive:
-            info = archive.gettarinfo(str(sops), arcname="out/sops")
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            info.mode = 0o755
-            with sops.open("rb") as data:
-                archive.addfile(info, data)
-        _run([*PODMAN, "import", str(tar), name], f"podman import {tar}")
-    return name
-
-
 def sops_binary() -> Path:
     """The sops `hack/build-binaries sops` builds (building it only if it is missing)."""
     result = _run([str(BUILD_SCRIPT), "sops"], f"{BUILD_SCRIPT} sops")
@@ -240,6 +221,15 @@ def sops_binary() -> Path:
         raise ImageBuildError(
             f"{path} is missing after {BUILD_SCRIPT} sops: run it by hand to see why"
         )
+    return path
+
+
+def helm_binary() -> Path:
+    """The helm `hack/build-binaries helm` builds (building it only if it is missing)."""
+    result = _run([str(BUILD_SCRIPT), "helm"], f"{BUILD_SCRIPT} helm")
+    path = Path(result.stdout.strip().splitlines()[-1]) / "helm"
+    if not path.is_file():
+        raise ImageBuildError(f"{path} is missing after {BUILD_SCRIPT} helm: run it by hand")
     return path
 
 
@@ -296,7 +286,8 @@ def build_image(dockerfile: str, name: str, build_args: dict[str, str]) -> Built
 
 
 def build_all() -> Images:
-    """The base, the kustomize stand-in stage, then both images (each only if missing)."""
+    """The base, the kustomize and helm stand-in stages, then both images (each only if
+    missing)."""
     reason = podman_available()
     if reason:
         raise ImageBuildError(reason)
@@ -305,14 +296,17 @@ def build_all() -> Images:
     base = ensure_base()
     timings["base"] = time.monotonic() - started
     started = time.monotonic()
-    kustomize = ensure_kustomize_image(kustomize_binary())
+    kustomize = ensure_tool_image(kustomize_binary())
     timings["kustomize"] = time.monotonic() - started
     started = time.monotonic()
-    sops = ensure_sops_image(sops_binary())
+    sops = ensure_tool_image(sops_binary())
     timings["sops"] = time.monotonic() - started
+    started = time.monotonic()
+    helm = ensure_tool_image(helm_binary())
+    timings["helm"] = time.monotonic() - started
     common = {"BASE_IMAGE": base, "REVISION": "local"}
     receiver = build_image("Dockerfile.receiver", RECEIVER_IMAGE, common)
-    job_args = {**common, "KUSTOMIZE_FROM": kustomize, "SOPS_FROM": sops}
+    job_args = {**common, "KUSTOMIZE_FROM": kustomize, "SOPS_FROM": sops, "HELM_FROM": helm}
     job = build_image("Dockerfile.job", JOB_IMAGE, job_args)
     return Images(receiver=receiver, job=job, base=base, timings=timings)
 

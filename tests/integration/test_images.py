@@ -120,6 +120,25 @@ def test_job_image_has_the_pinned_sops(images: Images) -> None:
     assert sops.returncode == 0 and "3.13.3" in sops.stdout, sops.stdout + sops.stderr
 
 
+def test_job_image_has_the_pinned_helm(images: Images) -> None:
+    helm = run_in(images.job.name, "version", "--short", entrypoint="helm")
+    assert helm.returncode == 0 and helm.stdout.startswith("v3.22.0"), helm.stdout + helm.stderr
+    # helm renders as the image user, under a read-only root, with no network.
+    render = run_in(
+        images.job.name,
+        "-c",
+        "mkdir -p /tmp/c/templates && cd /tmp/c"
+        " && printf 'apiVersion: v2\\nname: c\\nversion: 0.1.0\\n' > Chart.yaml"
+        " && printf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: x}\\n'"
+        " > templates/cm.yaml"
+        " && helm template r .",
+        entrypoint="/bin/sh",
+    )
+    assert render.returncode == 0 and "kind: ConfigMap" in render.stdout, (
+        render.stdout + render.stderr
+    )
+
+
 def test_receiver_image_has_no_git_and_no_pip(images: Images) -> None:
     """The receiver's image carries no tools it does not run (smaller, less to patch)."""
     result = run_in(

@@ -11,7 +11,7 @@ import pytest
 from kubernetes.client import ApiClient
 
 from hooksync import names
-from hooksync.config import Config, Target
+from hooksync.config import Config, HelmSettings, Target
 from hooksync.jobspec import DECRYPTION_KEYS_DIR, GIT_CREDENTIALS_DIR, JobSpec, parse_job_args
 from hooksync.names import (
     dns_label,
@@ -242,6 +242,14 @@ def test_apply_job_converges_the_branch_head_not_the_event_sha() -> None:
     assert parse_job_args(args) == JobSpec.for_target(
         SHOP, "apply", git_credentials=GIT_CREDENTIALS_DIR
     )
+
+
+def test_a_targets_helm_block_reaches_the_job_in_its_args() -> None:
+    helm = HelmSettings(chart="deploy/chart", values_files=("env/prod.yaml",), values_json="{}")
+    charted = replace(SHOP, helm=helm)
+    args = container(build_job(CONFIG, charted, "apply", SHA, "refs/heads/main", "d-3"))["args"]
+    assert args[args.index("--helm-chart") + 1] == "deploy/chart"
+    assert parse_job_args(args).helm == helm
 
 
 def test_preview_job_checks_the_exact_head_sha() -> None:
