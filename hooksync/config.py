@@ -18,7 +18,7 @@ import yaml
 from hooksync.providers import PROVIDERS, Provider
 from hooksync.refs import is_valid_branch_name, is_valid_repo_path
 from hooksync.schedule import CronError
-from hooksync.schedule import parse as parse_schedule
+from hooksync.schedule import resolve as resolve_schedule
 
 MAX_TARGET_NAME = 30
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -69,6 +69,12 @@ class Target:
     allowed_subject_namespaces: tuple[str, ...] = ()
     # Paused: deliveries start no Job and the resync CronJob is suspended.
     suspend: bool = False
+
+    @property
+    def resync_schedule(self) -> str:
+        """The standard cron expression the resync CronJob gets: `resync` with any spread form
+        (`~15m`, `H`) resolved for this target's name; empty for no CronJob."""
+        return resolve_schedule(self.resync, self.name) if self.resync else ""
 
     def repo_matches(self, repo: str) -> bool:
         """Whether a payload's repository names this target's (GitHub and Gitea ignore case)."""
@@ -344,9 +350,12 @@ def _build_target(
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")
     elif resync:
         try:
-            parse_schedule(resync)
+            resolve_schedule(resync, str(name))
         except CronError as exc:
-            errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule: {exc}")
+            errors.append(
+                f"{label}.resync: {resync!r} is not a five-field cron schedule or a spread "
+                f"form like ~15m: {exc}"
+            )
     timeout = _int(
         raw,
         "timeoutSeconds",
