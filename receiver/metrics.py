@@ -6,18 +6,35 @@ target, and recording a new SHA replaces the old series rather than adding one, 
 always shows at most one SHA per target. (Each SHA still starts a new series in Prometheus'
 storage, about one per deploy, which is the price of being able to alert on and join by it.)
 Time since the last success is `time() - hooksync_last_success_timestamp_seconds`.
+
+Sized for a fleet of a thousand targets: per target there are counters and gauges, one sample
+each; the converge duration's distribution is kept per mode only, with each target's latest
+duration as a gauge beside it (a histogram per target would be 14 samples per target and mode,
+most of a scrape at fleet size); and no `_created` series (prometheus_client's default adds one
+per labelled child, doubling every counter).
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import itertools
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+# Process-wide in prometheus_client; the receiver's metrics are its only ones.
+disable_created_metrics()
 
 KNOWN_EVENTS = frozenset({"push", "pull_request", "ping", "merge_request", "tag_push", "other"})
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -60,12 +77,20 @@ class ReceiverMetrics:
             ["target", "mode", "result"],
             registry=r,
         )
-        self.converge_seconds = Histogram(
-            "hooksync_converge_duration_seconds",
-            "Wall time of converge Jobs, from start to completion.",
-            ["target", "mode"],
-            buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
-            registry=r,
+        self.converge_seconds = ConvergeDurations(
+            Histogram(
+                "hooksync_converge_duration_seconds",
+                "Wall time of converge Jobs, from start to completion, by mode.",
+                ["mode"],
+                buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+                registry=r,
+            ),
+            Gauge(
+                "hooksync_last_converge_duration_seconds",
+                "Wall time of each target's latest finished converge Job, by mode.",
+                ["target", "mode"],
+                registry=r,
+            ),
         )
         self.last_applied = Info(
             "hooksync_last_applied",
@@ -104,6 +129,29 @@ class ReceiverMetrics:
         """A GitHub event name as is, a GitLab one in the same words ("Push Hook" -> push)."""
         name = event.strip().lower().removesuffix(" hook").replace(" ", "_")
         return name if name in KNOWN_EVENTS else "other"
+
+
+class ConvergeDurations:
+    """How long converges take: `labels(target, mode).observe(seconds)` adds to the mode's
+    histogram and sets the target's latest duration."""
+
+    def __init__(self, histogram: Histogram, latest: Gauge) -> None:
+        self.histogram = histogram
+        self.latest = latest
+
+    def labels(self, target: str, mode: str) -> _TargetDuration:
+        return _TargetDuration(self, target, mode)
+
+
+@dataclasses.dataclass(frozen=True)
+class _TargetDuration:
+    durations: ConvergeDurations
+    target: str
+    mode: str
+
+    def observe(self, seconds: float) -> None:
+        self.durations.histogram.labels(self.mode).observe(seconds)
+        self.durations.latest.labels(self.target, self.mode).set(seconds)
 
 
 class IntakeTally(Collector):
