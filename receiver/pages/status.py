@@ -158,9 +158,19 @@ def target_record(
     """The target's record, brought up to date with finished Jobs the leader has not recorded
     yet (a summary annotation is there, or the Job failed outright)."""
     candidates: list[TargetRecord | None] = [recorded]
+    # A Job that ended before a complete record (or is the one it was made from) can change
+    # nothing `records.newest` keeps: skip it without reading its summary (at fleet size,
+    # most Jobs are such).
+    settled = None
+    if recorded is not None and recorded.applied_sha and recorded.drifted is not None:
+        settled = parse_rfc3339(recorded.finished)
     for job in jobs:
         if jobview.label(job, names.TARGET) != target or not jobview.is_finished(job):
             continue
+        ended = parse_rfc3339(jobview.finished_time(job)) if settled is not None else None
+        if settled is not None and ended is not None and recorded is not None:
+            if ended < settled or (ended == settled and jobview.name_of(job) == recorded.job):
+                continue  # older, or the very run the record was made from
         summary = jobview.summary(job)
         if summary is None and jobview.failure_reason(job) is None:
             continue  # finished, but its summary has not been read yet
