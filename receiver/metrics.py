@@ -34,7 +34,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 # Process-wide in prometheus_client; the receiver's metrics are its only ones.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 
 KNOWN_EVENTS = frozenset({"push", "pull_request", "ping", "merge_request", "tag_push", "other"})
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)

@@ -71,8 +71,9 @@ def status_page_route(state: ReceiverState, tokens: Sequence[str] = ()) -> Route
         page = parse_page(request.query_params.get("page"), pages)
         if page is None:
             return text_response(f"page must be a whole number from 1 to {pages}\n", 400)
+        shown = page_targets(config, page)
         try:
-            inputs = await run_in_threadpool(gather, state)
+            inputs = await run_in_threadpool(gather, state, shown)
         except (ApiUnavailable, ApiException, Urllib3Error, OSError):
             return text_response(
                 "API server unreachable; try again shortly\n", 503, {"Retry-After": "10"}
@@ -100,12 +101,17 @@ def authorized(header: str | None, tokens: Sequence[str]) -> bool:
     return matched
 
 
-def gather(state: ReceiverState) -> StatusInputs:
-    """Three list calls: hooksync's Jobs, its resync CronJobs and the record Leases."""
+def gather(state: ReceiverState, shown: Sequence[Target]) -> StatusInputs:
+    """Three list calls: hooksync's Jobs and the record Leases (the summary needs every
+    target's), and the resync CronJobs of the targets `shown` only (large objects, a thousand
+    of them at fleet size, and only the page's rows show a schedule)."""
+    selector = job_selector(mode="resync")
+    if shown:
+        selector += f",{names.TARGET} in ({','.join(target.name for target in shown)})"
     return StatusInputs(
         records=records.load(state.api, state.namespace),
         jobs=state.jobs.list_jobs(job_selector()),
-        cronjobs=state.jobs.list_cronjobs(job_selector(mode="resync")),
+        cronjobs=state.jobs.list_cronjobs(selector) if shown else [],
     )
 
 
@@ -127,6 +133,11 @@ def commit_url(config: Config, target: Target, sha: str) -> str | None:
 def page_count(targets: int) -> int:
     """How many pages `targets` fill (one at least, so an empty configuration still has one)."""
     return max(1, -(-targets // PAGE_SIZE))
+
+
+def page_targets(config: Config, page: int) -> tuple[Target, ...]:
+    """The targets page `page` shows, in the configuration's order."""
+    return config.targets[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
 
 
 def parse_page(value: str | None, pages: int) -> int | None:
@@ -161,16 +172,19 @@ def target_record(
     # A Job that ended before a complete record (or is the one it was made from) can change
     # nothing `records.newest` keeps: skip it without reading its summary (at fleet size,
     # most Jobs are such).
-    settled = None
-    if recorded is not None and recorded.applied_sha and recorded.drifted is not None:
-        settled = parse_rfc3339(recorded.finished)
+    complete = (
+        recorded if recorded and recorded.applied_sha and recorded.drifted is not None else None
+    )
+    settled = parse_rfc3339(complete.finished) if complete is not None else None
     for job in jobs:
         if jobview.label(job, names.TARGET) != target or not jobview.is_finished(job):
             continue
-        ended = parse_rfc3339(jobview.finished_time(job)) if settled is not None else None
-        if settled is not None and ended is not None and recorded is not None:
-            if ended < settled or (ended == settled and jobview.name_of(job) == recorded.job):
-                continue  # older, or the very run the record was made from
+        if complete is not None and settled is not None:
+            ended = parse_rfc3339(jobview.finished_time(job))
+            older = ended is not None and ended < settled
+            same = ended == settled and jobview.name_of(job) == complete.job
+            if older or same:
+                continue
         summary = jobview.summary(job)
         if summary is None and jobview.failure_reason(job) is None:
             continue  # finished, but its summary has not been read yet

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -134,19 +135,20 @@ def test_object_ref_from_a_live_object() -> None:
 
 # --- fingerprints: what a resync compares instead of fetching ---------------------------------
 
-LIVE = {
+METADATA: dict[str, Any] = {
+    "name": "settings",
+    "namespace": "shop",
+    "uid": "u-1",
+    "resourceVersion": "10",
+    "generation": 1,
+    "creationTimestamp": "2025-03-10T12:00:00Z",
+    "managedFields": [{"manager": "hooksync"}],
+    "labels": {"app": "shop"},
+}
+LIVE: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "ConfigMap",
-    "metadata": {
-        "name": "settings",
-        "namespace": "shop",
-        "uid": "u-1",
-        "resourceVersion": "10",
-        "generation": 1,
-        "creationTimestamp": "2025-03-10T12:00:00Z",
-        "managedFields": [{"manager": "hooksync"}],
-        "labels": {"app": "shop"},
-    },
+    "metadata": METADATA,
     "data": {"version": "v1"},
     "status": {},
 }
@@ -157,7 +159,7 @@ def test_a_fingerprint_ignores_status_and_the_servers_bookkeeping():
         **LIVE,
         "status": {"observed": 2},
         "metadata": {
-            **LIVE["metadata"],
+            **METADATA,
             "resourceVersion": "11",
             "generation": 2,
             "managedFields": [{"manager": "kubelet"}],
@@ -172,8 +174,8 @@ def test_a_fingerprint_ignores_status_and_the_servers_bookkeeping():
     "edit",
     [
         {"data": {"version": "v2"}},
-        {"metadata": {**LIVE["metadata"], "labels": {"app": "other"}}},
-        {"metadata": {**LIVE["metadata"], "annotations": {"note": "by hand"}}},
+        {"metadata": {**METADATA, "labels": {"app": "other"}}},
+        {"metadata": {**METADATA, "annotations": {"note": "by hand"}}},
         {"spec": {"replicas": 3}},
     ],
 )

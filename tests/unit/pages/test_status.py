@@ -283,7 +283,7 @@ def test_authorized_takes_any_configured_bearer_token(header: str | None, allowe
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch) -> Starlette:
     monkeypatch.setattr(
-        statuspage, "gather", lambda state: StatusInputs(records={}, jobs=[], cronjobs=[])
+        statuspage, "gather", lambda state, shown: StatusInputs(records={}, jobs=[], cronjobs=[])
     )
     state = ReceiverState(config=config(), secrets=ReceiverSecrets(), api=ApiClient(),
                           namespace="hooksync")  # fmt: skip
