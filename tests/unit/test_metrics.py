@@ -134,3 +134,33 @@ def test_a_thousand_targets_cost_a_few_samples_each():
     ]
     assert not [line for line in lines if line.split("{")[0].endswith("_created")]
     assert len(lines) < 9 * 1000
+
+
+def test_the_served_text_holds_exactly_the_registrys_samples_at_fleet_size():
+    """/metrics writes the per-target lines itself; they must read as prometheus_client's."""
+    metrics = ReceiverMetrics()
+    for index in range(300):
+        target = f"t{index}"
+        metrics.jobs_created.labels(target, "apply").inc()
+        metrics.jobs_created.labels(target, "apply").inc()
+        metrics.jobs_coalesced.labels(target).inc(3)
+        metrics.converges.labels(target, "resync", "no-op").inc()
+        metrics.converge_seconds.labels(target, "resync").observe(0.5)
+        metrics.last_applied.labels(target).info({"sha": "a" * 40})
+        metrics.last_applied.labels(target).info({"sha": "b" * 40})
+        metrics.last_success.labels(target).set(1.7e9)
+    metrics.count_delivery("github", "push", "dispatched")
+    metrics.leader.set(1)
+
+    def samples(text: bytes) -> set[tuple[object, ...]]:
+        return {
+            (family.name, family.type, s.name, tuple(sorted(s.labels.items())), s.value)
+            for family in text_string_to_metric_families(text.decode())
+            for s in family.samples
+        }
+
+    served = samples(metrics.exposition())
+    assert served == samples(generate_latest(metrics.registry))
+    assert ("hooksync_jobs_created", "counter", "hooksync_jobs_created_total",
+            (("mode", "apply"), ("target", "t7")), 2.0) in served  # fmt: skip
+    assert len([s for s in served if s[2] == "hooksync_last_applied_info"]) == 300
