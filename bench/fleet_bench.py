@@ -39,7 +39,6 @@ from typing import Any
 import httpx
 import yaml
 from kubernetes import client, config
-from prometheus_client import generate_latest
 
 from bench.figures import percentile
 from bench.load import paced
@@ -277,7 +276,7 @@ def page_costs(targets: int) -> tuple[float, int, float, int]:
         return statistics.median(seconds), size
 
     page, page_size = cpu(lambda: statuspage.render(config, inputs, now, lambda job: None))
-    scrape, scrape_size = cpu(lambda: generate_latest(metrics.registry))
+    scrape, scrape_size = cpu(metrics.exposition)
     return page, page_size, scrape, scrape_size
 
 
