@@ -169,9 +169,9 @@ def target_record(
     """The target's record, brought up to date with finished Jobs the leader has not recorded
     yet (a summary annotation is there, or the Job failed outright)."""
     candidates: list[TargetRecord | None] = [recorded]
-    # A Job that ended before a complete record (or is the one it was made from) can change
-    # nothing `records.newest` keeps: skip it without reading its summary (at fleet size,
-    # most Jobs are such).
+    # A Job that ended before a complete record can change nothing `records.newest` keeps:
+    # skip it without reading its summary (at fleet size, most Jobs are such). The run the
+    # record was made from is read, as its Job's summary is what the page has always shown.
     complete = (
         recorded if recorded and recorded.applied_sha and recorded.drifted is not None else None
     )
@@ -181,9 +181,7 @@ def target_record(
             continue
         if complete is not None and settled is not None:
             ended = parse_rfc3339(jobview.finished_time(job))
-            older = ended is not None and ended < settled
-            same = ended == settled and jobview.name_of(job) == complete.job
-            if older or same:
+            if ended is not None and ended < settled:
                 continue
         summary = jobview.summary(job)
         if summary is None and jobview.failure_reason(job) is None:

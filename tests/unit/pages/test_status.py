@@ -377,3 +377,15 @@ def test_a_page_out_of_range_or_malformed_is_refused_in_one_line(app: Starlette,
     answer = asyncio.run(fetch())
     assert answer.status_code == 400
     assert answer.text == "page must be a whole number from 1 to 1\n"
+
+
+def test_the_recorded_runs_job_still_speaks_for_it_and_older_jobs_do_not():
+    """Jobs older than a complete record are skipped unread; the record's own run is read."""
+    summary = RunSummary(result="success", sha=SHA, mode="apply", message="from the Job")
+    own = job("hooksync-shop-apply-6113728", "2025-03-10T11:59:00Z", summary=summary)
+    older = job("hooksync-shop-apply-0000000", "2025-03-10T10:00:00Z",
+                summary=replace(summary, message="from an older Job"))  # fmt: skip
+    older["status"]["completionTime"] = "2025-03-10T10:01:00Z"
+    inputs = StatusInputs(records={"shop": record()}, jobs=[older, own], cronjobs=[])
+    row = render(config(), inputs, NOW, link).split("<tr id='target-shop'>")[1].split("</tr>")[0]
+    assert "from the Job" in row and "from an older Job" not in row
