@@ -1,7 +1,8 @@
 """`python -m bench`: every benchmark in turn with its default settings; the soak on request.
 
-    .venv/bin/python -m bench              intake, converge, dispatch, storm, e2e, memory, hostile,
-                                           node (the real node; skipped without containers)
+    .venv/bin/python -m bench              intake, converge, resync, dispatch, storm, e2e, memory,
+                                           hostile, fleet, node (the real node; skipped without
+                                           containers)
     .venv/bin/python -m bench --soak       the same, then the 10-minute soak
     .venv/bin/python -m bench --only storm e2e
 
@@ -17,7 +18,18 @@ import sys
 import time
 import traceback
 
-BENCHMARKS = ("intake", "converge", "dispatch", "storm", "e2e", "memory", "hostile", "node")
+BENCHMARKS = (
+    "intake",
+    "converge",
+    "resync",
+    "dispatch",
+    "storm",
+    "e2e",
+    "memory",
+    "hostile",
+    "fleet",
+    "node",
+)
 ALL = (*BENCHMARKS, "soak")
 
 

@@ -19,7 +19,7 @@ import yaml
 from hooksync.providers import PROVIDERS, Provider
 from hooksync.refs import is_valid_branch_name, is_valid_repo_path
 from hooksync.schedule import CronError
-from hooksync.schedule import parse as parse_schedule
+from hooksync.schedule import resolve as resolve_schedule
 
 MAX_TARGET_NAME = 30
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -153,6 +153,12 @@ class Target:
     deployments: Deployments | None = None
     # Render a Helm chart with these settings (a path holding Chart.yaml needs none).
     helm: HelmSettings | None = None
+
+    @property
+    def resync_schedule(self) -> str:
+        """The standard cron expression the resync CronJob gets: `resync` with any spread form
+        (`~15m`, `H`) resolved for this target's name; empty for no CronJob."""
+        return resolve_schedule(self.resync, self.name) if self.resync else ""
 
     def repo_matches(self, repo: str) -> bool:
         """Whether a payload's repository names this target's (GitHub and Gitea ignore case)."""
@@ -437,9 +443,12 @@ def _build_target(
         errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule or ''")
     elif resync:
         try:
-            parse_schedule(resync)
+            resolve_schedule(resync, str(name))
         except CronError as exc:
-            errors.append(f"{label}.resync: {resync!r} is not a five-field cron schedule: {exc}")
+            errors.append(
+                f"{label}.resync: {resync!r} is not a five-field cron schedule or a spread "
+                f"form like ~15m: {exc}"
+            )
     timeout = _int(
         raw,
         "timeoutSeconds",

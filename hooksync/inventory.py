@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hooksync.names import (
@@ -107,10 +107,38 @@ class ObjectRef:
 
 @dataclass(frozen=True)
 class InventoryRecord:
-    """What one successful converge applied, and from which commit."""
+    """What one successful converge applied, and from which commit.
+
+    `fingerprints` maps each applied object's uid to `fingerprint` of the object as that same
+    converge applied it (or, when it found nothing to apply, saw it): a resync at an unchanged
+    head compares them with the live objects instead of fetching and rendering. Empty when
+    unknown, which makes the next resync take the full path.
+    """
 
     sha: str | None
     objects: tuple[ObjectRef, ...]
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+
+
+# Fields that change without anyone changing the object: the server's bookkeeping. `status` is
+# written by controllers, never by an apply, so a status change is not drift.
+_UNFINGERPRINTED_METADATA = frozenset(
+    {"resourceVersion", "managedFields", "generation", "creationTimestamp", "uid", "selfLink"}
+)
+
+
+def fingerprint(obj: Mapping[str, Any]) -> str:
+    """Pure: a digest of everything in a live object but its status and the server's
+    bookkeeping, so any edit to its labels, annotations, spec or data changes it."""
+    content = {
+        key: value for key, value in obj.items() if key not in ("status", "apiVersion", "kind")
+    }
+    metadata = content.get("metadata") or {}
+    content["metadata"] = {
+        key: value for key, value in metadata.items() if key not in _UNFINGERPRINTED_METADATA
+    }
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def contains_group_kinds(refs: Iterable[ObjectRef]) -> str:
@@ -120,7 +148,7 @@ def contains_group_kinds(refs: Iterable[ObjectRef]) -> str:
 
 def encode_inventory(record: InventoryRecord) -> dict[str, str]:
     """The parent ConfigMap's `data` for a record (stable JSON: sorted objects, fixed keys)."""
-    document = {
+    document: dict[str, Any] = {
         "version": RECORD_VERSION,
         "sha": record.sha,
         "objects": [
@@ -135,6 +163,8 @@ def encode_inventory(record: InventoryRecord) -> dict[str, str]:
             for ref in sorted(record.objects)
         ],
     }
+    if record.fingerprints:
+        document["fingerprints"] = dict(sorted(record.fingerprints.items()))
     return {DATA_KEY: json.dumps(document, separators=(",", ":"), sort_keys=True)}
 
 
@@ -167,7 +197,14 @@ def decode_inventory(data: Mapping[str, str] | None) -> InventoryRecord:
         if not isinstance(item, dict) or not all(isinstance(item.get(f), str) for f in fields):
             raise InventoryError(f"{DATA_KEY} object {index} lacks one of {', '.join(fields)}")
         refs.append(ObjectRef(**{f: item[f] for f in fields}))
-    return InventoryRecord(sha=sha if isinstance(sha, str) else None, objects=tuple(refs))
+    fingerprints = document.get("fingerprints") or {}
+    if not isinstance(fingerprints, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in fingerprints.items()
+    ):
+        fingerprints = {}  # only an optimisation: without them the next resync runs in full
+    return InventoryRecord(
+        sha=sha if isinstance(sha, str) else None, objects=tuple(refs), fingerprints=fingerprints
+    )
 
 
 def parent_configmap(target: str, namespace: str, record: InventoryRecord) -> dict[str, Any]:

@@ -1,4 +1,17 @@
-"""When a resync CronJob fires next (pure): five-field cron schedules, read in UTC.
+"""Resync schedules (pure): spread forms resolved per target, and when a CronJob fires next.
+
+A target's `resync` may spread its runs over the interval, as Jenkins' `H` does, so a fleet
+of targets on one interval does not start all its Jobs in the same minute:
+
+- `~15m` (every 15 minutes), `~2h` (every 2 hours), `~1d` (once a day): at an offset within
+  the interval that a hash of the target's name picks;
+- `H` in a cron field: one value from the field's range picked by the hash (`H H * * *`),
+  `H/15` (every 15 from a hashed start below 15), `H(0-29)` and `H(0-29)/10` (within a range).
+  In the day-of-month field `H` picks from 1-28, so every month has the day.
+
+`resolve` turns either into a standard five-field expression for one target, which is what the
+CronJob gets: a pure function of the form and the name. The hash is SHA-256, the same in every
+process and Python version (never the built-in `hash()`, which is salted per process).
 
 The CronJobs are created with `timeZone: Etc/UTC`, so the status page can say when each
 target's next resync runs without asking the controller. Fields follow the CronJob's own
@@ -9,6 +22,8 @@ syntax: `*`, `?`, numbers, names (JAN-DEC, SUN-SAT), lists, ranges and steps, an
 from __future__ import annotations
 
 import datetime
+import hashlib
+import re
 from dataclasses import dataclass
 
 MACROS = {
@@ -29,6 +44,98 @@ SEARCH_YEARS = 10
 
 class CronError(ValueError):
     """The schedule is not a five-field cron expression or a known macro."""
+
+
+# --- spread forms -----------------------------------------------------------------------------
+
+_SPREAD = re.compile(r"~([0-9]{1,3})([mhd])")
+_HASHED = re.compile(r"H(?:\(([0-9]{1,2})-([0-9]{1,2})\))?(?:/([0-9]{1,2}))?")
+# (name, lowest, highest) per field; `H` in the day of month stays within 1-28.
+_HASH_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 28),
+    ("month", 1, 12),
+    ("day of week", 0, 6),
+)
+
+
+def resolve(form: str, name: str) -> str:
+    """The standard cron expression `form` means for the target `name`.
+
+    A spread form gets the target's own offsets; any other schedule comes back unchanged.
+    Raises CronError with a one-line reason for a form that cannot be resolved or parsed.
+    """
+    text = form.strip()
+    if text.startswith("~"):
+        text = _interval(text)
+    fields = text.split()
+    # No month or day name starts with H (THU only holds one), so H leads only the hashed form.
+    if any(field.startswith("H") for field in fields):
+        if len(fields) != 5:
+            raise CronError(f"schedule {form!r}: want five fields or a macro like @daily")
+        text = " ".join(
+            _hashed_field(field, name, index) if field.startswith("H") else field
+            for index, field in enumerate(fields)
+        )
+    parse(text)  # what the CronJob gets must be a schedule the API server reads
+    return text
+
+
+def _interval(text: str) -> str:
+    """`~Nm`, `~Nh` or `~Nd` as an H form; the interval must divide the next larger unit."""
+    match = _SPREAD.fullmatch(text)
+    if match is None:
+        raise CronError(f"schedule {text!r}: a spread interval reads like ~15m, ~2h or ~1d")
+    count, unit = int(match.group(1)), match.group(2)
+    if count == 0:
+        raise CronError(f"schedule {text!r}: the interval must be at least 1{unit}")
+    if unit == "m" and 60 % count == 0 and count < 60:
+        return f"H/{count} * * * *" if count > 1 else "* * * * *"
+    if (unit == "m" and count == 60) or (unit == "h" and count == 1):
+        return "H * * * *"
+    if unit == "h" and 24 % count == 0 and count < 24:
+        return f"H H/{count} * * *"
+    if (unit == "h" and count == 24) or (unit == "d" and count == 1):
+        return "H H * * *"
+    if unit == "d":
+        raise CronError(
+            f"schedule {text!r}: only ~1d spreads over days; write cron fields for more"
+        )
+    unit_name, allowed = (
+        ("hour", "1-6, 10, 12, 15, 20, 30 or 60") if unit == "m" else ("day", "1-4, 6, 8, 12 or 24")
+    )
+    raise CronError(
+        f"schedule {text!r}: the interval must divide the {unit_name} evenly; use {allowed}{unit}"
+    )
+
+
+def _hashed_field(field: str, name: str, index: int) -> str:
+    what, low, high = _HASH_FIELDS[index]
+    match = _HASHED.fullmatch(field)
+    if match is None:
+        raise CronError(f"{what} {field!r}: H reads as H, H/step, H(low-high) or H(low-high)/step")
+    first, last, step_text = match.groups()
+    if first is not None:
+        start, end = int(first), int(last)
+        if not low <= start <= end <= high:
+            raise CronError(f"{what} {field!r}: H's range must lie from {low} to {high}, upwards")
+    else:
+        start, end = low, high
+    value = _hash(name, index)
+    if step_text is None:
+        return str(start + value % (end - start + 1))
+    step = int(step_text)
+    if not 1 <= step <= end - start + 1:
+        raise CronError(f"{what} {field!r}: the step must lie from 1 to {end - start + 1}")
+    offset = start + value % step
+    return ",".join(str(v) for v in range(offset, end + 1, step))
+
+
+def _hash(name: str, index: int) -> int:
+    """A number from the target's name, different per field, the same everywhere."""
+    digest = hashlib.sha256(f"{name}\0{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,18 @@ check namespace -> fetch -> read inventory -> decrypt -> render -> validate -> o
       -> (skip when nothing to do) -> apply -> prune -> wait for health -> record inventory
       -> summary
 
+A resync first tries the cheap way to find it has nothing to do: `git ls-remote` for the
+branch head, and when that is the SHA the inventory records, one list per recorded kind to
+compare every live object with the fingerprint the converge that applied it recorded
+(`hooksync.inventory.fingerprint`: everything but status and the server's bookkeeping). Only
+when the head moved, an object changed, went missing or appeared with the target's label, or
+nothing was recorded, does it fetch, render and apply. Sound for server-side apply: drift is
+another writer changing what the apply set, which changes the object outside its status and so
+its fingerprint; the fingerprints come from the apply answers of the converge that recorded the
+SHA (any later edit, even one racing that converge, differs from them), and a full run that finds
+nothing to apply records what it saw, so a controller's own later edit (a Deployment's revision
+annotation) costs one full run, not every one.
+
 Every step is marked with `pipeline_step`, so a failure names the step it happened in.
 
 A preview stops after a server-side dry run and a prune plan, changing nothing; it logs one
@@ -18,7 +30,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +45,7 @@ from hooksync.inventory import (
     ObjectRef,
     applyset_id,
     decode_inventory,
+    fingerprint,
     parent_configmap,
     parent_name,
 )
@@ -42,7 +55,7 @@ from hooksync.summary import STEPS, RunSummary
 from jobimage.changes import APPLIED, CHANGING, Action, Change, ChangeSet
 from jobimage.decrypt import Plaintext, decrypt
 from jobimage.errors import ConvergeError, PermanentError, TransientError
-from jobimage.fetch import DISK_LIMIT_FIELD, Checkout, GitCredentials, fetch
+from jobimage.fetch import DISK_LIMIT_FIELD, Checkout, GitCredentials, fetch, remote_head
 from jobimage.helm import Release, chart_to_render, find_helm, render_chart
 from jobimage.kube import Cluster
 from jobimage.lease import TargetLease, ensure_held
@@ -92,8 +105,15 @@ def converge(
     """
     started = time.monotonic()
     check_namespace(cluster, spec)
-    checkout = fetch_step(spec, workdir, credentials)
-    inventory = read_inventory(cluster, spec)
+    if spec.mode == "resync":
+        inventory = read_inventory(cluster, spec)
+        quick = unchanged_since_applied(cluster, spec, workdir, credentials, inventory)
+        if quick is not None:
+            return quick
+        checkout = fetch_step(spec, workdir, credentials)
+    else:
+        checkout = fetch_step(spec, workdir, credentials)
+        inventory = read_inventory(cluster, spec)
     plaintext = decrypt_step(spec, checkout)
     try:
         return _converge_checkout(spec, cluster, checkout, inventory, kustomize, lease, started)
@@ -122,12 +142,25 @@ def _converge_checkout(
     objects = validate_step(spec, rendered, cluster)
     observed = observe(cluster, spec, objects, inventory)
     drift = [name_of(obj) for obj in objects if is_drifted(obj, observed)]
+    # Applied before and gone now: deleted by someone else, drift a resync must repair.
+    recorded = {ref.key for ref in inventory.objects}
+    drift += [
+        name_of(obj)
+        for obj in objects
+        if object_key(obj) in recorded and object_key(obj) not in observed.live
+    ]
 
     if spec.mode == "preview":
         return preview(spec, cluster, checkout.sha, objects, observed, inventory)
 
     if inventory.sha == checkout.sha and not drift:
         _step("skip", spec, sha=checkout.sha, reason="head already applied, nothing drifted")
+        seen = _fingerprints(observed.live.get(object_key(obj)) for obj in objects)
+        if seen != dict(inventory.fingerprints) and set(seen) == {r.uid for r in inventory.objects}:
+            # Nothing to apply, and the live objects match Git: what they are now is what the
+            # next resync compares with (a controller's own edit since the apply included).
+            ensure_held(lease, before="recording the inventory")
+            record_inventory(cluster, spec, checkout.sha, inventory.objects, seen)
         unchanged = ChangeSet([Change(name_of(obj), "unchanged") for obj in objects])
         return RunSummary(
             result="no-op",
@@ -155,7 +188,7 @@ def _converge_checkout(
         record_inventory(cluster, spec, inventory.sha, refs)
     wait_for_health(cluster, spec, applied, deadline=started + spec.timeout_seconds)
     ensure_held(lease, before="recording the inventory")
-    record_inventory(cluster, spec, checkout.sha, refs)
+    record_inventory(cluster, spec, checkout.sha, refs, _fingerprints(applied) if objects else {})
     summary = RunSummary(
         result="success",
         sha=checkout.sha,
@@ -486,9 +519,15 @@ def _judge(
 
 @pipeline_step("record")
 def record_inventory(
-    cluster: Cluster, spec: JobSpec, sha: str | None, refs: Iterable[ObjectRef]
+    cluster: Cluster,
+    spec: JobSpec,
+    sha: str | None,
+    refs: Iterable[ObjectRef],
+    fingerprints: Mapping[str, str] | None = None,
 ) -> None:
-    record = InventoryRecord(sha=sha, objects=tuple(sorted(refs)))
+    record = InventoryRecord(
+        sha=sha, objects=tuple(sorted(refs)), fingerprints=dict(fingerprints or {})
+    )
     cluster.apply(parent_configmap(spec.target, spec.namespace, record))
     _step("record", spec, sha=sha, objects=len(record.objects))
 
@@ -507,6 +546,81 @@ def log_outcomes(
     for change in changes:
         if change.action == "pruned":
             _log_object(spec, ObjectOutcome(change.name, "pruned").log_fields())
+
+
+# --- the cheap resync -------------------------------------------------------------------------
+
+
+def unchanged_since_applied(
+    cluster: Cluster,
+    spec: JobSpec,
+    workdir: Path,
+    credentials: GitCredentials,
+    inventory: InventoryRecord,
+) -> RunSummary | None:
+    """A no-op summary when the branch head is the recorded SHA and every recorded object is
+    live exactly as recorded, found without fetching; None when the full path must run."""
+    if not inventory.sha or not inventory.objects or not inventory.fingerprints:
+        _step("quick check", spec, outcome="full", reason="no fingerprints recorded")
+        return None
+    head = head_step(spec, workdir, credentials)
+    if head != inventory.sha:
+        _step("quick check", spec, outcome="full", reason="head moved", sha=head)
+        return None
+    moved = changed_since_applied(cluster, spec, inventory)
+    if moved:
+        _step("quick check", spec, outcome="full", reason="objects changed", names=moved[:5])
+        return None
+    count = len(inventory.objects)
+    _step("skip", spec, sha=head, reason="head already applied, nothing changed", fetched=False)
+    unchanged = ChangeSet([Change(str(ref), "unchanged") for ref in inventory.objects])
+    return RunSummary(
+        result="no-op",
+        sha=head,
+        mode=spec.mode,
+        counts=unchanged.counts(),
+        message=f"{head[:7]} already applied; nothing changed since "
+        f"({count} objects checked, nothing fetched)",
+    )
+
+
+@pipeline_step("fetch")
+def head_step(spec: JobSpec, workdir: Path, credentials: GitCredentials) -> str:
+    head = remote_head(spec.clone_url, spec.branch, workdir / "remote", credentials)
+    _step("head", spec, sha=head, ref=spec.branch)
+    return head
+
+
+@pipeline_step("observe")
+def changed_since_applied(cluster: Cluster, spec: JobSpec, inventory: InventoryRecord) -> list[str]:
+    """What differs from the record: objects changed (fingerprint), missing, or carrying the
+    target's label without being recorded. One list call per recorded kind."""
+    if any(ref.namespace != spec.namespace or not ref.uid for ref in inventory.objects):
+        return ["the inventory names an object outside the namespace or without a uid"]
+    selector = f"{APPLYSET_PART_OF}={applyset_id(spec.target, spec.namespace)}"
+    live: dict[str, dict[str, Any]] = {}
+    for api_version, kind in sorted({(r.api_version, r.kind) for r in inventory.objects}):
+        for listed in cluster.list(api_version, kind, spec.namespace, selector):
+            live[str((listed.get("metadata") or {}).get("uid") or "")] = listed
+    changed = []
+    for ref in inventory.objects:
+        found = live.pop(ref.uid, None)
+        if found is None:
+            changed.append(f"{ref} missing")
+        elif fingerprint(found) != inventory.fingerprints.get(ref.uid):
+            changed.append(f"{ref} changed")
+    changed += [f"{name_of(extra)} not recorded" for extra in live.values()]
+    return changed
+
+
+def _fingerprints(objects: Iterable[Mapping[str, Any] | None]) -> dict[str, str]:
+    """{uid: fingerprint} of the objects given (None and uid-less ones left out)."""
+    found = {}
+    for obj in objects:
+        uid = (obj or {}).get("metadata", {}).get("uid") if obj else None
+        if obj is not None and uid:
+            found[str(uid)] = fingerprint(obj)
+    return found
 
 
 # --- small pure pieces ------------------------------------------------------------------------

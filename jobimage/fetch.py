@@ -103,6 +103,28 @@ def fetch(
     return Checkout(directory=directory, sha=head)
 
 
+def remote_head(clone_url: str, branch: str, directory: Path, credentials: GitCredentials) -> str:
+    """The SHA `branch` points at on the remote (`git ls-remote`), without fetching anything:
+    what a resync needs to know whether the head moved. `directory` holds git's home."""
+    if urlsplit(clone_url).username or urlsplit(clone_url).password:
+        raise PermanentError(
+            "clone URL carries credentials; put the token in the target's gitSecret instead"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    env = _git_environment(credentials, directory)
+    ref = f"refs/heads/{branch}"
+    result = _git(
+        ["ls-remote", "--", clone_url, ref], env, credentials, directory.parent, check=False
+    )
+    if result.returncode != 0:
+        raise _fetch_error(result.stderr, clone_url, branch, None, credentials)
+    for line in result.stdout.splitlines():
+        sha, _, name = line.partition("\t")
+        if name == ref:
+            return sha.strip()
+    raise PermanentError(f"branch {branch!r} not found in {clone_url}")
+
+
 def _git_environment(credentials: GitCredentials, directory: Path) -> dict[str, str]:
     home = directory.parent / ".git-home"
     home.mkdir(parents=True, exist_ok=True)

@@ -135,7 +135,8 @@ def build_resync_cronjob(config: Config, target: Target) -> dict[str, Any]:
         "kind": "CronJob",
         "metadata": metadata,
         "spec": {
-            "schedule": target.resync,
+            # A spread form (~15m, H/15 ...) resolved to this target's own minutes.
+            "schedule": target.resync_schedule,
             "timeZone": "Etc/UTC",
             "suspend": target.suspend,
             # A resync that is still running makes the next one pointless.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import hmac
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -36,6 +36,10 @@ from receiver.state import ReceiverState
 
 STATUS_TOKEN_ENV = "HOOKSYNC_STATUS_TOKEN"  # noqa: S105 - the variable's name, not a token
 RECENT_RUNS = 20
+FAILING_SHOWN = 20
+# Targets per page: a fleet of a thousand is summarised on top and shown a page at a time, so
+# the page stays small and quick to build (`?page=N`).
+PAGE_SIZE = 50
 REFRESH_SECONDS = 30
 LinkFor = Callable[[str], str | None]
 
@@ -62,19 +66,25 @@ def status_page_route(state: ReceiverState, tokens: Sequence[str] = ()) -> Route
                 401,
                 {"WWW-Authenticate": 'Bearer realm="hooksync"'},
             )
+        config = state.config
+        pages = page_count(len(config.targets))
+        page = parse_page(request.query_params.get("page"), pages)
+        if page is None:
+            return text_response(f"page must be a whole number from 1 to {pages}\n", 400)
+        shown = page_targets(config, page)
         try:
-            inputs = await run_in_threadpool(gather, state)
+            inputs = await run_in_threadpool(gather, state, shown)
         except (ApiUnavailable, ApiException, Urllib3Error, OSError):
             return text_response(
                 "API server unreachable; try again shortly\n", 503, {"Retry-After": "10"}
             )
         now = datetime.datetime.fromtimestamp(state.clock(), datetime.UTC)
-        config, keys = state.config, state.secrets.link_keys
+        keys = state.secrets.link_keys
 
         def link(job: str) -> str | None:
             return run_link(config.public_url, keys, job)
 
-        return page_response(render(config, inputs, now, link))
+        return page_response(render(config, inputs, now, link, page))
 
     return Route("/", status_page, methods=["GET"])
 
@@ -91,12 +101,17 @@ def authorized(header: str | None, tokens: Sequence[str]) -> bool:
     return matched
 
 
-def gather(state: ReceiverState) -> StatusInputs:
-    """Three list calls: hooksync's Jobs, its resync CronJobs and the record Leases."""
+def gather(state: ReceiverState, shown: Sequence[Target]) -> StatusInputs:
+    """Three list calls: hooksync's Jobs and the record Leases (the summary needs every
+    target's), and the resync CronJobs of the targets `shown` only (large objects, a thousand
+    of them at fleet size, and only the page's rows show a schedule)."""
+    selector = job_selector(mode="resync")
+    if shown:
+        selector += f",{names.TARGET} in ({','.join(target.name for target in shown)})"
     return StatusInputs(
         records=records.load(state.api, state.namespace),
         jobs=state.jobs.list_jobs(job_selector()),
-        cronjobs=state.jobs.list_cronjobs(job_selector(mode="resync")),
+        cronjobs=state.jobs.list_cronjobs(selector) if shown else [],
     )
 
 
@@ -115,6 +130,36 @@ def commit_url(config: Config, target: Target, sha: str) -> str | None:
     return f"{base}/{target.repo}/-/commit/{sha}"
 
 
+def page_count(targets: int) -> int:
+    """How many pages `targets` fill (one at least, so an empty configuration still has one)."""
+    return max(1, -(-targets // PAGE_SIZE))
+
+
+def page_targets(config: Config, page: int) -> tuple[Target, ...]:
+    """The targets page `page` shows, in the configuration's order."""
+    return config.targets[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+
+
+def parse_page(value: str | None, pages: int) -> int | None:
+    """The `page` query parameter as a page number (1 when absent); None when it is not a
+    whole number from 1 to `pages`."""
+    if value is None:
+        return 1
+    if not value.isascii() or not value.isdigit() or len(value) > 6:
+        return None
+    page = int(value)
+    return page if 1 <= page <= pages else None
+
+
+def jobs_by_target(jobs: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """The Jobs grouped by their target label, each group in the list's order; one pass, so
+    a page for a thousand targets does not look at every Job once per target."""
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for job in jobs:
+        grouped.setdefault(jobview.label(job, names.TARGET) or "", []).append(job)
+    return grouped
+
+
 def target_record(
     target: str,
     recorded: TargetRecord | None,
@@ -124,9 +169,20 @@ def target_record(
     """The target's record, brought up to date with finished Jobs the leader has not recorded
     yet (a summary annotation is there, or the Job failed outright)."""
     candidates: list[TargetRecord | None] = [recorded]
+    # A Job that ended before a complete record can change nothing `records.newest` keeps:
+    # skip it without reading its summary (at fleet size, most Jobs are such). The run the
+    # record was made from is read, as its Job's summary is what the page has always shown.
+    complete = (
+        recorded if recorded and recorded.applied_sha and recorded.drifted is not None else None
+    )
+    settled = parse_rfc3339(complete.finished) if complete is not None else None
     for job in jobs:
         if jobview.label(job, names.TARGET) != target or not jobview.is_finished(job):
             continue
+        if complete is not None and settled is not None:
+            ended = parse_rfc3339(jobview.finished_time(job))
+            if ended is not None and ended < settled:
+                continue
         summary = jobview.summary(job)
         if summary is None and jobview.failure_reason(job) is None:
             continue  # finished, but its summary has not been read yet
@@ -135,25 +191,104 @@ def target_record(
     return records.newest(candidates)
 
 
-def render(config: Config, inputs: StatusInputs, now: datetime.datetime, run_link: LinkFor) -> str:
-    """The whole page's HTML (pure; every value escaped)."""
+def render(
+    config: Config,
+    inputs: StatusInputs,
+    now: datetime.datetime,
+    run_link: LinkFor,
+    page: int = 1,
+) -> str:
+    """The whole page's HTML (pure; every value escaped): a summary of every target, the
+    targets of page `page` (PAGE_SIZE each) and the recent runs."""
     schedules = {
         jobview.label(c, names.TARGET) or "": str((c.get("spec") or {}).get("schedule") or "")
         for c in inputs.cronjobs
     }
+    grouped = jobs_by_target(inputs.jobs)
+    rows = []
+    tally = _Tally()
+    first = (page - 1) * PAGE_SIZE
+    for index, target in enumerate(config.targets):
+        jobs = grouped.get(target.name, [])
+        record = target_record(target.name, inputs.records.get(target.name), jobs, now)
+        tally.count(target, record, jobs)
+        if first <= index < first + PAGE_SIZE:
+            schedule = schedules.get(target.name)
+            rows.append(_target_row(config, target, record, jobs, schedule, now, run_link))
+    pages = page_count(len(config.targets))
     parts = [
         f"<h1>hooksync</h1><p><small>as of {e(_stamp(now))}</small></p>",
-        "<h2>Targets</h2><table id='targets'><thead><tr><th>target</th><th>source</th>"
+        tally.html(),
+        "<h2>Targets</h2>",
+        _pager(page, pages, len(config.targets)),
+        "<table id='targets'><thead><tr><th>target</th><th>source</th>"
         "<th>namespace</th><th>applied</th><th>last result</th><th>drifted</th>"
         "<th>now</th><th>next resync</th></tr></thead><tbody>",
+        *rows,
+        "</tbody></table>",
+        _runs_table(inputs.jobs, now, run_link),
     ]
-    for target in config.targets:
-        record = target_record(target.name, inputs.records.get(target.name), inputs.jobs, now)
-        schedule = schedules.get(target.name)
-        parts.append(_target_row(config, target, record, inputs.jobs, schedule, now, run_link))
-    parts.append("</tbody></table>")
-    parts.append(_runs_table(inputs.jobs, now, run_link))
     return document("hooksync", "".join(parts), refresh_seconds=REFRESH_SECONDS)
+
+
+@dataclass
+class _Tally:
+    """The summary over every target, whichever page is shown."""
+
+    targets: int = 0
+    results: dict[str, int] = field(default_factory=dict)
+    running: int = 0
+    drifted: int = 0
+    suspended: int = 0
+    failing: list[str] = field(default_factory=list)
+
+    def count(
+        self, target: Target, record: TargetRecord | None, jobs: Sequence[Mapping[str, Any]]
+    ) -> None:
+        self.targets += 1
+        result = record.result if record is not None else "none"
+        self.results[result] = self.results.get(result, 0) + 1
+        if result == "failure":
+            self.failing.append(target.name)
+        if record is not None and record.drifted:
+            self.drifted += 1
+        self.suspended += target.suspend
+        self.running += any(not jobview.is_finished(job) for job in jobs)
+
+    def html(self) -> str:
+        results = ", ".join(
+            f"<span class='result {e(word)}'>{e(word if word != 'none' else 'no run yet')}</span> "
+            f"{count}"
+            for word, count in sorted(self.results.items())
+        )
+        failing = ""
+        if self.failing:
+            shown = ", ".join(f"<code>{e(name)}</code>" for name in self.failing[:FAILING_SHOWN])
+            more = len(self.failing) - FAILING_SHOWN
+            failing = (
+                f"<p class='failing'>failing: {shown}{f' and {more} more' if more > 0 else ''}</p>"
+            )
+        return (
+            f"<p id='summary'>{self.targets} targets: {results or 'none'}; "
+            f"{self.running} with a Job running or waiting, {self.drifted} drifted at their "
+            f"last run, {self.suspended} suspended</p>{failing}"
+        )
+
+
+def _pager(page: int, pages: int, targets: int) -> str:
+    if pages == 1:
+        return ""
+    first = (page - 1) * PAGE_SIZE + 1
+    last = min(page * PAGE_SIZE, targets)
+    links = []
+    if page > 1:
+        links.append(f"<a href='?page={page - 1}' rel='prev'>previous</a>")
+    if page < pages:
+        links.append(f"<a href='?page={page + 1}' rel='next'>next</a>")
+    return (
+        f"<p class='pager'>targets {first}-{last} of {targets} (page {page} of {pages}) "
+        f"{' '.join(links)}</p>"
+    )
 
 
 def recent_runs(jobs: Sequence[Mapping[str, Any]], limit: int = RECENT_RUNS) -> list[Any]:

@@ -250,9 +250,9 @@ def test_metrics_after_a_deploy_show_the_converge_and_the_statuses(deployed: Any
     assert labelled(metrics["hooksync_converges_total"], "target", "mode", "result") == {
         ("obs", "apply", "success"): 1
     }
-    assert labelled(metrics["hooksync_converge_duration_seconds_count"], "target", "mode") == {
-        ("obs", "apply"): 1
-    }
+    assert labelled(metrics["hooksync_converge_duration_seconds_count"], "mode") == {("apply",): 1}
+    latest = labelled(metrics["hooksync_last_converge_duration_seconds"], "target", "mode")
+    assert set(latest) == {("obs", "apply")} and latest[("obs", "apply")] > 0
     # One series per target, carrying the SHA deployed.
     assert labelled(metrics["hooksync_last_applied_info"], "target", "sha") == {("obs", sha): 1}
     assert labelled(metrics["hooksync_last_success_timestamp_seconds"], "target")[("obs",)] > 0

@@ -141,6 +141,8 @@ def test_the_burst_window_can_be_set() -> None:
         (target(path="/etc"), "targets[0] (shop).path: '/etc' must be a relative path"),
         (target(path="../up"), "targets[0] (shop).path: '../up' must be a relative path"),
         (target(resync="every hour"), "targets[0] (shop).resync: 'every hour' is not a five"),
+        (target(resync="~7m"), "spread form like ~15m: schedule '~7m': the interval must divide"),
+        (target(resync="H(0-99) * * * *"), "targets[0] (shop).resync: 'H(0-99) * * * *' is not"),
         (target(timeoutSeconds=5), "targets[0] (shop).timeoutSeconds: 5 must be a whole"),
         (target(prune="yes"), "targets[0] (shop).prune"),
         (target(sync=True), "targets[0] (shop).sync: unknown field"),

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from hooksync.inventory import (
     contains_group_kinds,
     decode_inventory,
     encode_inventory,
+    fingerprint,
     inventory_labels,
     parent_configmap,
     parent_name,
@@ -129,3 +131,65 @@ def test_object_ref_from_a_live_object() -> None:
     assert (
         ObjectRef.from_object({"apiVersion": "v1", "kind": "Service", "metadata": {}}).group == ""
     )
+
+
+# --- fingerprints: what a resync compares instead of fetching ---------------------------------
+
+METADATA: dict[str, Any] = {
+    "name": "settings",
+    "namespace": "shop",
+    "uid": "u-1",
+    "resourceVersion": "10",
+    "generation": 1,
+    "creationTimestamp": "2025-03-10T12:00:00Z",
+    "managedFields": [{"manager": "hooksync"}],
+    "labels": {"app": "shop"},
+}
+LIVE: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": METADATA,
+    "data": {"version": "v1"},
+    "status": {},
+}
+
+
+def test_a_fingerprint_ignores_status_and_the_servers_bookkeeping():
+    moved = {
+        **LIVE,
+        "status": {"observed": 2},
+        "metadata": {
+            **METADATA,
+            "resourceVersion": "11",
+            "generation": 2,
+            "managedFields": [{"manager": "kubelet"}],
+        },
+    }
+    assert fingerprint(moved) == fingerprint(LIVE)
+    listed = {key: value for key, value in LIVE.items() if key not in ("apiVersion", "kind")}
+    assert fingerprint(listed) == fingerprint(LIVE)  # list items carry no kind
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"data": {"version": "v2"}},
+        {"metadata": {**METADATA, "labels": {"app": "other"}}},
+        {"metadata": {**METADATA, "annotations": {"note": "by hand"}}},
+        {"spec": {"replicas": 3}},
+    ],
+)
+def test_any_edit_outside_status_changes_the_fingerprint(edit: dict[str, object]):
+    assert fingerprint({**LIVE, **edit}) != fingerprint(LIVE)
+
+
+def test_fingerprints_round_trip_and_a_damaged_set_only_costs_a_full_resync():
+    ref = ObjectRef("", "v1", "ConfigMap", "shop", "settings", "u-1")
+    record = InventoryRecord(sha="a" * 40, objects=(ref,), fingerprints={"u-1": "f" * 64})
+    assert decode_inventory(encode_inventory(record)) == record
+    document = json.loads(encode_inventory(record)[DATA_KEY])
+    document["fingerprints"] = {"u-1": 5}
+    damaged = decode_inventory({DATA_KEY: json.dumps(document)})
+    assert damaged.fingerprints == {} and damaged.objects == (ref,)
+    without = InventoryRecord(sha="a" * 40, objects=(ref,))
+    assert "fingerprints" not in encode_inventory(without)[DATA_KEY]

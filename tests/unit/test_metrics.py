@@ -99,3 +99,68 @@ def test_no_delivery_yet_means_no_series():
     metrics = ReceiverMetrics()
     assert samples_of(metrics, "hooksync_deliveries") == {}
     assert samples_of(metrics, "hooksync_request_duration_seconds") == {}
+
+
+def test_converge_durations_are_one_histogram_per_mode_and_one_gauge_per_target():
+    """At fleet size a histogram per target would be most of every scrape."""
+    metrics = ReceiverMetrics()
+    metrics.converge_seconds.labels("shop", "apply").observe(3)
+    metrics.converge_seconds.labels("docs", "apply").observe(7)
+    metrics.converge_seconds.labels("shop", "resync").observe(1)
+    counts = samples_of(metrics, "hooksync_converge_duration_seconds", "target", "mode")
+    count = "hooksync_converge_duration_seconds_count"
+    assert counts[(count, "apply")] == 2 and counts[(count, "resync")] == 1
+    latest = samples_of(metrics, "hooksync_last_converge_duration_seconds", "target", "mode")
+    name = "hooksync_last_converge_duration_seconds"
+    assert latest == {
+        (name, "shop", "apply"): 3,
+        (name, "docs", "apply"): 7,
+        (name, "shop", "resync"): 1,
+    }
+
+
+def test_a_thousand_targets_cost_a_few_samples_each():
+    metrics = ReceiverMetrics()
+    for index in range(1000):
+        target = f"t{index}"
+        for mode in ("apply", "resync"):
+            metrics.jobs_created.labels(target, mode).inc()
+            metrics.converges.labels(target, mode, "success").inc()
+            metrics.converge_seconds.labels(target, mode).observe(3)
+        metrics.last_applied.labels(target).info({"sha": "a" * 40})
+        metrics.last_success.labels(target).set(1)
+    lines = [
+        line for line in generate_latest(metrics.registry).decode().splitlines() if line[:1] != "#"
+    ]
+    assert not [line for line in lines if line.split("{")[0].endswith("_created")]
+    assert len(lines) < 9 * 1000
+
+
+def test_the_served_text_holds_exactly_the_registrys_samples_at_fleet_size():
+    """/metrics writes the per-target lines itself; they must read as prometheus_client's."""
+    metrics = ReceiverMetrics()
+    for index in range(300):
+        target = f"t{index}"
+        metrics.jobs_created.labels(target, "apply").inc()
+        metrics.jobs_created.labels(target, "apply").inc()
+        metrics.jobs_coalesced.labels(target).inc(3)
+        metrics.converges.labels(target, "resync", "no-op").inc()
+        metrics.converge_seconds.labels(target, "resync").observe(0.5)
+        metrics.last_applied.labels(target).info({"sha": "a" * 40})
+        metrics.last_applied.labels(target).info({"sha": "b" * 40})
+        metrics.last_success.labels(target).set(1.7e9)
+    metrics.count_delivery("github", "push", "dispatched")
+    metrics.leader.set(1)
+
+    def samples(text: bytes) -> set[tuple[object, ...]]:
+        return {
+            (family.name, family.type, s.name, tuple(sorted(s.labels.items())), s.value)
+            for family in text_string_to_metric_families(text.decode())
+            for s in family.samples
+        }
+
+    served = samples(metrics.exposition())
+    assert served == samples(generate_latest(metrics.registry))
+    assert ("hooksync_jobs_created", "counter", "hooksync_jobs_created_total",
+            (("mode", "apply"), ("target", "t7")), 2.0) in served  # fmt: skip
+    assert len([s for s in served if s[2] == "hooksync_last_applied_info"]) == 300

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import collections
 import datetime
+import itertools
+import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hooksync.schedule import SEARCH_YEARS, CronError, Schedule, next_fire_time, parse
+from hooksync.schedule import SEARCH_YEARS, CronError, Schedule, next_fire_time, parse, resolve
 
 UTC = datetime.UTC
 # Monday 10 March 2025, 12:34:56 UTC.
@@ -174,3 +179,104 @@ def test_agrees_with_a_day_by_day_walk(
     schedule = f"{minute} {hour} {day} {month} {weekday}"
     expected = _first_fire_by_days(parse(schedule), after)
     assert next_fire_time(schedule, after) == expected, schedule
+
+
+# --- spread forms: resolved per target by a stable hash of its name ---------------------------
+
+FLEET = [f"target-{index}" for index in range(1000)]
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        ("~15m", "1,16,31,46 * * * *"),
+        ("H/15 * * * *", "1,16,31,46 * * * *"),
+        ("~6h", "46 2,8,14,20 * * *"),
+        ("~1d", "46 14 * * *"),
+        ("H H * * *", "46 14 * * *"),
+        ("H(0-29)/10 * * * *", "6,16,26 * * * *"),
+        ("H H H * *", "46 14 25 * *"),
+        ("~1m", "* * * * *"),
+        ("*/15 * * * *", "*/15 * * * *"),  # no H: as written
+        ("@daily", "@daily"),
+        ("0 0 * * THU", "0 0 * * THU"),  # a name holding an H is still a name
+    ],
+)
+def test_a_spread_form_resolves_to_the_same_standard_schedule_every_time(form: str, expected: str):
+    """Pinned values: a change of hash (or of Python) would move every target's resyncs."""
+    assert resolve(form, "shop") == expected
+    assert resolve(form, "shop") == resolve(form, "shop")
+    parse(expected)
+
+
+def test_the_offsets_do_not_depend_on_the_process():
+    """The built-in hash() is salted per process; the resolved schedule must not be."""
+    program = "from hooksync.schedule import resolve; print(resolve('~15m', 'shop'))"
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", program],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        for seed in ("1", "2", "random")
+    }
+    assert outputs == {"1,16,31,46 * * * *"}
+
+
+def test_a_fleet_on_fifteen_minutes_spreads_over_every_minute():
+    """1,000 targets on ~15m: no minute of the hour starts more than twice the average."""
+    starts: collections.Counter[int] = collections.Counter()
+    for name in FLEET:
+        starts.update(parse(resolve("~15m", name)).minutes)
+    average = sum(starts.values()) / 60
+    assert set(starts) == set(range(60))
+    assert max(starts.values()) <= 2 * average, starts.most_common(3)
+
+
+def test_spread_schedules_stay_within_the_interval_and_range():
+    for name in FLEET[:200]:
+        minutes = sorted(parse(resolve("~15m", name)).minutes)
+        assert len(minutes) == 4 and minutes[0] < 15
+        assert all(b - a == 15 for a, b in itertools.pairwise(minutes))
+        ranged = parse(resolve("H(0-29)/10 * * * *", name)).minutes
+        assert len(ranged) == 3 and all(0 <= m <= 29 for m in ranged)
+        assert max(parse(resolve("H H H * *", name)).days) <= 28  # every month has the day
+
+
+@pytest.mark.parametrize(
+    ("form", "reason"),
+    [
+        ("~7m", "'~7m': the interval must divide the hour evenly; use 1-6, 10, 12, 15, 20, 30"),
+        ("~5h", "'~5h': the interval must divide the day evenly"),
+        ("~2d", "only ~1d spreads over days"),
+        ("~0m", "the interval must be at least 1m"),
+        ("~15", "a spread interval reads like ~15m"),
+        ("~15 * * * *", "a spread interval reads like ~15m"),
+        ("H/0 * * * *", "minute 'H/0': the step must lie from 1 to 60"),
+        ("H/61 * * * *", "minute 'H/61': the step must lie from 1 to 60"),
+        ("H(30-10) * * * *", "minute 'H(30-10)': H's range must lie from 0 to 59"),
+        ("H H(0-24) * * *", "hour 'H(0-24)': H's range must lie from 0 to 23"),
+        ("H H H(0-31) * *", "day of month 'H(0-31)': H's range must lie from 1 to 28"),
+        ("Hx * * * *", "minute 'Hx': H reads as H, H/step"),
+        ("H,5 * * * *", "minute 'H,5': H reads as H"),
+        ("H * *", "want five fields"),
+    ],
+)
+def test_a_malformed_spread_form_is_refused_with_a_one_line_reason(form: str, reason: str):
+    with pytest.raises(CronError) as caught:
+        resolve(form, "shop")
+    assert reason in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40), st.text(min_size=1, max_size=30))
+def test_resolve_either_answers_a_schedule_the_parser_reads_or_refuses(form: str, name: str):
+    try:
+        resolved = resolve(form, name)
+    except CronError:
+        return
+    parse(resolved)
+    assert not any(field.startswith(("H", "~")) for field in resolved.split())

@@ -20,6 +20,7 @@ from hooksync.names import (
     sync_job_name,
     waiting_job_name,
 )
+from hooksync.schedule import resolve
 from receiver.dispatch.manifests import (
     build_job,
     build_resync_cronjob,
@@ -395,6 +396,17 @@ def test_resync_cronjob() -> None:
 def test_resync_cronjob_uses_only_real_kubernetes_fields() -> None:
     cronjob = build_resync_cronjob(CONFIG, SHOP)
     assert round_trip(cronjob, "V1CronJob") == cronjob
+
+
+def test_a_spread_resync_gets_the_targets_own_standard_schedule() -> None:
+    """The CronJob controller reads no `~15m` or `H`: it gets the expression resolved for the
+    target's name, the same on every replica and restart, and another for another name."""
+    shop = replace(SHOP, resync="~15m")
+    assert build_resync_cronjob(CONFIG, shop)["spec"]["schedule"] == "1,16,31,46 * * * *"
+    cart = replace(SHOP, name="cart", resync="~15m")
+    other = build_resync_cronjob(CONFIG, cart)["spec"]["schedule"]
+    assert other != "1,16,31,46 * * * *"
+    assert other == resolve("~15m", "cart")
 
 
 def test_resync_cronjob_needs_a_schedule() -> None:

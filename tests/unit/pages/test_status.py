@@ -283,7 +283,7 @@ def test_authorized_takes_any_configured_bearer_token(header: str | None, allowe
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch) -> Starlette:
     monkeypatch.setattr(
-        statuspage, "gather", lambda state: StatusInputs(records={}, jobs=[], cronjobs=[])
+        statuspage, "gather", lambda state, shown: StatusInputs(records={}, jobs=[], cronjobs=[])
     )
     state = ReceiverState(config=config(), secrets=ReceiverSecrets(), api=ApiClient(),
                           namespace="hooksync")  # fmt: skip
@@ -323,3 +323,69 @@ def test_a_suspended_target_says_so_instead_of_its_next_resync():
     assert "<td class='active'><span class='state suspended'>suspended</span></td>" in row
     assert "<td class='next-resync'><small>suspended</small></td>" in row
     assert "2025-03-10 12:45 UTC" not in row
+
+
+# --- a fleet: summarised on top, shown a page of targets at a time ---------------------------
+
+
+def fleet(size: int) -> Config:
+    base = config().targets[0]
+    targets = tuple(
+        replace(base, name=f"t{index}", namespace=f"ns{index}") for index in range(size)
+    )
+    return replace(config(), targets=targets)
+
+
+def test_a_fleet_shows_one_page_of_targets_and_a_summary_of_all():
+    big = fleet(statuspage.PAGE_SIZE * 2 + 7)
+    jobs = [job("hooksync-t3-apply-1", "2025-03-10T12:30:00Z", target="t3", state="running")]
+    records = {
+        "t0": record(target="t0", result="failure"),
+        "t100": record(target="t100", result="failure", drifted=2),
+        "t1": record(target="t1"),
+    }
+    inputs = StatusInputs(records=records, jobs=jobs, cronjobs=[])
+    first = render(big, inputs, NOW, link)
+    assert first.count("<tr id='target-") == statuspage.PAGE_SIZE
+    assert "<tr id='target-t49'>" in first and "<tr id='target-t50'>" not in first
+    summary = first.split("<p id='summary'>")[1].split("</p>")[0]
+    assert f"{len(big.targets)} targets:" in summary
+    assert "failure</span> 2" in summary and "success</span> 1" in summary
+    assert "1 with a Job running or waiting, 1 drifted" in summary
+    assert "failing: <code>t0</code>, <code>t100</code>" in first  # from every page
+    assert "page 1 of 3" in first and "?page=2" in first
+    last = render(big, inputs, NOW, link, page=3)
+    assert last.count("<tr id='target-") == 7
+    assert "<tr id='target-t106'>" in last and "?page=2" in last and "?page=4" not in last
+
+
+def test_a_small_configuration_has_no_pager():
+    page = render(config(), StatusInputs(records={}, jobs=[], cronjobs=[]), NOW, link)
+    assert "class='pager'" not in page
+    assert page.count("<tr id='target-") == 2
+
+
+@pytest.mark.parametrize("value", ["0", "2", "-1", "1.5", "x", "\uff11", "9" * 40, ""])
+def test_a_page_out_of_range_or_malformed_is_refused_in_one_line(app: Starlette, value: str):
+    async def fetch() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://status") as client:
+            return await client.get(
+                "/", params={"page": value}, headers={"Authorization": "Bearer s3cret"}
+            )
+
+    answer = asyncio.run(fetch())
+    assert answer.status_code == 400
+    assert answer.text == "page must be a whole number from 1 to 1\n"
+
+
+def test_the_recorded_runs_job_still_speaks_for_it_and_older_jobs_do_not():
+    """Jobs older than a complete record are skipped unread; the record's own run is read."""
+    summary = RunSummary(result="success", sha=SHA, mode="apply", message="from the Job")
+    own = job("hooksync-shop-apply-6113728", "2025-03-10T11:59:00Z", summary=summary)
+    older = job("hooksync-shop-apply-0000000", "2025-03-10T10:00:00Z",
+                summary=replace(summary, message="from an older Job"))  # fmt: skip
+    older["status"]["completionTime"] = "2025-03-10T10:01:00Z"
+    inputs = StatusInputs(records={"shop": record()}, jobs=[older, own], cronjobs=[])
+    row = render(config(), inputs, NOW, link).split("<tr id='target-shop'>")[1].split("</tr>")[0]
+    assert "from the Job" in row and "from an older Job" not in row

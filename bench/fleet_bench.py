@@ -1,0 +1,466 @@
+"""A fleet: many targets, each with its own namespace, repository and ServiceAccount.
+
+The local control plane with the process kubelet, one Git server holding a repository per
+target (one ConfigMap each), the GitHub stand-in taking the statuses, and one receiver with its
+leader (CronJob reconcile, status reporting) for `--targets` targets (1,000 by default), every
+one on `resync: "~15m"`. Measures, in order:
+
+- the receiver's start (process to /healthz) and the time until every resync CronJob exists;
+  its memory (RSS) idle, and at its peak during the wave;
+- how the fleet's ~15m CronJobs spread over the minutes of the hour;
+- the status page (`GET /`, first page) and `/metrics`: time (median of 5) and size, with no run
+  yet and again once every target has run;
+- dispatch: signed pushes of each repository's head at `--rate` per second (20) for
+  `--push-seconds` (10), spread over the fleet: request -> 202, median and p99; then the time
+  until every Job they started has finished;
+- a full resync wave: "sync now" for every target at once, then until every resync Job has
+  ended: Jobs per minute, the API server's request rate (apiserver_request_total from its
+  /metrics) and the wall time until all finish.
+
+    .venv/bin/python -m bench.fleet_bench [--targets 1000] [--rate 20] [--push-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import dataclasses
+import datetime
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from kubernetes import client, config
+
+from bench.figures import percentile
+from bench.load import paced
+from hooksync import names
+from hooksync.config import parse_config
+from hooksync.schedule import parse, resolve
+from hooksync.summary import RunSummary
+from receiver.jobapi import JobApi, job_selector
+from receiver.metrics import ReceiverMetrics
+from receiver.pages import status as statuspage
+from receiver.reporting.records import TargetRecord
+from world import webhooks
+from world.cluster import LocalCluster
+from world.controlplane import ControlPlane, run_kubectl
+from world.githosts import GitHubStandIn
+from world.gitserver import GitServer
+from world.receiver import ReceiverProcess
+from world.stack import POD_SECURITY_BASELINE
+
+JOBS_NAMESPACE = "hooksync-fleet"
+SECRET = "fleet-webhook-secret"
+SYNC_TOKEN = "fleet-sync-token"
+SETUP_THREADS = 8
+PAGE_GOAL_SECONDS = 0.100
+
+
+def name_of(index: int) -> str:
+    return f"f{index:04d}"
+
+
+def receiver_config(targets: int, clone_url: Callable[[str], str], api_url: str) -> dict[str, Any]:
+    return {
+        "namespace": JOBS_NAMESPACE,
+        "jobImage": "ghcr.io/hooksync/hooksync-job:dev",
+        "publicURL": "http://127.0.0.1:1",
+        "github": {"apiURL": api_url},
+        "jobTTLSeconds": 3600,
+        "targets": [
+            {
+                "name": name_of(i),
+                "provider": "github",
+                "repo": f"acme/{name_of(i)}",
+                "cloneURL": clone_url(f"acme/{name_of(i)}"),
+                "branch": "main",
+                "path": "deploy",
+                "namespace": f"fleet-{name_of(i)}",
+                "serviceAccount": f"hooksync-{name_of(i)}",
+                "gitSecret": f"hooksync-{name_of(i)}-git",
+                "resync": "~15m",
+                "previews": False,
+                "timeoutSeconds": 120,
+            }
+            for i in range(targets)
+        ],
+    }
+
+
+def create_target(api: client.ApiClient, index: int, git_token: str) -> None:
+    """The target's namespace, its ServiceAccount and git Secret, and a Role to converge."""
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    name = name_of(index)
+    namespace, account = f"fleet-{name}", f"hooksync-{name}"
+    core.create_namespace({"metadata": {"name": namespace, "labels": POD_SECURITY_BASELINE}})
+    core.create_namespaced_service_account(JOBS_NAMESPACE, {"metadata": {"name": account}})
+    core.create_namespaced_secret(
+        JOBS_NAMESPACE, {"metadata": {"name": f"{account}-git"}, "stringData": {"token": git_token}}
+    )
+    rule = {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "converge"}, "rules": [rule]})
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "converge"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "converge",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": JOBS_NAMESPACE}],
+        },
+    )
+
+
+def configmap(index: int) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "settings"},
+            "data": {"target": name_of(index)},
+        }
+    )
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def apiserver_requests(plane: ControlPlane) -> float:
+    """The sum of apiserver_request_total over every label set, from the API server."""
+    text = run_kubectl(plane, "get", "--raw", "/metrics").stdout
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("apiserver_request_total{")
+    )
+
+
+def timed_get(
+    url: str, headers: dict[str, str] | None = None, repeats: int = 5
+) -> tuple[float, int]:
+    """Median seconds of `repeats` GETs, and the body's size."""
+    seconds, size = [], 0
+    with httpx.Client(timeout=120) as http:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            answer = http.get(url, headers=headers or {})
+            seconds.append(time.perf_counter() - started)
+            answer.raise_for_status()
+            size = len(answer.content)
+    return statistics.median(seconds), size
+
+
+def finished_jobs(
+    jobs: JobApi, mode: str, only: set[str] | None = None
+) -> tuple[int, int, list[float]]:
+    """(Jobs of `mode`, or just those named `only`; how many ended; their end times as epoch
+    seconds)."""
+    items = jobs.list_jobs(job_selector(mode=mode))
+    if only is not None:
+        items = [job for job in items if (job.get("metadata") or {}).get("name") in only]
+    ended = []
+    for job in items:
+        status = job.get("status") or {}
+        done = [
+            c
+            for c in status.get("conditions") or []
+            if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        ]
+        if done:
+            stamp = status.get("completionTime") or done[0].get("lastTransitionTime")
+            ended.append(time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone)
+    return len(items), len(ended), ended
+
+
+def wait_all_ended(jobs: JobApi, mode: str, expected: int, timeout: float) -> float:
+    """Seconds until `expected` Jobs of `mode` have ended (or the timeout)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        count, ended, _ = finished_jobs(jobs, mode)
+        if count >= expected and ended >= count:
+            break
+        time.sleep(2)
+    return time.monotonic() - started
+
+
+def page_costs(targets: int) -> tuple[float, int, float, int]:
+    """CPU seconds (median of 5) and size of the status page's HTML and of the /metrics text
+    for `targets` targets that each have a record and an apply and a resync Job, built in this
+    process: the receiver's own share of a page view, whatever the API server and a busy
+    machine add."""
+    document = receiver_config(
+        1, lambda repo: f"https://git.example/{repo}.git", "https://api.github.com"
+    )
+    base = parse_config(yaml.safe_dump(document))
+    config = dataclasses.replace(
+        base,
+        targets=tuple(
+            dataclasses.replace(base.targets[0], name=name_of(i), namespace=f"fleet-{name_of(i)}")
+            for i in range(targets)
+        ),
+    )
+    sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+    summary = RunSummary(result="no-op", sha=sha, mode="resync", message="ok").to_json()
+    ends = {"apply": "2025-03-10T11:00:05Z", "resync": "2025-03-10T12:00:05Z"}
+    jobs: list[dict[str, Any]] = []
+    records: dict[str, TargetRecord] = {}
+    metrics = ReceiverMetrics()
+    for i in range(targets):
+        name = name_of(i)
+        for mode, ended in ends.items():
+            labels = {
+                names.MANAGED_BY: names.MANAGED_BY_VALUE,
+                names.TARGET: name,
+                names.MODE: mode,
+            }
+            jobs.append(
+                {
+                    "metadata": {
+                        "name": f"hooksync-{name}-{mode}-6113728",
+                        "creationTimestamp": "2025-03-10T11:00:00Z",
+                        "labels": labels,
+                        "annotations": {names.SHA: sha, names.SUMMARY: summary},
+                    },
+                    "spec": {},
+                    "status": {
+                        "startTime": "2025-03-10T11:00:00Z",
+                        "completionTime": ended,
+                        "conditions": [{"type": "Complete", "status": "True"}],
+                    },
+                }
+            )
+            metrics.jobs_created.labels(name, mode).inc()
+            metrics.converges.labels(name, mode, "success").inc()
+            metrics.converge_seconds.labels(name, mode).observe(3)
+        records[name] = TargetRecord(
+            target=name,
+            result="no-op",
+            finished=ends["resync"],
+            job=f"hooksync-{name}-resync-6113728",
+            mode="resync",
+            message="ok",
+            drifted=0,
+            applied_sha=sha,
+            applied_at=ends["apply"],
+        )
+        metrics.last_applied.labels(name).info({"sha": sha})
+        metrics.last_success.labels(name).set(1.7e9)
+    cronjobs = [
+        {"metadata": {"labels": {names.TARGET: t.name}}, "spec": {"schedule": t.resync_schedule}}
+        for t in config.targets[: statuspage.PAGE_SIZE]
+    ]
+    inputs = statuspage.StatusInputs(records=records, jobs=jobs, cronjobs=cronjobs)
+    now = datetime.datetime(2025, 3, 10, 12, 30, tzinfo=datetime.UTC)
+
+    def cpu(work: Callable[[], str | bytes]) -> tuple[float, int]:
+        seconds, size = [], 0
+        for _ in range(5):
+            started = time.process_time()
+            size = len(work())
+            seconds.append(time.process_time() - started)
+        return statistics.median(seconds), size
+
+    page, page_size = cpu(lambda: statuspage.render(config, inputs, now, lambda job: None))
+    scrape, scrape_size = cpu(metrics.exposition)
+    return page, page_size, scrape, scrape_size
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bench.fleet_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--targets", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=20.0, help="pushes per second")
+    parser.add_argument("--push-seconds", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=3600.0, help="for each drain and wave")
+    args = parser.parse_args(argv)
+    n = args.targets
+    figures: list[tuple[str, str]] = []
+
+    def note(label: str, value: str) -> None:
+        figures.append((label, value))
+        print(f"  {label}: {value}", flush=True)
+
+    page, page_size, scrape, scrape_size = page_costs(max(n, 1000))
+    note(
+        f"status page built in process, {max(n, 1000)} targets, 2 Jobs each",
+        f"{page * 1000:.0f} ms CPU, {page_size / 1024:.0f} KiB",
+    )
+    note(
+        f"/metrics text built in process, {max(n, 1000)} targets",
+        f"{scrape * 1000:.0f} ms CPU, {scrape_size / 1024:.0f} KiB",
+    )
+    spread = collections.Counter(
+        minute for i in range(n) for minute in parse(resolve("~15m", name_of(i))).minutes
+    )
+    average = sum(spread.values()) / 60
+    note(
+        "~15m: resync Jobs starting per minute of the hour",
+        f"average {average:.1f}, most {max(spread.values())} "
+        f"({max(spread.values()) / average:.2f}x the average)",
+    )
+
+    git_token = secrets.token_hex(16)
+    host_token = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="hooksync-fleet-") as scratch:
+        root = Path(scratch)
+        print(f"starting the local cluster, Git server and GitHub stand-in ({n} targets)...")
+        with (
+            LocalCluster() as cluster,
+            GitServer(root / "git", token=git_token) as git,
+            GitHubStandIn(host_token) as host,
+        ):
+            api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+            api.configuration.connection_pool_maxsize = 16
+            client.CoreV1Api(api).create_namespace({"metadata": {"name": JOBS_NAMESPACE}})
+            started = time.monotonic()
+            heads: dict[str, str] = {}
+
+            def set_up(index: int) -> None:
+                create_target(api, index, git_token)
+                repo = git.create_repo(f"acme/{name_of(index)}")
+                heads[name_of(index)] = repo.commit({"deploy/settings.yaml": configmap(index)}, "1")
+                host.add_repo(f"acme/{name_of(index)}")
+
+            with concurrent.futures.ThreadPoolExecutor(SETUP_THREADS) as pool:
+                list(pool.map(set_up, range(n)))
+            print(f"  set up {n} targets in {time.monotonic() - started:.0f} s", flush=True)
+
+            (root / "receiver").mkdir()
+            document = receiver_config(n, git.url, host.api_url)
+            receiver = ReceiverProcess(
+                root / "receiver",
+                document,
+                cluster.kubeconfig,
+                env={
+                    "HOOKSYNC_GITHUB_WEBHOOK_SECRET": SECRET,
+                    "HOOKSYNC_GITHUB_TOKEN": host_token,
+                    "HOOKSYNC_SYNC_TOKEN": SYNC_TOKEN,
+                    "HOOKSYNC_LINK_KEY": secrets.token_hex(32),
+                    "POD_NAME": "receiver-0",
+                },
+            )
+            jobs = JobApi(api, JOBS_NAMESPACE, timeout=(5, 120))
+            try:
+                started = time.monotonic()
+                receiver.start(timeout=300)
+                note("receiver start, process to /healthz", f"{time.monotonic() - started:.1f} s")
+                while len(jobs.list_cronjobs(job_selector(mode="resync"))) < n:
+                    if time.monotonic() - started > args.timeout:
+                        break
+                    time.sleep(1)
+                note(f"receiver start to {n} CronJobs", f"{time.monotonic() - started:.1f} s")
+                assert receiver.process is not None
+                pid = receiver.process.pid
+                note("receiver memory, idle", f"{rss_mib(pid):.0f} MiB RSS")
+
+                def pages(when: str) -> None:
+                    seconds, size = timed_get(f"{receiver.url}/")
+                    note(f"status page, {when}", f"{seconds * 1000:.0f} ms, {size / 1024:.0f} KiB")
+                    seconds, size = timed_get(f"{receiver.url}/metrics")
+                    note(f"/metrics, {when}", f"{seconds * 1000:.0f} ms, {size / 1024:.0f} KiB")
+
+                pages("no run yet")
+
+                # Dispatch: each repository's head, spread over the fleet by a stride.
+                count = max(1, round(args.rate * args.push_seconds))
+                stride = max(1, n // max(1, min(n, count)))
+                order = [name_of((i * stride + i // n) % n) for i in range(count)]
+                deliveries = [
+                    webhooks.github_push(f"acme/{name}", heads[name], secret=SECRET)
+                    for name in order
+                ]
+                sender = webhooks.Sender("127.0.0.1", receiver.port)
+                try:
+                    calls = paced(args.rate, count, lambda i: sender.send(deliveries[i]))
+                finally:
+                    sender.close()
+                codes = collections.Counter(
+                    str(c.value.status) if c.error is None else type(c.error).__name__
+                    for c in calls
+                )
+                ok = [c.seconds for c in calls if c.error is None and c.value.status in (200, 202)]
+                note(
+                    f"dispatch at {args.rate:g}/s, {count} pushes over {len(set(order))} targets",
+                    f"answers {dict(codes)} (200: the head's Job exists already); "
+                    f"p50 {percentile(ok, 50) * 1000:.1f} ms, "
+                    f"p99 {percentile(ok, 99) * 1000:.1f} ms",
+                )
+                applies = len(jobs.list_jobs(job_selector(mode="apply")))
+                drain = wait_all_ended(jobs, "apply", applies, args.timeout)
+                note(f"the {applies} apply Jobs pushed, until all ended", f"{drain:.0f} s")
+
+                # The resync wave: sync now for every target at once.
+                peak = rss_mib(pid)
+                before = apiserver_requests(cluster.control_plane)
+                started = time.monotonic()
+                headers = {"Authorization": f"Bearer {SYNC_TOKEN}"}
+                answers: collections.Counter[int] = collections.Counter()
+                started_jobs: set[str] = set()
+                with httpx.Client(base_url=receiver.url, timeout=60, headers=headers) as http:
+                    for i in range(n):
+                        answer = http.post(f"/targets/{name_of(i)}/sync")
+                        answers[answer.status_code] += 1
+                        if answer.status_code == 202:
+                            started_jobs.add(str(answer.json().get("job")))
+                requested = time.monotonic() - started
+                ended_at: list[float] = []
+                # Only the wave's own Jobs: a CronJob may fire during it too.
+                while time.monotonic() - started < args.timeout:
+                    total, ended, ended_at = finished_jobs(jobs, "resync", started_jobs)
+                    peak = max(peak, rss_mib(pid))
+                    if ended >= len(started_jobs):
+                        break
+                    time.sleep(2)
+                wave = time.monotonic() - started
+                requests = apiserver_requests(cluster.control_plane) - before
+                total, ended, ended_at = finished_jobs(jobs, "resync", started_jobs)
+                per_minute = collections.Counter(int(stamp // 60) for stamp in ended_at)
+                note("wave: sync-now answers", f"{dict(answers)} in {requested:.1f} s")
+                note(
+                    f"wave: {total} resync Jobs, until all ended",
+                    f"{wave:.0f} s ({ended} ended)",
+                )
+                note(
+                    "wave: Jobs per minute",
+                    f"{ended / wave * 60:.0f} on average, "
+                    f"{max(per_minute.values()) if per_minute else 0} in the busiest minute",
+                )
+                note(
+                    "wave: API server requests",
+                    f"{requests:.0f} in all, {requests / wave:.0f}/s, "
+                    f"{requests / max(1, ended):.0f} per Job",
+                )
+                note("receiver memory, peak during the wave", f"{peak:.0f} MiB RSS")
+                pages("after the wave")
+            finally:
+                receiver.stop()
+                api.close()
+
+    print(f"\nfleet of {n} targets, local control plane with the process kubelet")
+    for label, value in figures:
+        print(f"{label:<58} {value}")
+    page_ms = [v for label, v in figures if label.startswith("status page")]
+    print(f"goal: status page under {PAGE_GOAL_SECONDS * 1000:.0f} ms: see {page_ms}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
