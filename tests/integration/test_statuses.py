@@ -377,8 +377,10 @@ def test_run_links_open_only_when_signed_fresh_and_for_that_run(
     assert page.status_code == 200
     assert sha in page.text
     assert status["description"] in page.text
-    assert "Log (last" in page.text and "(empty)" not in page.text
-    assert "&quot;result&quot;:&quot;success&quot;" in page.text  # the Job's own log line
+    assert "<h3>Log</h3>" in page.text and "(empty)" not in page.text
+    # The Job's own summary line, shown readable rather than as JSON.
+    assert "<span class='step'>summary</span>" in page.text
+    assert "result=<b>success</b>" in page.text and "&quot;result&quot;" not in page.text
 
     now = time.time()
     with monkeypatch.context() as past:
