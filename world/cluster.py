@@ -58,7 +58,8 @@ class LocalCluster:
             serving_cert=cp.pki["kubelet.crt"],
             serving_key=cp.pki["kubelet.key"],
             directory=cp.directory / "kubelet",
-            extra_env={"PATH": path},
+            # The checkout's own code, not whatever checkout the environment was installed from.
+            extra_env={"PATH": path, "PYTHONPATH": str(REPO_ROOT)},
             preserve_paths=[REPO_ROOT, Path(sys.prefix), Path(str(cp.bin_dir))],
         )
         self.kubelet.start()

@@ -62,6 +62,7 @@ class Reporter:
         self._not_before: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._carried: dict[str, str] = {}  # SHA -> the apply Job that stands for it
+        self._ended: set[str] = set()  # finished Jobs this replica has seen, until reported
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -115,6 +116,10 @@ class Reporter:
                 done = jobview.annotation_list(job, names.REPORTED_PENDING) + posted
                 self.jobs.annotate(name, {names.REPORTED_PENDING: ",".join(dict.fromkeys(done))})
             return
+        if name not in self._ended:
+            # When the leader learnt of the end: a figure of the push path (job end -> status).
+            self._ended.add(name)
+            log.info("job ended", extra=logs.extra(job=name, target=target.name))
         summary = self._summary(job)
         reports = final_reports(job, summary, jobview.failure_reason(job))
         reports = owned_reports(job, reports, self._carried)
@@ -134,6 +139,7 @@ class Reporter:
                 names.REPORTED_FINAL: ",".join(r.sha for r in reports),
             },
         )
+        self._ended.discard(name)
         if updated is not None:
             self.jobs.finish(updated)
 
