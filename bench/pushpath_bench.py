@@ -34,6 +34,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,17 +93,18 @@ class Push:
 
 
 def _json_lines(text: str) -> Iterator[dict[str, Any]]:
+    """The structured log lines of `text` that carry a `time`."""
     for line in text.splitlines():
         if line.startswith("{"):
             try:
-                yield json.loads(line)
+                parsed = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(parsed, dict) and isinstance(parsed.get("time"), str):
+                yield parsed
 
 
 def _epoch(stamp: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
@@ -168,7 +170,7 @@ def take_apart(stack: DeliveryStack, watches: Watches, push: Push, revision: str
     for line in _json_lines(stack.receivers[0].log()):
         if line.get("message") == "job ended" and line.get("job") == name:
             push.marks["leader"] = _epoch(str(line.get("time")))
-    for call in stack.host.calls():
+    for call in stack.host.calls:
         body = call.body if isinstance(call.body, dict) else {}
         ours = call.method == "POST" and call.path.endswith(f"/statuses/{push.sha}")
         if ours and body.get("state") == "success" and call.at >= start:
