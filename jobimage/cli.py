@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from kubernetes import config
-
 from hooksync import logs
 from hooksync.config import ConfigError
 from hooksync.jobspec import (
@@ -29,7 +27,7 @@ from hooksync.jobspec import (
     JobSpecError,
     parse_job_args,
 )
-from hooksync.kubeapi import api_client
+from hooksync.kubeapi import KubeConfigError, api_client
 from hooksync.leases import holder_identity
 from hooksync.summary import RunSummary
 from jobimage.converge import converge
@@ -74,7 +72,7 @@ def run(spec: JobSpec) -> tuple[RunSummary, int]:
     try:
         credentials = GitCredentials.load(spec.git_credentials)
         api = api_client(pool_size=16)
-    except (ConvergeError, config.ConfigException) as exc:
+    except (ConvergeError, KubeConfigError) as exc:
         return _failure(spec, redact(str(exc), credentials)), EXIT_PERMANENT
     lease = TargetLease(api, spec.target, spec.namespace, holder_identity())
     workdir = Path(tempfile.mkdtemp(prefix="hooksync-job-", dir=os.environ.get("TMPDIR")))
