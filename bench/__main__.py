@@ -1,6 +1,7 @@
 """`python -m bench`: every benchmark in turn with its default settings; the soak on request.
 
-    .venv/bin/python -m bench              intake, converge, dispatch, storm, e2e, memory, hostile
+    .venv/bin/python -m bench              intake, converge, dispatch, storm, e2e, memory, hostile,
+                                           pushpath (the push path's steps, side by side with Flux)
     .venv/bin/python -m bench --soak       the same, then the 10-minute soak
     .venv/bin/python -m bench --only storm e2e
 
@@ -16,7 +17,7 @@ import sys
 import time
 import traceback
 
-BENCHMARKS = ("intake", "converge", "dispatch", "storm", "e2e", "memory", "hostile")
+BENCHMARKS = ("intake", "converge", "dispatch", "storm", "e2e", "memory", "hostile", "pushpath")
 ALL = (*BENCHMARKS, "soak")
 
 
