@@ -550,7 +550,7 @@ def side_by_side(
             setup.close()
             controllers.stop()
 
-    stack = DeliveryStack(cluster, scratch / "hooksync-side")
+    stack = DeliveryStack(cluster, scratch / "hooksync-side", receiver_start_seconds=180.0)
     try:
         stack.start()
         stack.commit({f"{BIG_PATH}/{k}": v for k, v in big_manifests().items()}, "300 objects")
