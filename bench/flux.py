@@ -399,8 +399,9 @@ def flux_pushes(
     return live, ready
 
 
-def flux_big(setup: FluxSetup, sha: str, runs: int) -> tuple[list[float], list[float]]:
+def flux_big(setup: FluxSetup, runs: int) -> tuple[list[float], list[float]]:
     """300 objects: first apply into a clean namespace, and a no-op reconcile; seconds."""
+    sha = setup.repo.head()  # what the GitRepository has fetched last
     first: list[float] = []
     noop: list[float] = []
     for run in range(runs):
@@ -542,7 +543,7 @@ def side_by_side(
             live_nowait, result.ready_nowait = _medians(flux_pushes(setup, url, runs, wait=False))
             result.live = median([live_wait, live_nowait])
             controllers.check_running()
-            flux_first, flux_noop = flux_big(setup, sha, big_runs)
+            flux_first, flux_noop = flux_big(setup, big_runs)
             flux_storm = storm_flux(setup, url, storm, 20.0)
             peak = controllers.memory()
         finally:
@@ -550,7 +551,9 @@ def side_by_side(
             setup.close()
             controllers.stop()
 
-    stack = DeliveryStack(cluster, scratch / "hooksync-side", receiver_start_seconds=180.0)
+    stack = DeliveryStack(
+        cluster, scratch / "hooksync-side", target="side", receiver_start_seconds=180.0
+    )
     try:
         stack.start()
         stack.commit({f"{BIG_PATH}/{k}": v for k, v in big_manifests().items()}, "300 objects")
