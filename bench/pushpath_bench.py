@@ -170,7 +170,7 @@ def take_apart(stack: DeliveryStack, watches: Watches, push: Push, revision: str
             elif step in ("lease", "fetch", "render", "apply", "health", "done", "skip"):
                 push.marks.setdefault(step, when)
     for line in _json_lines(stack.receivers[0].log()):
-        if line.get("message") == "job ended" and line.get("job") == name:
+        if line.get("msg") == "job ended" and line.get("job") == name:
             push.marks["leader"] = _epoch(str(line.get("time")))
     for call in stack.host.calls:
         body = call.body if isinstance(call.body, dict) else {}
