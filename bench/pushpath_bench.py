@@ -25,6 +25,7 @@ Job's process start -> first API call under 0.25 s; Job complete -> status poste
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -78,7 +79,7 @@ TOTALS = (
     ("POST -> change live", "post", "live"),
     ("POST -> final status posted", "post", "status"),
     ("process start -> first API call done", "process", "lease"),
-    ("Job Complete -> status posted", "complete", "status"),
+    ("Job Complete -> status posted (< 0: posted first)", "complete", "status"),
     ("pod ended -> status posted", "pod_ended", "status"),
 )
 
@@ -122,6 +123,12 @@ def _container_state(pod: dict[str, Any], key: str) -> bool:
 def _condition(obj: dict[str, Any], kind: str) -> bool:
     conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
+
+
+def complete_job(job: dict[str, Any], sha: str) -> bool:
+    return (_meta(job).get("annotations") or {}).get(names.SHA) == sha and _condition(
+        job, "Complete"
+    )
 
 
 def take_apart(stack: DeliveryStack, watches: Watches, push: Push, revision: str) -> None:
@@ -201,6 +208,9 @@ def push_once(stack: DeliveryStack, watches: Watches, revision: str) -> Push:
     status = stack.wait_final_status(sha, timeout=RUN_TIMEOUT)
     if status.get("state") != "success":
         raise SystemExit(f"the deploy of {sha[:7]} failed: {status.get('description')}")
+    # The status may go out before the Job controller marks the Job Complete; wait for that.
+    with contextlib.suppress(TimeoutError):
+        watches.wait(push.marks["post"], "job", lambda j: complete_job(j, sha), 30)
     time.sleep(0.3)  # the watches' last events
     take_apart(stack, watches, push, revision)
     return push
@@ -281,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     ours_live = figure(pushes, "post", "live")
     ours_status = figure(pushes, "post", "status")
     ours_first_call = figure(pushes, "process", "lease")
-    ours_report = figure(pushes, "complete", "status")
+    # The Job's end: its pod seen ended (the Job's Complete condition follows about a second
+    # later, and the status no longer waits for it).
+    ours_report = figure(pushes, "pod_ended", "status")
     print(
         goal(
             f"process start -> first API call under 0.25 s (median {ours_first_call:.3f} s)",
@@ -290,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         goal(
-            f"Job Complete -> status posted under 0.3 s (median {ours_report:.3f} s)",
+            f"Job's end (pod ended) -> status posted under 0.3 s (median {ours_report:.3f} s)",
             ours_report < 0.3,
         )
     )
