@@ -87,9 +87,9 @@ class Watches:
                     listing = lister(*args, _preload_content=False)
                     version = _list_version(listing.data)
                 for event in watch.Watch().stream(
-                    lister, *args, resource_version=version, timeout_seconds=2
+                    lister, *args, resource_version=version, timeout_seconds=2, deserialize=False
                 ):
-                    raw = event["raw_object"]
+                    raw = event["object"]
                     version = raw["metadata"]["resourceVersion"]
                     with self._lock:
                         self.events.append(Seen(time.time(), kind, raw))

@@ -94,8 +94,12 @@ class JobEvents:
 
     def _watch(self, lister: Callable[..., Any]) -> None:
         selector = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
+        # Each watch goes on from the last version seen, so only a dropped or expired one
+        # (410 Gone) starts over with the whole namespace's Jobs or pods.
+        version = ""
         while not self.stop.is_set():
             if not self.active():
+                version = ""
                 self.stop.wait(RETRY_SECONDS)
                 continue
             try:
@@ -104,15 +108,22 @@ class JobEvents:
                     lister,
                     self.namespace,
                     label_selector=selector,
+                    resource_version=version or None,
+                    allow_watch_bookmarks=True,
                     timeout_seconds=WATCH_SECONDS,
                     _request_timeout=(5, WATCH_SECONDS + 30),
+                    deserialize=False,  # plain dicts, as the rest of the receiver reads them
                 ):
-                    self._seen(event["type"], event["raw_object"])
+                    obj = event["object"]
+                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                    if event["type"] != "BOOKMARK":
+                        self._seen(event["type"], obj)
                     if self.stop.is_set() or not self.active():
                         stream.stop()
                         break
             except Exception as exc:  # a dropped watch: the poll still runs; start again
                 log.debug("job watch ended", extra={"reason": f"{type(exc).__name__}: {exc}"})
+                version = ""
                 self.stop.wait(RETRY_SECONDS)
 
     def _seen(self, kind: str, obj: Object) -> None:
