@@ -101,7 +101,9 @@ class Reporter:
         jobs = self.jobs.list_jobs(job_selector(unreported=True))
         # Waiting Jobs are released by release_loop, which posting statuses cannot delay.
         self._carried = carried_shas(jobs)
-        self.events.retain({jobview.name_of(job) for job in jobs})
+        listed = {jobview.name_of(job) for job in jobs}
+        self.events.retain(listed)
+        self._ended &= listed
         for job in jobs:
             if self.stop.is_set() or not self.elector.leading():
                 return
