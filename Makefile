@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all venv binaries images e2e test lint unit demo bench clean
+.PHONY: all venv binaries flux images e2e test lint unit demo bench clean
 
 all: test
 
@@ -26,6 +26,11 @@ binaries:
 	hack/build-binaries >/dev/null
 	hack/build-binaries sops >/dev/null
 	hack/build-binaries helm >/dev/null
+
+# Flux's three controllers, built from Go modules into their own cache folder, for the
+# side-by-side benchmarks only (slow only the first time on a machine).
+flux:
+	nice -n 10 hack/build-flux >/dev/null
 
 # Both images, built from the Dockerfiles with podman on a base made from Debian packages
 # (world/images.py); cached by content hash, so a rerun with nothing changed takes seconds.
@@ -59,7 +64,7 @@ demo: venv binaries
 	$(BIN)/python -m hack.demo $(if $(HOST),--host $(HOST))
 
 # By hand only (minutes, and the machine should be otherwise idle); wrk is Debian's.
-bench: venv binaries
+bench: venv binaries flux
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -1,7 +1,8 @@
 """`python -m bench`: every benchmark in turn with its default settings; the soak on request.
 
     .venv/bin/python -m bench              intake, converge, resync, dispatch, storm, e2e, memory,
-                                           hostile, fleet, node (the real node; skipped without
+                                           hostile, fleet, pushpath (the push path's steps, side by
+                                           side with Flux), node (the real node; skipped without
                                            containers)
     .venv/bin/python -m bench --soak       the same, then the 10-minute soak
     .venv/bin/python -m bench --only storm e2e
@@ -28,6 +29,7 @@ BENCHMARKS = (
     "memory",
     "hostile",
     "fleet",
+    "pushpath",
     "node",
 )
 ALL = (*BENCHMARKS, "soak")

@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from kubernetes import config
-
 from hooksync import logs
 from hooksync.config import ConfigError
 from hooksync.jobspec import (
@@ -29,7 +27,7 @@ from hooksync.jobspec import (
     JobSpecError,
     parse_job_args,
 )
-from hooksync.kubeapi import api_client
+from hooksync.kubeapi import KubeConfigError, api_client
 from hooksync.leases import holder_identity
 from hooksync.summary import RunSummary
 from jobimage.converge import converge
@@ -54,6 +52,8 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(os.environ.get("HOOKSYNC_LOG_FORMAT", "json"))
+    # How long the process took to get here (mostly imports): a figure of the push path.
+    log.info("start", extra={"step": "start", "process_seconds": process_age()})
     signal.signal(signal.SIGTERM, _terminated)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -72,7 +72,7 @@ def run(spec: JobSpec) -> tuple[RunSummary, int]:
     try:
         credentials = GitCredentials.load(spec.git_credentials)
         api = api_client(pool_size=16)
-    except (ConvergeError, config.ConfigException) as exc:
+    except (ConvergeError, KubeConfigError) as exc:
         return _failure(spec, redact(str(exc), credentials)), EXIT_PERMANENT
     lease = TargetLease(api, spec.target, spec.namespace, holder_identity())
     workdir = Path(tempfile.mkdtemp(prefix="hooksync-job-", dir=os.environ.get("TMPDIR")))
@@ -80,6 +80,7 @@ def run(spec: JobSpec) -> tuple[RunSummary, int]:
         held: TargetLease | None = None
         if spec.mode != "preview":  # a dry run changes nothing, so it need not wait its turn
             _acquire_waiting(lease, spec)
+            log.info("lease acquired", extra={"target": spec.target, "step": "lease"})
             held = lease
         summary = converge(spec, Cluster(api), workdir, credentials, lease=held)
         return summary, EXIT_OK
@@ -119,6 +120,19 @@ def _acquire_waiting(lease: TargetLease, spec: JobSpec) -> None:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(LEASE_POLL_SECONDS)
+
+
+def process_age() -> float | None:
+    """Seconds since the kernel started this process (or the one it replaced by exec); None
+    where /proc cannot say."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        # Field 22, start time in clock ticks since boot; the name in field 2 may hold spaces.
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+    age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    return round(age, 3)
 
 
 def _failure(spec: JobSpec, message: str, step: str | None = None) -> RunSummary:

@@ -48,6 +48,7 @@ class DeliveryStack:
         timeout_seconds: int = 60,
         settings: dict[str, Any] | None = None,
         target_settings: dict[str, Any] | None = None,
+        receiver_start_seconds: float = 30.0,
     ) -> None:
         self.cluster = cluster
         self.directory = directory
@@ -64,6 +65,8 @@ class DeliveryStack:
         self.receiver_count = receivers
         self.settings = dict(settings or {})  # top-level configuration fields to add
         self.target_settings = dict(target_settings or {})  # the target's fields to add
+        # How long a receiver may take to become healthy (benchmarks on a busy machine: longer).
+        self.receiver_start_seconds = receiver_start_seconds
         self.api = client.ApiClient(_configuration(cluster))
         self.git = GitServer(directory / "git", token=self.git_token)
         self.host: GitHubStandIn | GitLabStandIn = (
@@ -95,7 +98,7 @@ class DeliveryStack:
             # Status links point at the first receiver, as publicURL would at the Service.
             self.public_url = self.public_url or receiver.url
             receiver.write_config(self.config())
-            self.receivers.append(receiver.start())
+            self.receivers.append(receiver.start(timeout=self.receiver_start_seconds))
         return self
 
     def _start_git_and_host(self) -> None:

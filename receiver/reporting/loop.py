@@ -28,6 +28,7 @@ from receiver.reporting.deployments import (
     GitHubDeployments,
     GitLabDeployments,
 )
+from receiver.reporting.events import JobEvents, completed_by
 from receiver.reporting.githosts import (
     GiteaStatuses,
     GitHubStatuses,
@@ -75,11 +76,16 @@ class Reporter:
         self._not_before: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._carried: dict[str, str] = {}  # SHA -> the apply Job that stands for it
+        self._ended: set[str] = set()  # finished Jobs this replica has seen, until reported
+        # Job and pod changes wake the loop (state.job_created) instead of waiting for a poll.
+        self.events = JobEvents(
+            state.api, state.namespace, state.job_created, elector.leading, self.stop
+        )
 
     def run(self) -> None:
         while not self.stop.is_set():
-            # A Job created by this replica wakes the loop at once, so its pending status
-            # goes out before a fast converge ends; otherwise it is a steady poll.
+            # A Job created by this replica, or any change the watch sees to a Job or its pod,
+            # wakes the loop at once; the poll is the fallback while the watch is down.
             self.state.job_created.wait(POLL_SECONDS)
             self.state.job_created.clear()
             if self.stop.is_set() or not self.elector.leading():
@@ -108,14 +114,26 @@ class Reporter:
         jobs = self.jobs.list_jobs(job_selector(unreported=True))
         # Waiting Jobs are released by release_loop, which posting statuses cannot delay.
         self._carried = carried_shas(jobs)
+        listed = {jobview.name_of(job) for job in jobs}
+        self.events.retain(listed)
+        self._ended &= listed
         for job in jobs:
             if self.stop.is_set() or not self.elector.leading():
                 return
-            self.report(job)
+            # A pod that exited 0 has ended the run; the Job controller marks the Job Complete
+            # only a second or so later, so report from the pod at once.
+            pod = self.events.succeeded_pod(jobview.name_of(job))
+            ended = completed_by(job, pod) if pod is not None else None
+            if ended is not None:
+                self.report(*ended)
+            else:
+                self.report(job)
 
     # -- one Job -------------------------------------------------------------------------
 
-    def report(self, job: dict[str, Any]) -> None:
+    def report(self, job: dict[str, Any], message: str | None = None) -> None:
+        """Post what `job` calls for now; `message` is its pod's termination message when
+        already known."""
         name = jobview.name_of(job)
         annotations = jobview.annotations_of(job)
         target = self._target(jobview.label(job, names.TARGET))
@@ -130,7 +148,11 @@ class Reporter:
             if jobview.state(job) == "running":
                 self._start_deployment(job, target)
             return
-        summary = self._summary(job)
+        if name not in self._ended:
+            # When the leader learnt of the end: a figure of the push path (job end -> status).
+            self._ended.add(name)
+            log.info("job ended", extra=logs.extra(job=name, target=target.name))
+        summary = self._summary(job, message)
         reports = final_reports(job, summary, jobview.failure_reason(job))
         reports = owned_reports(job, reports, self._carried)
         already = set(jobview.annotation_list(job, names.REPORTED_FINAL))
@@ -153,6 +175,7 @@ class Reporter:
                 names.REPORTED_FINAL: ",".join(r.sha for r in reports),
             },
         )
+        self._ended.discard(name)
         if updated is not None:
             self.jobs.finish(updated)
 
@@ -384,12 +407,13 @@ class Reporter:
 
     # -- reading the run -----------------------------------------------------------------
 
-    def _summary(self, job: dict[str, Any]) -> RunSummary | None:
-        """The run's summary: saved on the Job, else read from its last pod and saved."""
+    def _summary(self, job: dict[str, Any], message: str | None = None) -> RunSummary | None:
+        """The run's summary: saved on the Job, else `message` or the last pod's termination
+        message, which is then saved on the Job."""
         if names.SUMMARY in jobview.annotations_of(job):
             return jobview.summary(job)
         name = jobview.name_of(job)
-        message = self.jobs.last_termination_message(name)
+        message = message or self.jobs.last_termination_message(name)
         summary = RunSummary.from_json(message) if message else None
         if summary is not None:
             self.jobs.annotate(name, {names.SUMMARY: summary.to_json()})
@@ -465,5 +489,6 @@ def start_reporting(state: ReceiverState) -> list[threading.Event]:
     reporter = Reporter(state, elector)
     threading.Thread(target=elector.run, name="leader-election", daemon=True).start()
     threading.Thread(target=reporter.run, name="status-reporter", daemon=True).start()
+    reporter.events.start()
     threading.Thread(target=reporter.release_loop, name="job-releaser", daemon=True).start()
     return [elector.stop, reporter.stop]
