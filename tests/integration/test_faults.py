@@ -522,7 +522,13 @@ def test_a_pod_deleted_mid_converge_leaves_a_consistent_inventory(
         assert status["state"] == "success", status
         wait_until(lambda: all_reported(stack), timeout=60)
         assert states(stack, second).count("success") == 1, states(stack, second)
-        finished = client.BatchV1Api(stack.api).read_namespaced_job(job, stack.jobs_namespace)
+
+        # The status goes out as soon as the pod ends; the Job controller counts it a moment later.
+        def counted() -> Any:
+            found = client.BatchV1Api(stack.api).read_namespaced_job(job, stack.jobs_namespace)
+            return found if found.status.succeeded else None
+
+        finished = wait_until(counted, timeout=30)
         assert finished.status.succeeded == 1 and (finished.status.failed or 0) >= 1
         assert inventory(stack)[0] == second and not inventory_problems(stack)
 
