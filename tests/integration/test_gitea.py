@@ -244,6 +244,14 @@ def test_redelivery_through_the_test_api(stack: GiteaDeliveryStack) -> None:
     finally:
         stack.rollouts = RolloutStandIn(stack.api, [stack.target_namespace]).start()
     assert state(stack.wait_final_status(sha)) == "success"
+    # The status goes out when the pod ends; the Job counts as ended once its controller says so.
+    batch = client.BatchV1Api(stack.api)
+    wait_for(
+        lambda: all(
+            batch.read_namespaced_job(j, stack.jobs_namespace).status.succeeded for j in jobs
+        ),
+        "the first Job marked complete",
+    )
 
     after = stack.gitea.last_delivery_id()
     stack.gitea.test_delivery(stack.repo_name, stack.hook_id)
