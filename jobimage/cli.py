@@ -52,8 +52,6 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(os.environ.get("HOOKSYNC_LOG_FORMAT", "json"))
-    # How long the process took to get here (mostly imports): a figure of the push path.
-    log.info("start", extra={"step": "start", "process_seconds": process_age()})
     signal.signal(signal.SIGTERM, _terminated)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -61,6 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (JobSpecError, ConfigError) as exc:
         print(f"hooksync-job: {exc}", file=sys.stderr)
         return EXIT_PERMANENT
+    # How long the process took to get here (mostly imports): a figure of the push path. Like
+    # every line of the Job's log, it names the target.
+    log.info(
+        "start", extra={"target": spec.target, "step": "start", "process_seconds": process_age()}
+    )
     summary, code = run(spec)
     write_summary(summary)
     return code
