@@ -211,7 +211,12 @@ def _items(answer: Any) -> list[Object]:
 
 
 def _unavailable(exc: ApiException) -> ApiUnavailable:
-    reason = exc.reason or "error"
+    if not exc.status:
+        # Status 0: the client wraps a transport error (an SSLError as the API server restarts)
+        # in an ApiException; its reason runs over several lines.
+        kind = (str(exc.reason or "").split() or ["error"])[0]
+        return ApiUnavailable(f"API server unreachable: {kind}")
+    reason = " ".join(str(exc.reason or "error").split())
     if exc.status == 403:
         reason += " (the receiver's Role must allow Jobs, CronJobs and pods in its namespace)"
     return ApiUnavailable(f"API server answered {exc.status} {reason}")
