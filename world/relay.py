@@ -23,6 +23,7 @@ class Relay:
         self.port = 0
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
+        self._stopped = False
         self._lock = threading.Lock()
 
     def start(self) -> str:
@@ -41,6 +42,7 @@ class Relay:
             self._listener.close()
             self._listener = None
         with self._lock:
+            self._stopped = True
             for sock in self._open:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
@@ -61,6 +63,11 @@ class Relay:
                 inbound.close()
                 continue
             with self._lock:
+                # A connection accepted just as stop() ran is closed here, not left relaying.
+                if self._stopped:
+                    inbound.close()
+                    outbound.close()
+                    return
                 self._open.update((inbound, outbound))
             pair = _Pair(inbound, outbound)
             for source, sink in ((inbound, outbound), (outbound, inbound)):
