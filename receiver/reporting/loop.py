@@ -28,7 +28,7 @@ from receiver.reporting.deployments import (
     GitHubDeployments,
     GitLabDeployments,
 )
-from receiver.reporting.events import JobEvents, completed_by
+from receiver.reporting.events import JobEvents
 from receiver.reporting.githosts import (
     GiteaStatuses,
     GitHubStatuses,
@@ -120,14 +120,10 @@ class Reporter:
         for job in jobs:
             if self.stop.is_set() or not self.elector.leading():
                 return
-            # A pod that exited 0 has ended the run; the Job controller marks the Job Complete
-            # only a second or so later, so report from the pod at once.
-            pod = self.events.succeeded_pod(jobview.name_of(job))
-            ended = completed_by(job, pod) if pod is not None else None
-            if ended is not None:
-                self.report(*ended)
-            else:
-                self.report(job)
+            # The final statuses wait for the Job controller's Complete condition, not the
+            # pod's exit: SHAs a waiting Job takes over meanwhile must be in the listing first,
+            # or a run reported from its pod would claim a SHA that is now the next Job's.
+            self.report(job)
 
     # -- one Job -------------------------------------------------------------------------
 
