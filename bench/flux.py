@@ -41,7 +41,7 @@ from world.cluster import LocalCluster
 from world.controlplane import REPO_ROOT, free_port, run_kubectl
 from world.gitserver import GitServer
 from world.rollouts import RolloutStandIn
-from world.stack import DeliveryStack
+from world.stack import POD_SECURITY_BASELINE, DeliveryStack
 
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-flux"
 CONTROLLERS = ("source-controller", "kustomize-controller", "notification-controller")
@@ -442,7 +442,8 @@ def hooksync_big(
     core = client.CoreV1Api(stack.api)
     for run in range(runs):
         namespace = f"hsbig-{uuid.uuid4().hex[:6]}"
-        core.create_namespace({"metadata": {"name": namespace}})
+        # As a target's namespace must be: Pod Security enforced (hooksync checks it first).
+        core.create_namespace({"metadata": {"name": namespace, "labels": POD_SECURITY_BASELINE}})
         for mode, into in (("apply", first), ("resync", noop)):
             argv = [
                 sys.executable,

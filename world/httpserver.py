@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -65,6 +66,13 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that drops its keep-alive connection (Go's HTTP client does, between
+        # fetches) is no error of the stand-in's; anything else still prints its traceback.
+        if isinstance(sys.exception(), ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def process_request(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
