@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from hooksync import logs
 from hooksync.config import ConfigError
@@ -27,14 +28,12 @@ from hooksync.jobspec import (
     JobSpecError,
     parse_job_args,
 )
-from hooksync.kubeapi import KubeConfigError, api_client
-from hooksync.leases import holder_identity
 from hooksync.summary import RunSummary
-from jobimage.converge import converge
 from jobimage.errors import ConvergeError, TransientError
-from jobimage.fetch import GitCredentials, redact
-from jobimage.kube import Cluster
-from jobimage.lease import LEASE_DURATION_SECONDS, LeaseHeld, TargetLease
+from jobimage.fetch import GitCredentials, PendingFetch, redact, start_fetch
+
+if TYPE_CHECKING:
+    from jobimage.lease import TargetLease
 
 log = logging.getLogger("hooksync.job")
 
@@ -70,22 +69,46 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(spec: JobSpec) -> tuple[RunSummary, int]:
-    """Converge under the target's Lease; always returns a summary and the exit code."""
+    """Converge under the target's Lease; always returns a summary and the exit code.
+
+    The fetch starts first, in a thread, and the rest of the Job's modules are imported only
+    then: git and the imports, the Lease and the namespace check overlap instead of queueing.
+    """
     credentials = GitCredentials()
+    workdir = Path(tempfile.mkdtemp(prefix="hooksync-job-", dir=os.environ.get("TMPDIR")))
     try:
         credentials = GitCredentials.load(spec.git_credentials)
+    except ConvergeError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return _failure(spec, redact(str(exc), credentials)), EXIT_PERMANENT
+    pending = start_fetch(spec, workdir, credentials)
+    try:
+        return _run_fetching(spec, workdir, credentials, pending)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_fetching(
+    spec: JobSpec, workdir: Path, credentials: GitCredentials, pending: PendingFetch | None
+) -> tuple[RunSummary, int]:
+    from hooksync.kubeapi import KubeConfigError, api_client
+    from hooksync.leases import holder_identity
+    from jobimage.converge import converge
+    from jobimage.kube import Cluster
+    from jobimage.lease import LeaseHeld, TargetLease
+
+    try:
         api = api_client(pool_size=16)
-    except (ConvergeError, KubeConfigError) as exc:
+    except KubeConfigError as exc:
         return _failure(spec, redact(str(exc), credentials)), EXIT_PERMANENT
     lease = TargetLease(api, spec.target, spec.namespace, holder_identity())
-    workdir = Path(tempfile.mkdtemp(prefix="hooksync-job-", dir=os.environ.get("TMPDIR")))
     try:
         held: TargetLease | None = None
         if spec.mode != "preview":  # a dry run changes nothing, so it need not wait its turn
             _acquire_waiting(lease, spec)
             log.info("lease acquired", extra={"target": spec.target, "step": "lease"})
             held = lease
-        summary = converge(spec, Cluster(api), workdir, credentials, lease=held)
+        summary = converge(spec, Cluster(api), workdir, credentials, lease=held, pending=pending)
         return summary, EXIT_OK
     except LeaseHeld as exc:
         log.info("lease held", extra={"target": spec.target, "step": "lease"})
@@ -102,7 +125,6 @@ def run(spec: JobSpec) -> tuple[RunSummary, int]:
         return _failure(spec, message), EXIT_TRANSIENT
     finally:
         lease.release()
-        shutil.rmtree(workdir, ignore_errors=True)
         api.close()
 
 
@@ -113,6 +135,8 @@ def _acquire_waiting(lease: TargetLease, spec: JobSpec) -> None:
     a Lease whose holder died is taken over only after this process has watched it for that
     long, and a shorter wait would give up on it again on every retry.
     """
+    from jobimage.lease import LEASE_DURATION_SECONDS, LeaseHeld
+
     wait = max(spec.timeout_seconds, LEASE_DURATION_SECONDS + 2 * LEASE_POLL_SECONDS)
     deadline = time.monotonic() + min(LEASE_WAIT_SECONDS, wait)
     while True:

@@ -55,7 +55,15 @@ from hooksync.summary import STEPS, RunSummary
 from jobimage.changes import APPLIED, CHANGING, Action, Change, ChangeSet
 from jobimage.decrypt import Plaintext, decrypt
 from jobimage.errors import ConvergeError, PermanentError, TransientError
-from jobimage.fetch import DISK_LIMIT_FIELD, Checkout, GitCredentials, fetch, remote_head
+from jobimage.fetch import (
+    DISK_LIMIT_FIELD,
+    Checkout,
+    GitCredentials,
+    PendingFetch,
+    fetch,
+    fetch_sha,
+    remote_head,
+)
 from jobimage.helm import Release, chart_to_render, find_helm, render_chart
 from jobimage.kube import Cluster
 from jobimage.lease import TargetLease, ensure_held
@@ -97,11 +105,14 @@ def converge(
     credentials: GitCredentials,
     kustomize: str | None = None,
     lease: TargetLease | None = None,
+    pending: PendingFetch | None = None,
 ) -> RunSummary:
     """Run the whole pipeline for `spec`; raises ConvergeError subclasses on failure, each
     carrying the step that failed.
 
-    With the target's `lease`, nothing is applied or pruned once it is lost (LeaseLost).
+    With the target's `lease`, nothing is applied or pruned once it is lost (LeaseLost). A
+    `pending` fetch, started earlier for this spec, is the fetch step's checkout (an apply or a
+    preview; a resync decides first whether it needs one).
     """
     started = time.monotonic()
     check_namespace(cluster, spec)
@@ -112,7 +123,7 @@ def converge(
             return quick
         checkout = fetch_step(spec, workdir, credentials)
     else:
-        checkout = fetch_step(spec, workdir, credentials)
+        checkout = fetch_step(spec, workdir, credentials, pending)
         inventory = read_inventory(cluster, spec)
     plaintext = decrypt_step(spec, checkout)
     try:
@@ -266,12 +277,15 @@ def check_namespace(cluster: Cluster, spec: JobSpec) -> None:
 
 
 @pipeline_step("fetch")
-def fetch_step(spec: JobSpec, workdir: Path, credentials: GitCredentials) -> Checkout:
-    # Only a preview checks an exact commit; apply and resync take the branch head as it is now,
-    # so a stale --sha can never roll the namespace back (design rule 1).
-    sha = spec.sha if spec.mode == "preview" else None
-    checkout = fetch(spec.clone_url, spec.branch, sha, workdir / "repo", credentials)
-    _step("fetch", spec, sha=checkout.sha, ref=sha or spec.branch)
+def fetch_step(
+    spec: JobSpec, workdir: Path, credentials: GitCredentials, pending: PendingFetch | None = None
+) -> Checkout:
+    if pending is not None:
+        checkout = pending.result()
+    else:
+        sha = fetch_sha(spec)
+        checkout = fetch(spec.clone_url, spec.branch, sha, workdir / "repo", credentials)
+    _step("fetch", spec, sha=checkout.sha, ref=fetch_sha(spec) or spec.branch)
     return checkout
 
 

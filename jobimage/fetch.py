@@ -13,10 +13,12 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hooksync.jobspec import JobSpec
 from jobimage.errors import PermanentError, TransientError
 
 GIT_TIMEOUT_SECONDS = int(os.environ.get("HOOKSYNC_GIT_TIMEOUT_SECONDS", "300"))
@@ -101,6 +103,70 @@ def fetch(
     _git(["checkout", "--quiet", "--detach", "FETCH_HEAD"], env, credentials, directory)
     head = _git(["rev-parse", "HEAD"], env, credentials, directory).stdout.strip()
     return Checkout(directory=directory, sha=head)
+
+
+class PendingFetch:
+    """A `fetch` started at once in a thread of its own, so git works while the Job's process
+    is still importing, taking the Lease and checking the namespace; `result` waits for it.
+
+    A fetch writes nothing but its own checkout, so it needs no Lease. The thread is a daemon:
+    a Job that stops before it needs the checkout (Lease held, a permanent error) does not wait
+    for git.
+    """
+
+    def __init__(
+        self,
+        clone_url: str,
+        branch: str,
+        sha: str | None,
+        directory: Path,
+        credentials: GitCredentials,
+    ) -> None:
+        self._checkout: Checkout | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(clone_url, branch, sha, directory, credentials),
+            name="fetch",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _run(
+        self,
+        clone_url: str,
+        branch: str,
+        sha: str | None,
+        directory: Path,
+        credentials: GitCredentials,
+    ) -> None:
+        try:
+            self._checkout = fetch(clone_url, branch, sha, directory, credentials)
+        except BaseException as exc:  # handed to whoever waits, raised there unchanged
+            self._error = exc
+
+    def result(self) -> Checkout:
+        """The checkout, or the fetch's own error, as `fetch` would have returned or raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._checkout is not None
+        return self._checkout
+
+
+def fetch_sha(spec: JobSpec) -> str | None:
+    """Pure: the commit to fetch, None for the branch head. Only a preview checks an exact
+    commit; apply and resync take the branch head as it is now, so a stale --sha can never roll
+    the namespace back (design rule 1)."""
+    return spec.sha if spec.mode == "preview" else None
+
+
+def start_fetch(spec: JobSpec, workdir: Path, credentials: GitCredentials) -> PendingFetch | None:
+    """Start the fetch step's git work now, for an apply or a preview; None for a resync, which
+    first asks whether the head moved at all."""
+    if spec.mode == "resync":
+        return None
+    return PendingFetch(spec.clone_url, spec.branch, fetch_sha(spec), workdir / "repo", credentials)
 
 
 def remote_head(clone_url: str, branch: str, directory: Path, credentials: GitCredentials) -> str:
