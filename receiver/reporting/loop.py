@@ -115,6 +115,7 @@ class Reporter:
         # Waiting Jobs are released by release_loop, which posting statuses cannot delay.
         self._carried = carried_shas(jobs)
         listed = {jobview.name_of(job) for job in jobs}
+        self.events.retain(listed)
         self._ended &= listed
         for job in jobs:
             if self.stop.is_set() or not self.elector.leading():
