@@ -3,7 +3,8 @@
 Without it the reporter would see a Job's end on its next poll, up to a second later. And a pod
 that exits 0 has finished the run and written its summary as its termination message, but the
 Job controller batches pod updates and marks the Job Complete only about a second after that;
-the reporter reports from the pod (`completed_by`) instead of waiting for the Job.
+the reporter posts the statuses of the Job's own commits from the pod (`completed_by`), and
+the rest when the Job is Complete (see receiver/reporting/loop.py).
 """
 
 from __future__ import annotations
