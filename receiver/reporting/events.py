@@ -1,9 +1,10 @@
 """The leader's watch on hooksync's Jobs and their pods: a change wakes the reporter at once.
 
-Without it the reporter would see a Job's end on its next poll, up to a second later.
-`completed_by` says what a Job will be once its controller has seen its pod exit 0; the reporter
-does not report from it yet, because a SHA the waiting Job takes over in that second may not be
-in the leader's listing (see receiver/reporting/loop.py).
+Without it the reporter would see a Job's end on its next poll, up to a second later. And a pod
+that exits 0 has finished the run and written its summary as its termination message, but the
+Job controller batches pod updates and marks the Job Complete only about a second after that;
+the reporter posts the statuses of the Job's own commits from the pod (`completed_by`), and
+the rest when the Job is Complete (see receiver/reporting/loop.py).
 """
 
 from __future__ import annotations
@@ -72,6 +73,18 @@ class JobEvents:
         self.wake = wake
         self.active = active
         self.stop = stop
+        self._succeeded: dict[str, Object] = {}
+        self._lock = threading.Lock()
+
+    def succeeded_pod(self, job: str) -> Object | None:
+        with self._lock:
+            return self._succeeded.get(job)
+
+    def retain(self, jobs: set[str]) -> None:
+        """Forget the pods of Jobs other than `jobs` (those still to report)."""
+        with self._lock:
+            for job in set(self._succeeded) - jobs:
+                del self._succeeded[job]
 
     def start(self) -> None:
         listers = {"jobs": self.batch.list_namespaced_job, "pods": self.core.list_namespaced_pod}
@@ -115,4 +128,12 @@ class JobEvents:
                 self.stop.wait(RETRY_SECONDS)
 
     def _seen(self, kind: str, obj: Object) -> None:
+        if obj.get("kind") == "Pod":
+            job = ((obj.get("metadata") or {}).get("labels") or {}).get(JOB_NAME_LABEL)
+            if job:
+                with self._lock:
+                    if kind == "DELETED":
+                        self._succeeded.pop(job, None)
+                    elif succeeded_container(obj) is not None:
+                        self._succeeded[job] = obj
         self.wake.set()

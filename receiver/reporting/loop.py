@@ -28,7 +28,7 @@ from receiver.reporting.deployments import (
     GitHubDeployments,
     GitLabDeployments,
 )
-from receiver.reporting.events import JobEvents
+from receiver.reporting.events import JobEvents, completed_by
 from receiver.reporting.githosts import (
     GiteaStatuses,
     GitHubStatuses,
@@ -115,14 +115,19 @@ class Reporter:
         # Waiting Jobs are released by release_loop, which posting statuses cannot delay.
         self._carried = carried_shas(jobs)
         listed = {jobview.name_of(job) for job in jobs}
+        self.events.retain(listed)
         self._ended &= listed
         for job in jobs:
             if self.stop.is_set() or not self.elector.leading():
                 return
-            # The final statuses wait for the Job controller's Complete condition, not the
-            # pod's exit: SHAs a waiting Job takes over meanwhile must be in the listing first,
-            # or a run reported from its pod would claim a SHA that is now the next Job's.
-            self.report(job)
+            # A pod that exited 0 has ended the run, about a second before the Job controller
+            # marks the Job Complete: its own commits' final statuses go out now.
+            pod = self.events.succeeded_pod(jobview.name_of(job))
+            ended = completed_by(job, pod) if pod is not None else None
+            if ended is not None:
+                self.report_own(*ended)
+            else:
+                self.report(job)
 
     # -- one Job -------------------------------------------------------------------------
 
@@ -173,6 +178,33 @@ class Reporter:
         self._ended.discard(name)
         if updated is not None:
             self.jobs.finish(updated)
+
+    def report_own(self, job: dict[str, Any], message: str | None) -> None:
+        """Post the final statuses of the commits `job` itself stands for, from its pod that
+        exited 0 (`job` as it will be once Complete, `message` the pod's summary).
+
+        Only its own commits: they are its alone for good (a SHA is folded only into a waiting
+        Job, by compare-and-swap, so it never moves once the Job runs). A branch head it
+        deployed beyond them may be the next Job's by now, which this listing cannot yet show;
+        that one, the comment or deployment and the Job's own end wait for Complete (`report`).
+        """
+        name = jobview.name_of(job)
+        annotations = jobview.annotations_of(job)
+        target = self._target(jobview.label(job, names.TARGET))
+        if annotations.get(names.REPORTED) == names.REPORTED_COMPLETE or target is None:
+            return
+        if name not in self._ended:
+            self._ended.add(name)
+            log.info("job ended", extra=logs.extra(job=name, target=target.name))
+        own = set(jobview.job_shas(job))
+        already = jobview.annotation_list(job, names.REPORTED_FINAL)
+        summary = self._summary(job, message)
+        reports = final_reports(job, summary, None)
+        todo = [r for r in reports if r.sha in own and r.sha not in already]
+        posted = self._post_all(target, name, todo)
+        if posted:
+            record = ",".join(dict.fromkeys([*already, *posted]))
+            self.jobs.annotate(name, {names.REPORTED_FINAL: record})
 
     def _post_all(self, target: Target, job: str, reports: list[StatusReport]) -> list[str]:
         """Post in order; stop at the first the host cannot take now, or once this Job has
