@@ -117,6 +117,9 @@ class Reporter:
         listed = {jobview.name_of(job) for job in jobs}
         self.events.retain(listed)
         self._ended &= listed
+        # Ended runs first: their final statuses are what people wait for, and the host paces
+        # writes, so the pending statuses of queued commits must not hold them back.
+        jobs.sort(key=lambda job: not self._ended_run(job))
         for job in jobs:
             if self.stop.is_set() or not self.elector.leading():
                 return
@@ -128,6 +131,12 @@ class Reporter:
                 self.report_own(*ended)
             else:
                 self.report(job)
+
+    def _ended_run(self, job: dict[str, Any]) -> bool:
+        """Whether `job` has ended, or its pod has exited 0."""
+        if jobview.is_finished(job):
+            return True
+        return self.events.succeeded_pod(jobview.name_of(job)) is not None
 
     # -- one Job -------------------------------------------------------------------------
 

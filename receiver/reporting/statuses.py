@@ -101,7 +101,9 @@ def final_reports(
     if applied and applied not in shas and mode != "preview":
         # The head moved on after these events: it is what got deployed, say so on it too.
         reports.append(StatusReport(applied, SUCCESS, context, summary.message))
-    return reports
+    # The deployed commit first: the host paces writes (GitHub about one a second), and after
+    # a burst of pushes the head is the commit people look at.
+    return sorted(reports, key=lambda report: report.sha != applied)
 
 
 def carried_shas(jobs: Sequence[Mapping[str, Any]]) -> dict[str, str]:

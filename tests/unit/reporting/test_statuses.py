@@ -133,13 +133,13 @@ def test_finished_jobs_and_resyncs_are_never_pending() -> None:
 # -- final: apply ----------------------------------------------------------------------------
 
 
-def test_success_on_the_applied_sha_and_included_in_on_the_coalesced_ones() -> None:
+def test_success_on_the_applied_sha_first_and_included_in_on_the_coalesced_ones() -> None:
     finished = job(SHA_A, coalesced=[SHA_B, SHA_C], conditions=COMPLETE)
     reports = final_reports(finished, summary(sha=SHA_C), None)
     assert reports == [
+        StatusReport(SHA_C, SUCCESS, DEPLOY, "applied 3, pruned 0, 0 drifted"),
         StatusReport(SHA_A, SUCCESS, DEPLOY, f"included in {SHA_C[:7]}"),
         StatusReport(SHA_B, SUCCESS, DEPLOY, f"included in {SHA_C[:7]}"),
-        StatusReport(SHA_C, SUCCESS, DEPLOY, "applied 3, pruned 0, 0 drifted"),
     ]
 
 
@@ -147,9 +147,9 @@ def test_a_head_that_moved_past_the_jobs_shas_gets_the_success_too() -> None:
     finished = job(SHA_A, coalesced=[SHA_B], conditions=COMPLETE)
     reports = final_reports(finished, summary(sha=SHA_D), None)
     assert reports == [
+        StatusReport(SHA_D, SUCCESS, DEPLOY, "applied 3, pruned 0, 0 drifted"),
         StatusReport(SHA_A, SUCCESS, DEPLOY, f"included in {SHA_D[:7]}"),
         StatusReport(SHA_B, SUCCESS, DEPLOY, f"included in {SHA_D[:7]}"),
-        StatusReport(SHA_D, SUCCESS, DEPLOY, "applied 3, pruned 0, 0 drifted"),
     ]
 
 
