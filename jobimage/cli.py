@@ -27,13 +27,14 @@ from hooksync.jobspec import (
     JobSpecError,
     parse_job_args,
 )
-from hooksync.kubeapi import KubeConfigError, api_client
+from hooksync.kubeapi import KubeConfigError
 from hooksync.leases import holder_identity
 from hooksync.summary import RunSummary
 from jobimage.converge import converge
 from jobimage.errors import ConvergeError, TransientError
 from jobimage.fetch import GitCredentials, redact
 from jobimage.kube import Cluster
+from jobimage.kubeclient import connect
 from jobimage.lease import LEASE_DURATION_SECONDS, LeaseHeld, TargetLease
 
 log = logging.getLogger("hooksync.job")
@@ -74,7 +75,7 @@ def run(spec: JobSpec) -> tuple[RunSummary, int]:
     credentials = GitCredentials()
     try:
         credentials = GitCredentials.load(spec.git_credentials)
-        api = api_client(pool_size=16)
+        api = connect()
     except (ConvergeError, KubeConfigError) as exc:
         return _failure(spec, redact(str(exc), credentials)), EXIT_PERMANENT
     lease = TargetLease(api, spec.target, spec.namespace, holder_identity())
