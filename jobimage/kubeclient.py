@@ -64,16 +64,17 @@ class KubeClient:
         pool_size: int = POOL_SIZE,
     ) -> None:
         url = urlsplit(server)
-        if url.scheme != "https" or not url.hostname:
+        if url.scheme not in ("https", "http") or not url.hostname:
             raise KubeConfigError(f"the API server address {server!r} is not an https:// URL")
         self.server = server
         self.host = url.hostname
-        self.port = url.port or 443
+        self.port = url.port or (443 if url.scheme == "https" else 80)
+        self.secure = url.scheme == "https"  # plain HTTP only for a local proxy's address
         self.base_path = url.path.rstrip("/")
         self.context = context
         self.authorization = authorization
         self.pool_size = pool_size
-        self._idle: list[http.client.HTTPSConnection] = []
+        self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
 
     def request(
@@ -124,7 +125,7 @@ class KubeClient:
         timeout: Timeout,
     ) -> tuple[int, str, bytes]:
         for attempt in (1, 2):
-            connection, reused = self._take(timeout)
+            connection, reused = self._take(timeout, fresh=attempt == 2)
             try:
                 if connection.sock is not None:
                     connection.sock.settimeout(timeout[1])
@@ -137,6 +138,8 @@ class KubeClient:
                     exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
                 )
                 if reused and stale and attempt == 1:
+                    # The server closed it (restarted, or idle too long): so it did the rest.
+                    self.close()
                     continue
                 raise Unreachable(self._why(exc, timeout)) from None
             if answer.will_close:
@@ -146,13 +149,17 @@ class KubeClient:
             return answer.status, answer.reason, data
         raise AssertionError("unreachable: the second attempt returns or raises")
 
-    def _take(self, timeout: Timeout) -> tuple[http.client.HTTPSConnection, bool]:
+    def _take(self, timeout: Timeout, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
         with self._lock:
-            if self._idle:
+            if self._idle and not fresh:
                 return self._idle.pop(), True
-        connection = http.client.HTTPSConnection(
-            self.host, self.port, timeout=timeout[0], context=self.context
-        )
+        connection: http.client.HTTPConnection
+        if self.secure:
+            connection = http.client.HTTPSConnection(
+                self.host, self.port, timeout=timeout[0], context=self.context
+            )
+        else:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout[0])
         try:
             connection.connect()
         except (OSError, http.client.HTTPException) as exc:
@@ -160,7 +167,7 @@ class KubeClient:
             raise Unreachable(self._why(exc, timeout)) from None
         return connection, False
 
-    def _give_back(self, connection: http.client.HTTPSConnection) -> None:
+    def _give_back(self, connection: http.client.HTTPConnection) -> None:
         with self._lock:
             if len(self._idle) < self.pool_size:
                 self._idle.append(connection)
@@ -199,7 +206,10 @@ def connect(kubeconfig: str | None = None, *, pool_size: int = POOL_SIZE) -> Kub
     service account, ~/.kube/config. Raises KubeConfigError naming what is missing."""
     if not uses_kubeconfig(kubeconfig, os.environ):
         account = service_account(os.environ, SERVICE_ACCOUNT)
-        context = ssl.create_default_context(cafile=str(account.ca_file))
+        try:
+            context = ssl.create_default_context(cafile=str(account.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise KubeConfigError(f"the service account CA {account.ca_file}: {exc}") from None
         return KubeClient(account.server, context, account.token.authorization, pool_size=pool_size)
     configuration = kubeconfig_configuration(kubeconfig)
     try:
