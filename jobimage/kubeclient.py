@@ -138,10 +138,11 @@ class KubeClient:
                     exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
                 )
                 if reused and stale and attempt == 1:
-                    # The server closed it (restarted, or idle too long): so it did the rest.
+                    # The server closed it while it sat idle (a restart, an idle timeout): the
+                    # other idle ones are as dead, and a new connection may well get through.
                     self.close()
                     continue
-                raise Unreachable(self._why(exc, timeout)) from None
+                raise Unreachable(self._why(exc, f"no answer within {timeout[1]:g}s")) from None
             if answer.will_close:
                 connection.close()
             else:
@@ -164,7 +165,7 @@ class KubeClient:
             connection.connect()
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
-            raise Unreachable(self._why(exc, timeout)) from None
+            raise Unreachable(self._why(exc, f"no connection within {timeout[0]:g}s")) from None
         return connection, False
 
     def _give_back(self, connection: http.client.HTTPConnection) -> None:
@@ -174,10 +175,11 @@ class KubeClient:
                 return
         connection.close()
 
-    def _why(self, exc: BaseException, timeout: Timeout) -> str:
+    def _why(self, exc: BaseException, timed_out: str) -> str:
+        """One line naming the server and what went wrong, never the request's headers."""
         where = f"API server {self.host}:{self.port} unreachable"
         if isinstance(exc, TimeoutError):
-            return f"{where}: no answer within {timeout[1]:g}s"
+            return f"{where}: {timed_out}"
         if isinstance(exc, ssl.SSLError):
             return f"{where}: TLS failed: {exc.reason or type(exc).__name__}"
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
