@@ -214,6 +214,13 @@ def connect(kubeconfig: str | None = None, *, pool_size: int = POOL_SIZE) -> Kub
             raise KubeConfigError(f"the service account CA {account.ca_file}: {exc}") from None
         return KubeClient(account.server, context, account.token.authorization, pool_size=pool_size)
     configuration = kubeconfig_configuration(kubeconfig)
+    # Rather refuse than connect some other way than the kubeconfig says.
+    for setting, option in (("proxy", "proxy-url"), ("tls_server_name", "tls-server-name")):
+        if getattr(configuration, setting, None):
+            raise KubeConfigError(
+                f"the kubeconfig's cluster sets {option}, which hooksync-job does not support; "
+                "use a kubeconfig that reaches the API server directly"
+            )
     try:
         context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
         if not configuration.verify_ssl:

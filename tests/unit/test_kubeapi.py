@@ -119,3 +119,17 @@ def test_the_jobs_client_names_a_ca_it_cannot_use(
     monkeypatch.setattr("jobimage.kubeclient.SERVICE_ACCOUNT", folder)
     with pytest.raises(KubeConfigError, match=r"the service account CA .*ca\.crt"):
         connect()
+
+
+def test_the_jobs_client_refuses_a_kubeconfig_proxy_it_would_not_use(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        "clusters:\n- name: c\n  cluster:\n    server: https://10.0.0.1:6443\n"
+        "    proxy-url: http://proxy.example:3128\n"
+        "users:\n- name: u\n  user:\n    token: t\n"
+        "contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n"
+        "current-context: x\n"
+    )
+    with pytest.raises(KubeConfigError, match="sets proxy-url, which hooksync-job does not"):
+        connect(str(kubeconfig))
