@@ -12,19 +12,21 @@ it and are never compared, so a clock that runs ahead or behind cannot take a li
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+if TYPE_CHECKING:
+    from kubernetes import client
 
 Clock = Callable[[], float]
 WallClock = Callable[[], datetime.datetime]
+Timeout = tuple[float, float]  # connect and read, in seconds
 
 
 def holder_identity() -> str:
@@ -35,6 +37,21 @@ def holder_identity() -> str:
 
 def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
+
+
+def micro_time(moment: datetime.datetime) -> str:
+    """Pure: `moment` as the API server's MicroTime, RFC 3339 in UTC with microseconds."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_micro_time(text: Any) -> datetime.datetime | None:
+    """Pure: a MicroTime (or Time) string as an aware datetime; None when absent or malformed."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 # --- the decisions (pure) ---------------------------------------------------------------------
@@ -54,14 +71,18 @@ class LeaseRecord:
     renew_time: datetime.datetime | None
 
     @classmethod
-    def from_lease(cls, lease: Any, default_seconds: int) -> LeaseRecord:
-        spec = lease.spec
-        metadata = lease.metadata
+    def from_lease(cls, lease: Mapping[str, Any], default_seconds: int) -> LeaseRecord:
+        """Pure: the record of a Lease object as the API server returns it (a dict)."""
+        spec = lease.get("spec") or {}
+        metadata = lease.get("metadata") or {}
+        duration = spec.get("leaseDurationSeconds")
+        if not isinstance(duration, int) or duration <= 0:
+            duration = default_seconds
         return cls(
-            holder=(spec.holder_identity or None) if spec else None,
-            duration_seconds=(spec.lease_duration_seconds if spec else None) or default_seconds,
-            version=metadata.resource_version if metadata else None,
-            renew_time=spec.renew_time if spec else None,
+            holder=spec.get("holderIdentity") or None,
+            duration_seconds=duration,
+            version=metadata.get("resourceVersion"),
+            renew_time=parse_micro_time(spec.get("renewTime")),
         )
 
 
@@ -102,6 +123,96 @@ def still_held(renewed_at: float | None, now: float, renew_deadline_seconds: flo
 # --- one participant (I/O) --------------------------------------------------------------------
 
 
+class LeaseConflict(Exception):
+    """A create or replace lost a race (409): the Lease exists already, or changed since read."""
+
+
+class LeaseStore(Protocol):
+    """The three calls a participant makes, on Lease objects as plain dicts (as the API server
+    writes them: camelCase, MicroTime strings). Errors other than the ones named propagate."""
+
+    def read(self, name: str, namespace: str, timeout: Timeout) -> dict[str, Any] | None:
+        """The Lease, or None when there is none (404)."""
+        ...
+
+    def create(self, namespace: str, body: dict[str, Any], timeout: Timeout) -> dict[str, Any]:
+        """The created Lease; LeaseConflict when one exists already."""
+        ...
+
+    def replace(
+        self, name: str, namespace: str, body: dict[str, Any], timeout: Timeout
+    ) -> dict[str, Any]:
+        """The written Lease; LeaseConflict when its resourceVersion changed since `body` was
+        read."""
+        ...
+
+
+class CoordinationLeases:
+    """A LeaseStore over the official client (the receiver's)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        from kubernetes import client
+
+        self.coordination = client.CoordinationV1Api(api)
+
+    def read(self, name: str, namespace: str, timeout: Timeout) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            answer = self.coordination.read_namespaced_lease(
+                name, namespace, _request_timeout=timeout, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _decoded(answer)
+
+    def create(self, namespace: str, body: dict[str, Any], timeout: Timeout) -> dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            # The client sends a dict body as it is; its stubs name only the model.
+            answer = self.coordination.create_namespaced_lease(
+                namespace,
+                body,  # type: ignore[arg-type]
+                _request_timeout=timeout,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise LeaseConflict(str(exc.reason)) from None
+            raise
+        return _decoded(answer)
+
+    def replace(
+        self, name: str, namespace: str, body: dict[str, Any], timeout: Timeout
+    ) -> dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            answer = self.coordination.replace_namespaced_lease(
+                name,
+                namespace,
+                body,  # type: ignore[arg-type]
+                _request_timeout=timeout,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise LeaseConflict(str(exc.reason)) from None
+            raise
+        return _decoded(answer)
+
+
+def _decoded(answer: Any) -> dict[str, Any]:
+    """The JSON body of an answer read without the client's models."""
+    data = json.loads(answer.data)
+    if not isinstance(data, dict):
+        raise ValueError("the API server answered with something other than a Lease")
+    return data
+
+
 @dataclass(frozen=True)
 class Attempt:
     """The outcome of one try to take or renew: whether this participant holds the Lease now,
@@ -120,7 +231,7 @@ class Lease:
 
     def __init__(
         self,
-        coordination: client.CoordinationV1Api,
+        store: LeaseStore,
         name: str,
         namespace: str,
         identity: str,
@@ -128,7 +239,7 @@ class Lease:
         duration_seconds: int,
         renew_deadline_seconds: float,
         labels: Mapping[str, str] | None = None,
-        request_timeout: tuple[float, float] = (2, 5),
+        request_timeout: Timeout = (2, 5),
         clock: Clock = time.monotonic,
         wall_clock: WallClock = utc_now,
     ) -> None:
@@ -137,7 +248,7 @@ class Lease:
                 f"Lease {name}: the renew deadline ({renew_deadline_seconds}s) must be positive "
                 f"and shorter than the Lease duration ({duration_seconds}s)"
             )
-        self.coordination = coordination
+        self.store = store
         self.name = name
         self.namespace = namespace
         self.identity = identity
@@ -161,64 +272,57 @@ class Lease:
 
         The write carries the resourceVersion that was read, so two participants racing for
         one Lease cannot both succeed: the loser gets 409 and an Attempt that does not hold.
-        API errors other than 404 and 409 propagate.
+        Errors other than 404 and 409 propagate.
         """
         sent = self.clock()
-        try:
-            lease = self.coordination.read_namespaced_lease(
-                self.name, self.namespace, _request_timeout=self.request_timeout
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        lease = self.store.read(self.name, self.namespace, self.request_timeout)
+        if lease is None:
             return self._create(sent) if take else Attempt(held=False, holder=None)
         record = LeaseRecord.from_lease(lease, self.duration_seconds)
         self.observation = observe(self.observation, record, self.clock())
         ours = record.holder == self.identity
         if not ours and not (take and may_take(self.observation, self.identity, self.clock())):
             return Attempt(held=False, holder=record.holder)
-        spec = lease.spec or client.V1LeaseSpec()
-        now = self.wall_clock()
+        spec = dict(lease.get("spec") or {})
+        now = micro_time(self.wall_clock())
         if not ours:
-            spec.acquire_time = now
-            spec.lease_transitions = (spec.lease_transitions or 0) + 1
-        spec.holder_identity = self.identity
-        spec.lease_duration_seconds = self.duration_seconds
-        spec.renew_time = now
-        lease.spec = spec
+            spec["acquireTime"] = now
+            spec["leaseTransitions"] = (spec.get("leaseTransitions") or 0) + 1
+        spec["holderIdentity"] = self.identity
+        spec["leaseDurationSeconds"] = self.duration_seconds
+        spec["renewTime"] = now
         try:
-            written = self.coordination.replace_namespaced_lease(
-                self.name, self.namespace, lease, _request_timeout=self.request_timeout
+            written = self.store.replace(
+                self.name, self.namespace, {**lease, "spec": spec}, self.request_timeout
             )
-        except ApiException as exc:
-            if exc.status == 409:
-                return Attempt(held=False, holder=record.holder)
-            raise
+        except LeaseConflict:
+            return Attempt(held=False, holder=record.holder)
         return self._wrote(written, sent, record.holder)
 
     def _create(self, sent: float) -> Attempt:
-        now = self.wall_clock()
-        body = client.V1Lease(
-            metadata=client.V1ObjectMeta(name=self.name, labels=self.labels or None),
-            spec=client.V1LeaseSpec(
-                holder_identity=self.identity,
-                lease_duration_seconds=self.duration_seconds,
-                acquire_time=now,
-                renew_time=now,
-                lease_transitions=0,
-            ),
-        )
+        now = micro_time(self.wall_clock())
+        metadata: dict[str, Any] = {"name": self.name}
+        if self.labels:
+            metadata["labels"] = dict(self.labels)
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": metadata,
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": self.duration_seconds,
+                "acquireTime": now,
+                "renewTime": now,
+                "leaseTransitions": 0,
+            },
+        }
         try:
-            written = self.coordination.create_namespaced_lease(
-                self.namespace, body, _request_timeout=self.request_timeout
-            )
-        except ApiException as exc:
-            if exc.status == 409:
-                return Attempt(held=False, holder=None)
-            raise
+            written = self.store.create(self.namespace, body, self.request_timeout)
+        except LeaseConflict:
+            return Attempt(held=False, holder=None)
         return self._wrote(written, sent, None)
 
-    def _wrote(self, written: Any, sent: float, previous: str | None) -> Attempt:
+    def _wrote(self, written: Mapping[str, Any], sent: float, previous: str | None) -> Attempt:
         self.renewed_at = sent
         record = LeaseRecord.from_lease(written, self.duration_seconds)
         self.observation = Observation(record, self.clock())
@@ -229,14 +333,13 @@ class Lease:
         Best effort: a Lease that is not released is taken over after its duration."""
         self.renewed_at = None
         try:
-            lease = self.coordination.read_namespaced_lease(
-                self.name, self.namespace, _request_timeout=self.request_timeout
-            )
-            if lease.spec is not None and lease.spec.holder_identity == self.identity:
-                lease.spec.holder_identity = None
-                lease.spec.renew_time = None
-                self.coordination.replace_namespaced_lease(
-                    self.name, self.namespace, lease, _request_timeout=self.request_timeout
+            lease = self.store.read(self.name, self.namespace, self.request_timeout)
+            spec = dict((lease or {}).get("spec") or {})
+            if lease is not None and spec.get("holderIdentity") == self.identity:
+                spec.pop("holderIdentity", None)
+                spec.pop("renewTime", None)
+                self.store.replace(
+                    self.name, self.namespace, {**lease, "spec": spec}, self.request_timeout
                 )
         except Exception:  # noqa: S110 - an unreleased Lease expires by itself
             pass

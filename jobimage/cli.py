@@ -91,15 +91,16 @@ def run(spec: JobSpec) -> tuple[RunSummary, int]:
 def _run_fetching(
     spec: JobSpec, workdir: Path, credentials: GitCredentials, pending: PendingFetch | None
 ) -> tuple[RunSummary, int]:
-    from hooksync.kubeapi import KubeConfigError, api_client
+    from hooksync.kubeapi import KubeConfigError
     from hooksync.leases import holder_identity
     from jobimage.converge import converge
     from jobimage.kube import Cluster
+    from jobimage.kubeclient import connect
     from jobimage.lease import LeaseHeld, TargetLease
 
     try:
-        api = api_client(pool_size=16)
-    except KubeConfigError as exc:
+        api = connect()
+    except (ConvergeError, KubeConfigError) as exc:
         return _failure(spec, redact(str(exc), credentials)), EXIT_PERMANENT
     lease = TargetLease(api, spec.target, spec.namespace, holder_identity())
     try:

@@ -5,52 +5,72 @@ Everything here takes and returns plain object dicts, so the steps around it sta
 
 from __future__ import annotations
 
-import json
 import threading
+from dataclasses import dataclass
 from typing import Any
-
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import (
-    DynamicApiError,
-    NotFoundError,
-    ResourceNotFoundError,
-)
+from urllib.parse import quote
 
 from hooksync.inventory import ObjectRef
 from hooksync.names import FIELD_MANAGER
 from jobimage.errors import PermanentError, TransientError
+from jobimage.kubeclient import ApiError, KubeClient, Unreachable
+
+APPLY_PATCH = "application/apply-patch+yaml"  # a JSON body is valid YAML
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where the API server serves one kind: its resource path and whether it is namespaced."""
+
+    prefix: str  # /api/v1 or /apis/<group>/<version>
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str | None, name: str | None = None) -> str:
+        where = f"/namespaces/{quote(namespace, safe='')}" if self.namespaced and namespace else ""
+        one = f"/{quote(name, safe='')}" if name else ""
+        return f"{self.prefix}{where}/{self.plural}{one}"
 
 
 class Cluster:
-    """Server-side apply and friends for one namespace, through the dynamic client."""
+    """Server-side apply and friends for one namespace, over the Job's own client."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: KubeClient) -> None:
         self.api = api
-        self._dynamic: DynamicClient | None = None
+        # Discovery, one group-version at a time, as the converge first meets its kinds.
+        self._served: dict[str, dict[str, Resource]] = {}
         self._lock = threading.Lock()
 
-    @property
-    def dynamic(self) -> DynamicClient:
+    def _resource(self, api_version: str, kind: str) -> Resource | None:
         with self._lock:
-            if self._dynamic is None:
-                try:
-                    self._dynamic = DynamicClient(self.api)
-                except Exception as exc:
-                    raise TransientError(f"API discovery failed: {exc}") from None
-            return self._dynamic
+            served = self._served.get(api_version)
+            if served is None or kind not in served:
+                # Not seen yet, or not there when last asked: a CRD may have come since.
+                served = self._served[api_version] = self._discover(api_version)
+            return served.get(kind)
 
-    def _resource(self, api_version: str, kind: str) -> Any:
+    def _discover(self, api_version: str) -> dict[str, Resource]:
+        prefix = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
         try:
-            return self.dynamic.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
-            return None
+            listing = self.api.request("GET", prefix)
+        except ApiError as exc:
+            if exc.status == 404:  # the group-version is not served at all
+                return {}
+            raise TransientError(f"API discovery failed: {exc.message}") from None
+        except Unreachable as exc:
+            raise TransientError(f"API discovery failed: {exc}") from None
+        found: dict[str, Resource] = {}
+        for entry in listing.get("resources") or []:
+            name = entry.get("name") or ""
+            if "/" in name or not entry.get("kind"):  # a subresource such as deployments/scale
+                continue
+            found.setdefault(entry["kind"], Resource(prefix, name, bool(entry.get("namespaced"))))
+        return found
 
     def is_namespaced(self, api_version: str, kind: str) -> bool | None:
         """True for namespaced kinds, False for cluster-scoped ones, None when unknown."""
         resource = self._resource(api_version, kind)
-        return None if resource is None else bool(resource.namespaced)
+        return None if resource is None else resource.namespaced
 
     def list(
         self, api_version: str, kind: str, namespace: str, label_selector: str | None = None
@@ -59,10 +79,12 @@ class Cluster:
         if resource is None:
             return []
         try:
-            answer = resource.get(namespace=namespace, label_selector=label_selector)
-        except DynamicApiError as exc:
+            answer = self.api.request(
+                "GET", resource.path(namespace), query={"labelSelector": label_selector}
+            )
+        except (ApiError, Unreachable) as exc:
             raise _api_error(f"listing {kind} in {namespace}", exc) from None
-        items = answer.to_dict().get("items") or []
+        items = answer.get("items") or []
         for item in items:
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)
@@ -73,10 +95,12 @@ class Cluster:
         if resource is None:
             return None
         try:
-            return dict(resource.get(name=ref.name, namespace=ref.namespace).to_dict())
-        except NotFoundError:
-            return None
-        except DynamicApiError as exc:
+            return dict(self.api.request("GET", resource.path(ref.namespace, ref.name)))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise _api_error(f"reading {ref}", exc) from None
+        except Unreachable as exc:
             raise _api_error(f"reading {ref}", exc) from None
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
@@ -101,54 +125,56 @@ class Cluster:
             raise PermanentError(
                 f"{ref}: the API server does not serve {ref.api_version} {ref.kind}"
             )
+        query = {
+            "fieldManager": FIELD_MANAGER,
+            "force": "true",
+            "dryRun": "All" if dry_run else None,
+        }
         try:
-            answer = resource.server_side_apply(
+            answer = self.api.request(
+                "PATCH",
+                resource.path(ref.namespace, ref.name),
+                query=query,
                 body=obj,
-                name=ref.name,
-                namespace=ref.namespace,
-                field_manager=FIELD_MANAGER,
-                force_conflicts=True,
-                dry_run="All" if dry_run else None,
+                content_type=APPLY_PATCH,
             )
-        except DynamicApiError as exc:
+        except (ApiError, Unreachable) as exc:
             raise _api_error(f"applying {ref}", exc) from None
-        return dict(answer.to_dict())
+        return dict(answer)
 
     def delete(self, ref: ObjectRef) -> bool:
         """Delete exactly the object `ref` names (uid precondition); False if already gone."""
         resource = self._resource(ref.api_version, ref.kind)
         if resource is None:
             return False
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        body: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Background",
+        }
         if ref.uid:
-            body["preconditions"] = {"uid": ref.uid}  # type: ignore[assignment]
+            body["preconditions"] = {"uid": ref.uid}
         try:
-            resource.delete(name=ref.name, namespace=ref.namespace, body=body)
-        except NotFoundError:
-            return False
-        except DynamicApiError as exc:
+            self.api.request("DELETE", resource.path(ref.namespace, ref.name), body=body)
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
             if exc.status == 409:  # the uid changed: someone re-created it; not ours to delete
                 return False
+            raise _api_error(f"deleting {ref}", exc) from None
+        except Unreachable as exc:
             raise _api_error(f"deleting {ref}", exc) from None
         return True
 
 
-def _api_error(doing: str, exc: DynamicApiError | ApiException) -> Exception:
-    status = getattr(exc, "status", None)
-    message = _status_message(exc)
-    if status in (400, 403, 404, 409, 422):
-        if status == 403:
+def _api_error(doing: str, exc: ApiError | Unreachable) -> Exception:
+    """Pure: the converge error for a failed request: the client's fault is permanent (403
+    with the fix), the server's or the network's transient."""
+    if isinstance(exc, Unreachable):
+        return TransientError(f"{doing}: {exc}")
+    message = exc.message
+    if exc.status in (400, 403, 404, 409, 422):
+        if exc.status == 403:
             message += " (the target's Role must allow this in its namespace)"
         return PermanentError(f"{doing}: {message}")
     return TransientError(f"{doing}: {message}")
-
-
-def _status_message(exc: DynamicApiError | ApiException) -> str:
-    body = getattr(exc, "body", None)
-    try:
-        data = json.loads(body) if body else {}
-    except (TypeError, ValueError):
-        data = {}
-    if isinstance(data, dict) and data.get("message"):
-        return str(data["message"])
-    return str(getattr(exc, "reason", None) or exc)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
-
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+from typing import Any
+from urllib.parse import quote
 
 from hooksync.jobspec import EXIT_LEASE_HELD
-from hooksync.leases import Clock, Lease, WallClock, utc_now
+from hooksync.leases import Clock, Lease, LeaseConflict, Timeout, WallClock, utc_now
 from hooksync.names import MANAGED_BY, MANAGED_BY_VALUE, TARGET, lease_name
 from jobimage.errors import ConvergeError, TransientError
+from jobimage.kubeclient import ApiError, KubeClient, Unreachable
 
 LEASE_DURATION_SECONDS = 30
 RENEW_EVERY_SECONDS = 10
@@ -36,12 +36,50 @@ class LeaseLost(TransientError):
     before its next write, and the Job's retry converges again from the branch head."""
 
 
+class JobLeases:
+    """A LeaseStore (hooksync.leases) over the Job's own client."""
+
+    def __init__(self, api: KubeClient) -> None:
+        self.api = api
+
+    def read(self, name: str, namespace: str, timeout: Timeout) -> dict[str, Any] | None:
+        try:
+            return dict(self.api.request("GET", _path(namespace, name), timeout=timeout))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create(self, namespace: str, body: dict[str, Any], timeout: Timeout) -> dict[str, Any]:
+        return self._write("POST", _path(namespace), body, timeout)
+
+    def replace(
+        self, name: str, namespace: str, body: dict[str, Any], timeout: Timeout
+    ) -> dict[str, Any]:
+        return self._write("PUT", _path(namespace, name), body, timeout)
+
+    def _write(
+        self, method: str, path: str, body: dict[str, Any], timeout: Timeout
+    ) -> dict[str, Any]:
+        try:
+            return dict(self.api.request(method, path, body=body, timeout=timeout))
+        except ApiError as exc:
+            if exc.status == 409:
+                raise LeaseConflict(exc.message) from None
+            raise
+
+
+def _path(namespace: str, name: str | None = None) -> str:
+    where = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}/leases"
+    return f"{where}/{quote(name, safe='')}" if name else where
+
+
 class TargetLease:
     """Take, renew in the background, check, and release the Lease of one target."""
 
     def __init__(
         self,
-        api: client.ApiClient,
+        api: KubeClient,
         target: str,
         namespace: str,
         holder: str,
@@ -53,7 +91,7 @@ class TargetLease:
         wall_clock: WallClock = utc_now,
     ) -> None:
         self.lease = Lease(
-            client.CoordinationV1Api(api),
+            JobLeases(api),
             lease_name(target),
             namespace,
             holder,
@@ -81,8 +119,10 @@ class TargetLease:
         """
         try:
             attempt = self.lease.try_hold()
-        except ApiException as exc:
-            raise TransientError(f"taking Lease {self.name}: {exc.reason}") from None
+        except ApiError as exc:
+            raise TransientError(f"taking Lease {self.name}: {exc.message}") from None
+        except Unreachable as exc:
+            raise TransientError(f"taking Lease {self.name}: {exc}") from None
         if not attempt.held:
             if attempt.holder is None:
                 raise LeaseHeld(f"Lease {self.name} was just taken by another converge")

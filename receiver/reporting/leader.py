@@ -12,7 +12,7 @@ from collections.abc import Callable
 from kubernetes import client
 
 from hooksync import names
-from hooksync.leases import Clock, Lease, WallClock, utc_now
+from hooksync.leases import Clock, CoordinationLeases, Lease, WallClock, utc_now
 
 log = logging.getLogger("hooksync.receiver")
 
@@ -40,7 +40,7 @@ class LeaderElector:
         wall_clock: WallClock = utc_now,
     ) -> None:
         self.lease = Lease(
-            client.CoordinationV1Api(api),
+            CoordinationLeases(api),
             names.LEADER_LEASE_NAME,
             namespace,
             identity,

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from hooksync.jobspec import EXIT_LEASE_HELD, EXIT_OK, EXIT_TRANSIENT, JobSpec
 from hooksync.names import lease_name
 from jobimage.converge import converge
 from jobimage.fetch import GitCredentials
 from jobimage.kube import Cluster
+from jobimage.kubeclient import KubeClient, connect
 from jobimage.lease import RENEW_DEADLINE_SECONDS, LeaseHeld, LeaseLost, TargetLease
 from world.converge import (
     GIT_TOKEN,
@@ -126,9 +127,9 @@ class StallingClock:
         self.offset += seconds
 
 
-def target_api(target: Target) -> client.ApiClient:
-    api: client.ApiClient = config.new_client_from_config(config_file=str(target.kubeconfig))
-    return api
+def target_api(target: Target) -> KubeClient:
+    """The Job's own client, as the target's ServiceAccount."""
+    return connect(str(target.kubeconfig))
 
 
 def converge_in_process(target: Target, workdir: Path, lease: TargetLease, cluster: Cluster) -> Any:

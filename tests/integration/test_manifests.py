@@ -29,10 +29,11 @@ from kubernetes.client.exceptions import ApiException
 from hooksync import names
 from hooksync.config import Config, parse_config
 from hooksync.inventory import ObjectRef
-from hooksync.leases import Lease
+from hooksync.leases import CoordinationLeases, Lease
 from hooksync.names import resync_cronjob_name
 from jobimage.errors import PermanentError
 from jobimage.kube import Cluster
+from jobimage.kubeclient import connect
 from jobimage.lease import TargetLease
 from jobimage.podsecurity import ENFORCE_LABEL
 from receiver.cli import parse_args
@@ -489,7 +490,7 @@ def test_a_replica_whose_clock_runs_45s_ahead_does_not_take_a_leadership_still_r
     """Both replicas as the receiver's own ServiceAccount; the Lease times are 3 s so that the
     test watches several whole Lease durations."""
     leader = Lease(
-        client.CoordinationV1Api(receiver.api),
+        CoordinationLeases(receiver.api),
         names.LEADER_LEASE_NAME,
         JOBS_NS,
         "replica-on-time",
@@ -557,7 +558,8 @@ def test_receiver_is_forbidden_everything_else(receiver: Identity, example_confi
 
 
 def test_target_identity_converges_its_namespace(target: Identity) -> None:
-    cluster = Cluster(target.api)
+    job_api = connect(str(target.kubeconfig))  # the Job's own client, as the Job uses it
+    cluster = Cluster(job_api)
     # It reads its own Namespace's Pod Security label, which the example sets to restricted.
     assert cluster.namespace_labels(TARGET_NS)[ENFORCE_LABEL] == "restricted"
     created = cluster.apply(configmap("web", TARGET_NS))
@@ -566,7 +568,7 @@ def test_target_identity_converges_its_namespace(target: Identity) -> None:
     assert [obj["metadata"]["name"] for obj in listed] == ["web"]
     assert cluster.delete(ObjectRef.from_object(created))
 
-    lease = TargetLease(target.api, "shop", TARGET_NS, "job-test")
+    lease = TargetLease(job_api, "shop", TARGET_NS, "job-test")
     lease.acquire()
     lease.release()
     held = client.CoordinationV1Api(target.api).read_namespaced_lease(lease.name, TARGET_NS)
@@ -617,7 +619,7 @@ def test_target_identity_is_forbidden_outside_its_namespace(
     )
     # Through the converge's own door the refusal is a permanent error naming the Role.
     with pytest.raises(PermanentError, match=r"(?i)forbidden"):
-        Cluster(target.api).apply(configmap("x", "default"))
+        Cluster(connect(str(target.kubeconfig))).apply(configmap("x", "default"))
     assert set(target.rules(JOBS_NS)) <= SELF_REVIEWS
     assert set(target.rules("default")) <= SELF_REVIEWS
 

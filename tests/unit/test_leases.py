@@ -7,24 +7,31 @@ old or 45 s in the future, and only the observer's clock moves the outcome.
 from __future__ import annotations
 
 import datetime
+import ssl
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kubernetes import client
 
 from hooksync.jobspec import EXIT_LEASE_HELD, EXIT_TRANSIENT
 from hooksync.leases import (
     LeaseRecord,
     Observation,
     may_take,
+    micro_time,
     observe,
     still_held,
 )
+from jobimage.kubeclient import KubeClient
 from jobimage.lease import LeaseHeld, LeaseLost, TargetLease, ensure_held
 
 WALL = datetime.datetime(2026, 12, 1, 18, 0, tzinfo=datetime.UTC)
 DURATION = 30
+
+
+def idle_client() -> KubeClient:
+    """A client that is never called: nothing here talks to an API server."""
+    return KubeClient("https://127.0.0.1:9", ssl.create_default_context(), lambda: None)
 
 
 def record(
@@ -101,8 +108,7 @@ def test_a_holder_stops_before_any_observer_may_take_over(
 
 
 def test_a_lost_lease_exits_as_transient_and_a_held_one_as_lease_held() -> None:
-    api = client.ApiClient()  # never called: nothing here talks to an API server
-    lease = TargetLease(api, "shop", "shop", "me")
+    lease = TargetLease(idle_client(), "shop", "shop", "me")
     with pytest.raises(LeaseLost, match="Lease hooksync-target-shop was lost before apply"):
         lease.ensure_held(before="apply")  # never taken: not held
     assert lease.lost.is_set()
@@ -113,4 +119,32 @@ def test_a_lost_lease_exits_as_transient_and_a_held_one_as_lease_held() -> None:
 
 def test_the_renew_deadline_must_end_before_the_lease_does() -> None:
     with pytest.raises(ValueError, match="shorter than the Lease duration"):
-        TargetLease(client.ApiClient(), "shop", "shop", "me", renew_deadline_seconds=30)
+        TargetLease(idle_client(), "shop", "shop", "me", renew_deadline_seconds=30)
+
+
+def test_a_lease_as_the_api_server_writes_it_is_read_into_a_record() -> None:
+    lease = {
+        "metadata": {"name": "hooksync-target-shop", "resourceVersion": "42"},
+        "spec": {
+            "holderIdentity": "holder-a",
+            "leaseDurationSeconds": 15,
+            "renewTime": "2026-12-01T18:00:00.123456Z",
+        },
+    }
+    assert LeaseRecord.from_lease(lease, DURATION) == LeaseRecord(
+        holder="holder-a",
+        duration_seconds=15,
+        version="42",
+        renew_time=WALL + datetime.timedelta(microseconds=123456),
+    )
+    # Released (no holder, no renewTime) and missing duration: the participant's default.
+    released = {"metadata": {"resourceVersion": "43"}, "spec": {"holderIdentity": ""}}
+    assert LeaseRecord.from_lease(released, DURATION) == LeaseRecord(
+        holder=None, duration_seconds=DURATION, version="43", renew_time=None
+    )
+
+
+def test_wall_times_are_written_as_micro_time_in_utc() -> None:
+    ahead = datetime.timezone(datetime.timedelta(hours=2))
+    moment = datetime.datetime(2026, 12, 1, 20, 0, 1, 5, tzinfo=ahead)
+    assert micro_time(moment) == "2026-12-01T18:00:01.000005Z"
