@@ -14,8 +14,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from hooksync.providers import PROVIDERS, Provider
 from hooksync.refs import is_valid_branch_name, is_valid_repo_path
 from hooksync.schedule import CronError
@@ -239,6 +237,9 @@ def parse_config(text: str, source: str = "config", jobs_namespace: str | None =
     `jobs_namespace` is where Jobs run when the file names no `namespace` (the receiver's own);
     no target may converge it.
     """
+    import yaml  # here, not at the top: the converge Job imports this module on its way to
+    # its first API call, and reads no configuration file
+
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:

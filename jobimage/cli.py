@@ -93,8 +93,6 @@ def _run_fetching(
 ) -> tuple[RunSummary, int]:
     from hooksync.kubeapi import KubeConfigError
     from hooksync.leases import holder_identity
-    from jobimage.converge import converge
-    from jobimage.kube import Cluster
     from jobimage.kubeclient import connect
     from jobimage.lease import LeaseHeld, TargetLease
 
@@ -109,6 +107,11 @@ def _run_fetching(
             _acquire_waiting(lease, spec)
             log.info("lease acquired", extra={"target": spec.target, "step": "lease"})
             held = lease
+        # The pipeline's modules load only now: the Lease, the first API call, waits for
+        # nothing it does not need, and git has been fetching all along.
+        from jobimage.converge import converge
+        from jobimage.kube import Cluster
+
         summary = converge(spec, Cluster(api), workdir, credentials, lease=held, pending=pending)
         return summary, EXIT_OK
     except LeaseHeld as exc:
