@@ -512,25 +512,33 @@ def storm_flux(setup: FluxSetup, url: str, pushes: int, rate: float) -> tuple[fl
 
 
 def storm_hooksync(stack: DeliveryStack, pushes: int, rate: float) -> tuple[float, float]:
-    """The same storm through the receiver; until the last is live and its final status."""
+    """The same storm through the receiver; until the last commit is live (a watch on the
+    app's ConfigMap, as for Flux) and its final status reaches the host (the host's record)."""
     tag = uuid.uuid4().hex[:6]
     revisions = [f"storm-{tag}-{n}" for n in range(pushes)]
     shas = [stack.commit(app(r), f"storm {n}") for n, r in enumerate(revisions)]
     core = client.CoreV1Api(stack.api)
-    started = time.perf_counter()
-    paced(rate, pushes, lambda i: stack.push_event(shas[i]))
-    live = None
-    deadline = time.monotonic() + 600
-    while (status := stack.final_status(shas[-1])) is None and time.monotonic() < deadline:
-        if live is None:
-            item = core.read_namespaced_config_map(LIVE_CONFIGMAP, stack.target_namespace)
-            if (item.data or {}).get("revision") == revisions[-1]:
-                live = time.perf_counter() - started
-        time.sleep(0.1)
-    done = time.perf_counter() - started
-    if status is None or status.get("state") != "success":
+    configmaps = Watches(
+        [("configmap", core.list_namespaced_config_map, (stack.target_namespace,))]
+    ).start()
+    try:
+        started = time.time()
+        paced(rate, pushes, lambda i: stack.push_event(shas[i]))
+        status = stack.wait_final_status(shas[-1], timeout=600)
+        live = configmaps.wait(started, "configmap", _revision_live(revisions[-1]), 10)
+    finally:
+        configmaps.stop()
+    if status.get("state") != "success":
         raise SystemExit(f"hooksync storm: last status {status}")
-    return (live if live is not None else done), done
+    done = min(
+        call.at
+        for call in stack.host.calls
+        if call.method == "POST"
+        and call.path.endswith(f"/statuses/{shas[-1]}")
+        and isinstance(call.body, dict)
+        and call.body.get("state") == "success"
+    )
+    return live.at - started, done - started
 
 
 def side_by_side(
