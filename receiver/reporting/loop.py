@@ -45,6 +45,7 @@ from receiver.reporting.statuses import (
     final_reports,
     owned_reports,
     pending_reports,
+    reports_at_exit,
 )
 from receiver.state import ReceiverState
 
@@ -192,10 +193,8 @@ class Reporter:
         """Post the final statuses of the commits `job` itself stands for, from its pod that
         exited 0 (`job` as it will be once Complete, `message` the pod's summary).
 
-        Only its own commits: they are its alone for good (a SHA is folded only into a waiting
-        Job, by compare-and-swap, so it never moves once the Job runs). A branch head it
-        deployed beyond them may be the next Job's by now, which this listing cannot yet show;
-        that one, the comment or deployment and the Job's own end wait for Complete (`report`).
+        Only its own commits (`reports_at_exit`); a newer head it deployed, the comment or
+        deployment and the Job's own end wait for Complete (`report`).
         """
         name = jobview.name_of(job)
         annotations = jobview.annotations_of(job)
@@ -205,11 +204,9 @@ class Reporter:
         if name not in self._ended:
             self._ended.add(name)
             log.info("job ended", extra=logs.extra(job=name, target=target.name))
-        own = set(jobview.job_shas(job))
         already = jobview.annotation_list(job, names.REPORTED_FINAL)
         summary = self._summary(job, message)
-        reports = final_reports(job, summary, None)
-        todo = [r for r in reports if r.sha in own and r.sha not in already]
+        todo = reports_at_exit(job, final_reports(job, summary, None))
         posted = self._post_all(target, name, todo)
         if posted:
             record = ",".join(dict.fromkeys([*already, *posted]))

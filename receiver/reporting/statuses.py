@@ -130,6 +130,20 @@ def owned_reports(
     return [r for r in reports if r.sha in own or carried.get(r.sha, name) == name]
 
 
+def reports_at_exit(job: Mapping[str, Any], reports: Sequence[StatusReport]) -> list[StatusReport]:
+    """The final reports a Job may post as soon as its pod exits 0, before it is Complete: those
+    of the commits it stands for itself, not yet posted.
+
+    A SHA is folded only into a waiting Job, by compare-and-swap, so a running Job's own SHAs
+    are its alone for good. A newer head it deployed beyond them may meanwhile have been taken
+    by the Job waiting behind, which the leader's listing may not show yet: that one waits for
+    Complete, and `owned_reports` over a fresh listing.
+    """
+    own = set(job_shas(job))
+    already = set(annotation_list(job, names.REPORTED_FINAL))
+    return [r for r in reports if r.sha in own and r.sha not in already]
+
+
 def shorten(text: str, limit: int) -> str:
     """`text` in at most `limit` characters, cut at a word boundary with an ellipsis.
 

@@ -30,6 +30,7 @@ from receiver.reporting.statuses import (
     final_reports,
     owned_reports,
     pending_reports,
+    reports_at_exit,
     shorten,
 )
 
@@ -151,6 +152,16 @@ def test_a_head_that_moved_past_the_jobs_shas_gets_the_success_too() -> None:
         StatusReport(SHA_A, SUCCESS, DEPLOY, f"included in {SHA_D[:7]}"),
         StatusReport(SHA_B, SUCCESS, DEPLOY, f"included in {SHA_D[:7]}"),
     ]
+
+
+def test_at_the_pods_exit_only_the_jobs_own_commits_not_yet_posted() -> None:
+    # The run deployed SHA_D, a head beyond its own commits: the Job waiting behind may have
+    # taken it already, so its status waits for Complete and a fresh listing.
+    finished = job(SHA_A, coalesced=[SHA_B, SHA_C], conditions=COMPLETE)
+    finished["metadata"]["annotations"][names.REPORTED_FINAL] = SHA_B
+    reports = final_reports(finished, summary(sha=SHA_D), None)
+    assert [r.sha for r in reports] == [SHA_D, SHA_A, SHA_B, SHA_C]
+    assert [r.sha for r in reports_at_exit(finished, reports)] == [SHA_A, SHA_C]
 
 
 def test_a_no_op_run_is_a_success() -> None:
