@@ -43,12 +43,13 @@ from kubernetes import client, config
 from bench.figures import percentile
 from bench.load import paced
 from hooksync import names
-from hooksync.config import parse_config
+from hooksync.config import Config, parse_config
 from hooksync.schedule import parse, resolve
 from hooksync.summary import RunSummary
 from receiver.jobapi import JobApi, job_selector
 from receiver.metrics import ReceiverMetrics
 from receiver.pages import status as statuspage
+from receiver.reporting import records as target_records
 from receiver.reporting.records import TargetRecord
 from world import webhooks
 from world.cluster import LocalCluster
@@ -163,6 +164,33 @@ def timed_get(
             answer.raise_for_status()
             size = len(answer.content)
     return statistics.median(seconds), size
+
+
+def page_inputs(api: client.ApiClient, jobs: JobApi, config: Config) -> str:
+    """Where the live status page's time goes: each list call the page makes (timed alone, from
+    this process) and its answer's size, then the render of those very inputs, in CPU time."""
+    first = statuspage.page_targets(config, 1)
+    selector = job_selector(mode="resync")
+    selector += f",{names.TARGET} in ({','.join(t.name for t in first)})"
+    parts = []
+    for label, call in (
+        ("records", lambda: target_records.load(api, JOBS_NAMESPACE)),
+        ("Jobs", lambda: jobs.list_jobs(job_selector())),
+        ("CronJobs", lambda: jobs.list_cronjobs(selector)),
+    ):
+        started = time.perf_counter()
+        found = call()
+        parts.append(f"{label} {len(found)} in {(time.perf_counter() - started) * 1000:.0f} ms")
+    inputs = statuspage.StatusInputs(
+        records=target_records.load(api, JOBS_NAMESPACE),
+        jobs=jobs.list_jobs(job_selector()),
+        cronjobs=[],
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    started = time.process_time()
+    statuspage.render(config, inputs, now, lambda job: None)
+    parts.append(f"render {(time.process_time() - started) * 1000:.0f} ms CPU")
+    return ", ".join(parts)
 
 
 def finished_jobs(
@@ -345,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
 
             (root / "receiver").mkdir()
             document = receiver_config(n, git.url, host.api_url)
+            fleet_config = parse_config(yaml.safe_dump(document))
             receiver = ReceiverProcess(
                 root / "receiver",
                 document,
@@ -374,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                 def pages(when: str) -> None:
                     seconds, size = timed_get(f"{receiver.url}/")
                     note(f"status page, {when}", f"{seconds * 1000:.0f} ms, {size / 1024:.0f} KiB")
+                    note(f"  its inputs, {when}", page_inputs(api, jobs, fleet_config))
                     seconds, size = timed_get(f"{receiver.url}/metrics")
                     note(f"/metrics, {when}", f"{seconds * 1000:.0f} ms, {size / 1024:.0f} KiB")
 
