@@ -1,5 +1,5 @@
-"""The real node's figures: both images built cold, the receiver's start-to-Ready, and push to
-final status on the real node next to the same figure in the process-kubelet world.
+"""The real node's figures: both images built cold, the receiver's start-to-Ready, and the push
+path taken apart step by step on the real node next to the same in the process-kubelet world.
 
 1. Cold builds. The base (mmdebstrap) and both images are built as on a machine that never
    built them: an empty cache folder (HOOKSYNC_CACHE, with the Go binaries' folder linked in,
@@ -9,9 +9,13 @@ final status on the real node next to the same figure in the process-kubelet wor
 2. The real node (world/node.py) with `k8s/` installed as `make e2e` installs it
    (world/e2e.py): the receiver pods' start-to-Ready time, from each pod's own status (its
    creationTimestamp to its Ready condition's lastTransitionTime), then `--runs` pushes of the
-   demo app, one after another, each timed from the webhook to the commit's final status.
+   demo app, one after another, each timed from the webhook to the commit's final status at
+   the GitHub stand-in and taken apart step by step as bench/pushpath_bench.py does it: the
+   Jobs, their pods and the app's ConfigMap watched, the Job pod's log, the receiver pods' logs
+   (the leader's says when it learnt of the Job's end) and the stand-in's record of statuses.
+   Each push changes only the ConfigMap `web`'s greeting; the change is live when it shows.
 3. The same pushes of the same app in the process-kubelet world (world/stack.py: the receiver
-   as a process, Jobs under the process kubelet), in the same run.
+   as a process, Jobs under the process kubelet), in the same run, taken apart the same way.
 
 Needs root, podman, runc, mmdebstrap, containerd and the CNI plugins (as `make e2e`); without
 them it says why and measures nothing.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -33,12 +38,19 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
 from bench.figures import median, ratio
+from bench.pushpath_bench import Push, PushPath, breakdown, job_watches, push_once
 from world import e2e
 from world.cluster import LocalCluster
 from world.images import build_all, cache_root, podman_available
 from world.node import PAUSE_IMAGE, RealCluster, ensure_node_tools
 from world.stack import DeliveryStack
+
+# The demo app's ConfigMap: every push changes its greeting, and nothing else.
+LIVE_CONFIGMAP, LIVE_KEY = "web", "greeting"
 
 
 @contextlib.contextmanager
@@ -118,26 +130,50 @@ def main_head(stack: DeliveryStack) -> str | None:
         return None
 
 
-def timed_pushes(
-    stack: DeliveryStack, app: Callable[[str], dict[str, str | None]], runs: int, label: str
-) -> list[float]:
-    """`runs` commits pushed one after another; seconds from the webhook to the final status."""
-    seconds: list[float] = []
+def receiver_pod_logs(api: client.ApiClient) -> list[str]:
+    """The log of every receiver pod on the node, read through the API."""
+    core = client.CoreV1Api(api)
+    pods = core.list_namespaced_pod(
+        e2e.NAMESPACE, label_selector=e2e.RECEIVER_LABEL, _request_timeout=10
+    )
+    logs: list[str] = []
+    for pod in pods.items:
+        if pod.metadata is None or pod.metadata.name is None:
+            continue
+        # A pod still starting or already gone has no log to give; the others are enough.
+        with contextlib.suppress(ApiException):
+            logs.append(
+                str(
+                    core.read_namespaced_pod_log(
+                        pod.metadata.name, e2e.NAMESPACE, _request_timeout=10
+                    )
+                )
+            )
+    return logs
+
+
+def taken_apart_pushes(stack: DeliveryStack, path: PushPath, runs: int, label: str) -> list[Push]:
+    """One push that creates the app (not measured), then `runs` pushes one after another, each
+    changing the app's greeting, taken apart step by step."""
+    app = _app(PAUSE_IMAGE)
     before = main_head(stack)
-    for run in range(runs):
-        sha = stack.commit(app(f"{label}-{run}"), f"{label} {run}")
-        started = time.monotonic()
-        answer = stack.push_event(sha, before=before)
-        before = sha
-        if answer.status_code != 202:
-            raise SystemExit(f"{label}: push {run} answered {answer.status_code}: {answer.text}")
-        status = stack.wait_final_status(sha, timeout=240)
-        elapsed = time.monotonic() - started
-        if status.get("state") != "success":
-            raise SystemExit(f"{label}: push {run} ended {status}")
-        seconds.append(elapsed)
-        print(f"  {label} push {run + 1}: {elapsed:.2f} s", flush=True)
-    return seconds
+    pushes: list[Push] = []
+    with job_watches(path) as watches:
+        for run in range(-1, runs):
+            greeting = f"{label}-warm" if run < 0 else f"{label}-{run}"
+            push = push_once(
+                stack, path, watches, app(greeting), greeting, before=before, timeout=240
+            )
+            before = push.sha
+            if run < 0:
+                continue
+            pushes.append(push)
+            print(
+                f"  {label} push {run + 1}: live {push.span('post', 'live'):.2f} s, "
+                f"status {push.span('post', 'status'):.2f} s",
+                flush=True,
+            )
+    return pushes
 
 
 def _app(image: str) -> Callable[[str], dict[str, str | None]]:
@@ -145,8 +181,8 @@ def _app(image: str) -> Callable[[str], dict[str, str | None]]:
     return lambda greeting: e2e.app_files(greeting, image=image)
 
 
-def real_node(runs: int) -> tuple[list[float], list[float]]:
-    """(receiver pods' start-to-Ready seconds, push-to-final-status seconds) on the real node."""
+def real_node(runs: int) -> tuple[list[float], list[Push]]:
+    """(receiver pods' start-to-Ready seconds, the pushes taken apart) on the real node."""
     build_all()
     with (
         tempfile.TemporaryDirectory(prefix="hooksync-node-bench-") as folder,
@@ -165,17 +201,24 @@ def real_node(runs: int) -> tuple[list[float], list[float]]:
                 )
             )["items"]
             ready = e2e.start_to_ready(pods)
-            # Warm-up, not measured: the first converge creates the app.
-            timed_pushes(stack, _app(PAUSE_IMAGE), 1, "node-warm")
-            pushes = timed_pushes(stack, _app(PAUSE_IMAGE), runs, "node")
+            path = PushPath(
+                api=stack.api,
+                jobs_namespace=stack.jobs_namespace,
+                target_namespace=stack.target_namespace,
+                live_configmap=LIVE_CONFIGMAP,
+                live_key=LIVE_KEY,
+                receiver_logs=lambda: receiver_pod_logs(stack.api),
+                status_calls=lambda: stack.host.calls,
+            )
+            pushes = taken_apart_pushes(stack, path, runs, "node")
         finally:
             stack.stop()
             relays.stop()
     return ready, pushes
 
 
-def process_kubelet(runs: int) -> list[float]:
-    """Push-to-final-status seconds in the process-kubelet world, for the same app."""
+def process_kubelet(runs: int) -> list[Push]:
+    """The same pushes in the process-kubelet world, taken apart."""
     with (
         tempfile.TemporaryDirectory(prefix="hooksync-node-bench-") as folder,
         LocalCluster() as cluster,
@@ -184,10 +227,15 @@ def process_kubelet(runs: int) -> list[float]:
         stack = DeliveryStack(cluster, Path(folder), settings={"burstQuietSeconds": 1})
         try:
             stack.start()
-            timed_pushes(stack, _app(PAUSE_IMAGE), 1, "process-warm")
-            return timed_pushes(stack, _app(PAUSE_IMAGE), runs, "process")
+            path = PushPath.of(stack, LIVE_CONFIGMAP, LIVE_KEY)
+            return taken_apart_pushes(stack, path, runs, "process")
         finally:
             stack.stop()
+
+
+def to_status(pushes: list[Push]) -> list[float]:
+    """Seconds from each push's webhook to its final status at the Git host."""
+    return [s for p in pushes if not math.isnan(s := p.span("post", "status"))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,22 +259,44 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "\nthe real node: k8s/ installed, the receiver's start-to-Ready, timed pushes", flush=True
     )
-    ready, node = real_node(args.runs)
+    load_before = os.getloadavg()
+    ready, node_pushes = real_node(args.runs)
     print("\nthe process-kubelet world: the same app, the same pushes", flush=True)
-    process = process_kubelet(args.runs)
+    process_pushes = process_kubelet(args.runs)
+    load_after = os.getloadavg()
 
+    live = f"live: ConfigMap {LIVE_CONFIGMAP}'s {LIVE_KEY} seen changed"
+    print(
+        f"\npush path, real node (pods, containerd), {len(node_pushes)} pushes of the demo app, "
+        f"each changing its greeting; {live}"
+    )
+    print(breakdown(node_pushes))
+    print(
+        f"\npush path, process kubelet, {len(process_pushes)} pushes of the demo app, "
+        f"the same changes; {live}"
+    )
+    print(breakdown(process_pushes))
+
+    node, process = to_status(node_pushes), to_status(process_pushes)
     print(
         "\nreceiver pods, creation to Ready (their own status times): "
         + ", ".join(f"{s:.0f} s" for s in ready)
     )
-    print(f"push -> final status, {args.runs} pushes of the demo app one after another")
+    print(
+        f"push -> final status at the Git host, {args.runs} pushes of the demo app one after "
+        "another"
+    )
     print(f"{'':<32} {'median':>8} {'worst':>8}   runs")
     for label, values in (("real node (pods, containerd)", node), ("process kubelet", process)):
         print(
-            f"{label:<32} {median(values):7.2f}s {max(values):7.2f}s   "
+            f"{label:<32} {median(values):7.2f}s {max(values, default=math.nan):7.2f}s   "
             + " ".join(f"{s:.2f}" for s in values)
         )
     print(f"ratio real node / process kubelet: median {ratio(median(node), median(process))}")
+    print(
+        f"load average (1, 5, 15 min): before {' '.join(f'{x:.2f}' for x in load_before)}, "
+        f"after {' '.join(f'{x:.2f}' for x in load_after)}; {os.cpu_count()} cores"
+    )
     return 0
 
 

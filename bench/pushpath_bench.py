@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +47,7 @@ from bench.figures import goal, median, percentile
 from bench.watches import Seen, Watches
 from hooksync import names
 from world.cluster import LocalCluster
+from world.githosts import Call
 from world.stack import DeliveryStack
 
 RUN_TIMEOUT = 120.0
@@ -86,7 +87,10 @@ TOTALS = (
 
 @dataclass
 class Push:
+    """One push: its commit, the value that shows its change live, and when each step was seen."""
+
     sha: str
+    live: str
     marks: dict[str, float] = field(default_factory=dict)
 
     def span(self, start: str, end: str) -> float:
@@ -131,8 +135,40 @@ def complete_job(job: dict[str, Any], sha: str) -> bool:
     )
 
 
-def take_apart(stack: DeliveryStack, watches: Watches, push: Push, revision: str) -> None:
-    """Fill `push.marks` from the watches, the Job's and receiver's logs and the host."""
+@dataclass
+class PushPath:
+    """Where one delivery stack's push path shows, whatever runs it.
+
+    The Jobs and their pods in `jobs_namespace` (the pods' logs through the API), the app in
+    `target_namespace`, where the change is live once ConfigMap `live_configmap` holds the
+    push's value under `live_key`. `receiver_logs` gives every receiver's log text (the leader's
+    has the `job ended` line), `status_calls` the Git host stand-in's record of requests.
+    """
+
+    api: client.ApiClient
+    jobs_namespace: str
+    target_namespace: str
+    live_configmap: str
+    live_key: str
+    receiver_logs: Callable[[], list[str]]
+    status_calls: Callable[[], list[Call]]
+
+    @classmethod
+    def of(cls, stack: DeliveryStack, live_configmap: str, live_key: str) -> PushPath:
+        """The path of a stack whose receivers run as processes (world/stack.py)."""
+        return cls(
+            api=stack.api,
+            jobs_namespace=stack.jobs_namespace,
+            target_namespace=stack.target_namespace,
+            live_configmap=live_configmap,
+            live_key=live_key,
+            receiver_logs=lambda: [receiver.log() for receiver in stack.receivers],
+            status_calls=lambda: stack.host.calls,
+        )
+
+
+def take_apart(path: PushPath, watches: Watches, push: Push) -> None:
+    """Fill `push.marks` from the watches, the Job's and receivers' logs and the host."""
     start = push.marks["post"]
     seen = watches.first(
         start, "job", lambda j: (_meta(j).get("annotations") or {}).get(names.SHA) == push.sha
@@ -154,8 +190,8 @@ def take_apart(stack: DeliveryStack, watches: Watches, push: Push, revision: str
             "live",
             "configmap",
             lambda c: (
-                _meta(c)["name"] == LIVE_CONFIGMAP
-                and (c.get("data") or {}).get("revision") == revision
+                _meta(c)["name"] == path.live_configmap
+                and (c.get("data") or {}).get(path.live_key) == push.live
             ),
         ),
     ]
@@ -165,8 +201,8 @@ def take_apart(stack: DeliveryStack, watches: Watches, push: Push, revision: str
     pods: list[Seen] = [e for e in watches.since(start, "pod") if mine(e.obj)]
     pod_name = _meta(pods[-1].obj).get("name") if pods else None
     if pod_name:
-        text = client.CoreV1Api(stack.api).read_namespaced_pod_log(
-            pod_name, stack.jobs_namespace, _request_timeout=10
+        text = client.CoreV1Api(path.api).read_namespaced_pod_log(
+            pod_name, path.jobs_namespace, _request_timeout=10
         )
         for line in _json_lines(str(text)):
             step, when = line.get("step"), _epoch(str(line.get("time")))
@@ -176,43 +212,59 @@ def take_apart(stack: DeliveryStack, watches: Watches, push: Push, revision: str
                     push.marks["process"] = when - float(line["process_seconds"])
             elif step in ("lease", "fetch", "render", "apply", "health", "done", "skip"):
                 push.marks.setdefault(step, when)
-    for line in _json_lines(stack.receivers[0].log()):
-        if line.get("msg") == "job ended" and line.get("job") == name:
-            push.marks["leader"] = _epoch(str(line.get("time")))
-    for call in stack.host.calls:
+    # Only the leader logs a Job's end; after a change of leader, the first to learn of it.
+    ended = [
+        _epoch(str(line.get("time")))
+        for log in path.receiver_logs()
+        for line in _json_lines(log)
+        if line.get("msg") == "job ended" and line.get("job") == name
+    ]
+    if ended:
+        push.marks["leader"] = min(ended)
+    for call in path.status_calls():
         body = call.body if isinstance(call.body, dict) else {}
         ours = call.method == "POST" and call.path.endswith(f"/statuses/{push.sha}")
         if ours and body.get("state") == "success" and call.at >= start:
             push.marks["status"] = call.at
 
 
-def job_watches(stack: DeliveryStack) -> Watches:
-    batch, core = client.BatchV1Api(stack.api), client.CoreV1Api(stack.api)
+def job_watches(path: PushPath) -> Watches:
+    batch, core = client.BatchV1Api(path.api), client.CoreV1Api(path.api)
     return Watches(
         [
-            ("job", batch.list_namespaced_job, (stack.jobs_namespace,)),
-            ("pod", core.list_namespaced_pod, (stack.jobs_namespace,)),
-            ("configmap", core.list_namespaced_config_map, (stack.target_namespace,)),
+            ("job", batch.list_namespaced_job, (path.jobs_namespace,)),
+            ("pod", core.list_namespaced_pod, (path.jobs_namespace,)),
+            ("configmap", core.list_namespaced_config_map, (path.target_namespace,)),
         ]
     )
 
 
-def push_once(stack: DeliveryStack, watches: Watches, revision: str) -> Push:
-    sha = stack.commit(app(revision), f"revision {revision}")
-    push = Push(sha)
+def push_once(
+    stack: DeliveryStack,
+    path: PushPath,
+    watches: Watches,
+    files: Mapping[str, str | None],
+    live: str,
+    before: str | None = None,
+    timeout: float = RUN_TIMEOUT,
+) -> Push:
+    """Commit `files`, send the push webhook and wait for its final status, then take the push
+    apart. `live` is the value ConfigMap `path.live_configmap` holds once the change is live."""
+    sha = stack.commit(files, f"revision {live}")
+    push = Push(sha, live)
     push.marks["post"] = time.time()
-    answer = stack.push_event(sha)
+    answer = stack.push_event(sha, before=before)
     push.marks["answered"] = time.time()
     if answer.status_code != 202:
         raise SystemExit(f"push answered {answer.status_code}: {answer.text}")
-    status = stack.wait_final_status(sha, timeout=RUN_TIMEOUT)
+    status = stack.wait_final_status(sha, timeout=timeout)
     if status.get("state") != "success":
         raise SystemExit(f"the deploy of {sha[:7]} failed: {status.get('description')}")
     # The status may go out before the Job controller marks the Job Complete; wait for that.
     with contextlib.suppress(TimeoutError):
         watches.wait(push.marks["post"], "job", lambda j: complete_job(j, sha), 30)
     time.sleep(0.3)  # the watches' last events
-    take_apart(stack, watches, push, revision)
+    take_apart(path, watches, push)
     return push
 
 
@@ -242,13 +294,16 @@ def hooksync_pushes(cluster: LocalCluster, scratch: Path, runs: int) -> tuple[li
     stack = DeliveryStack(cluster, scratch / "stack", receiver_start_seconds=START_SECONDS)
     try:
         stack.start()
-        watches = job_watches(stack).start()
+        path = PushPath.of(stack, LIVE_CONFIGMAP, "revision")
+        watches = job_watches(path).start()
         try:
             tag = uuid.uuid4().hex[:6]
-            push_once(stack, watches, f"{tag}-create")  # creates the 20 objects; not measured
+            # Creates the 20 objects; not measured.
+            push_once(stack, path, watches, app(f"{tag}-create"), f"{tag}-create")
             pushes: list[Push] = []
             for run in range(runs):
-                push = push_once(stack, watches, f"{tag}-{run}")
+                revision = f"{tag}-{run}"
+                push = push_once(stack, path, watches, app(revision), revision)
                 pushes.append(push)
                 print(
                     f"  push {run + 1}: live {push.span('post', 'live'):.2f} s, "
