@@ -193,13 +193,15 @@ class JobApi:
         decode = kwargs.pop("decode", True)
         try:
             answer = method(*args, _request_timeout=self.timeout, _preload_content=False, **kwargs)
+            # The body is read here too: a list cut off midway (the API server's own timeout on a
+            # large answer, a restart) is as unavailable as no answer at all.
+            data = answer.data
         except ApiException as exc:
             if exc.status in absent:
                 return None
             raise _unavailable(exc) from None
         except (Urllib3Error, OSError) as exc:
             raise ApiUnavailable(f"API server unreachable: {type(exc).__name__}") from None
-        data = answer.data
         if not decode:
             return data.decode("utf-8", errors="replace")
         return orjson.loads(data)
