@@ -154,6 +154,34 @@ def apiserver_requests(plane: ControlPlane) -> float:
     )
 
 
+def flowcontrol_waits(text: str) -> dict[str, tuple[float, float]]:
+    """Pure: from the API server's /metrics text, each API Priority and Fairness level's
+    (requests, seconds spent waiting in its queues), summed over flow schemas and verbs."""
+    found: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for suffix, slot in (("_count{", 0), ("_sum{", 1)):
+            name = "apiserver_flowcontrol_request_wait_duration_seconds" + suffix
+            if line.startswith(name) and 'priority_level="' in line:
+                level = line.split('priority_level="', 1)[1].split('"', 1)[0]
+                found.setdefault(level, [0.0, 0.0])[slot] += float(line.rsplit(" ", 1)[1])
+    return {level: (counts[0], counts[1]) for level, counts in found.items()}
+
+
+def flowcontrol_summary(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> str:
+    """Pure: the waits between two readings, per priority level, busiest first."""
+    parts = []
+    for level, (count, seconds) in after.items():
+        count -= before.get(level, (0.0, 0.0))[0]
+        seconds -= before.get(level, (0.0, 0.0))[1]
+        if count > 0:
+            parts.append(
+                (seconds, f"{level} {count:.0f} requests, {seconds / count * 1000:.0f} ms")
+            )
+    return "; ".join(text for _, text in sorted(parts, reverse=True)) or "none"
+
+
 def timed_get(
     url: str, headers: dict[str, str] | None = None, repeats: int = 5
 ) -> tuple[float, int]:
@@ -443,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
                 # The resync wave: sync now for every target at once.
                 peak = rss_mib(pid)
                 before = apiserver_requests(cluster.control_plane)
+                metrics_text = run_kubectl(cluster.control_plane, "get", "--raw", "/metrics").stdout
+                waits_before = flowcontrol_waits(metrics_text)
                 started = time.monotonic()
                 headers = {"Authorization": f"Bearer {SYNC_TOKEN}"}
                 answers: collections.Counter[int] = collections.Counter()
@@ -464,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(POLL_SECONDS)
                 wave = time.monotonic() - started
                 requests = apiserver_requests(cluster.control_plane) - before
+                metrics_text = run_kubectl(cluster.control_plane, "get", "--raw", "/metrics").stdout
+                waits = flowcontrol_waits(metrics_text)
                 total, ended, ended_at = finished_jobs(jobs, "resync", started_jobs)
                 per_minute = collections.Counter(int(stamp // 60) for stamp in ended_at)
                 note("wave: sync-now answers", f"{dict(answers)} in {requested:.1f} s")
@@ -482,6 +514,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"{requests / max(1, ended):.0f} per Job",
                 )
                 note("receiver memory, peak during the wave", f"{peak:.0f} MiB RSS")
+                # Queueing in API Priority and Fairness: wide LISTs wait here when the API server
+                # is saturated (the status page's list of every kept Job is one).
+                note(
+                    "wave: mean wait in API priority queues",
+                    flowcontrol_summary(waits_before, waits),
+                )
                 pages("after the wave")
             finally:
                 receiver.stop()
