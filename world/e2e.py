@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 import yaml
 
+from hooksync import names
 from world import webhooks
 from world.controlplane import binaries_dir
 from world.demoapp import APP, DEMO_APP
@@ -555,7 +556,17 @@ class Scenario:
             )
 
     def job_pod_checks(self, sha: str) -> None:
+        # The Job that stands for `sha`: its own, or a waiting one it was queued in (a push
+        # right after the previous run's status, which goes out at its pod's exit, can find
+        # that Job not yet Complete).
+        jobs = json.loads(self.stack.kubectl("-n", NAMESPACE, "get", "jobs", "-o", "json"))
         job = f"hooksync-shop-apply-{sha[:7]}"
+        for item in jobs["items"]:
+            annotations = item["metadata"].get("annotations") or {}
+            carried = [annotations.get(names.SHA, "")]
+            carried += annotations.get(names.COALESCED_SHAS, "").split(",")
+            if sha in carried:
+                job = item["metadata"]["name"]
         pods = json.loads(
             self.stack.kubectl(
                 "-n", NAMESPACE, "get", "pods", "-l", f"job-name={job}", "-o", "json"
