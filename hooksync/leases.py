@@ -169,40 +169,38 @@ class CoordinationLeases:
         return _decoded(answer)
 
     def create(self, namespace: str, body: dict[str, Any], timeout: Timeout) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            # The client sends a dict body as it is; its stubs name only the model.
-            answer = self.coordination.create_namespaced_lease(
-                namespace,
-                body,  # type: ignore[arg-type]
-                _request_timeout=timeout,
-                _preload_content=False,
-            )
-        except ApiException as exc:
-            if exc.status == 409:
-                raise LeaseConflict(str(exc.reason)) from None
-            raise
-        return _decoded(answer)
+        # The client sends a dict body as it is; its stubs name only the model.
+        return _written(
+            self.coordination.create_namespaced_lease,
+            namespace,
+            body,
+            _request_timeout=timeout,
+            _preload_content=False,
+        )
 
     def replace(
         self, name: str, namespace: str, body: dict[str, Any], timeout: Timeout
     ) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
+        return _written(
+            self.coordination.replace_namespaced_lease,
+            name,
+            namespace,
+            body,
+            _request_timeout=timeout,
+            _preload_content=False,
+        )
 
-        try:
-            answer = self.coordination.replace_namespaced_lease(
-                name,
-                namespace,
-                body,  # type: ignore[arg-type]
-                _request_timeout=timeout,
-                _preload_content=False,
-            )
-        except ApiException as exc:
-            if exc.status == 409:
-                raise LeaseConflict(str(exc.reason)) from None
-            raise
-        return _decoded(answer)
+
+def _written(write: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The Lease `write` wrote; LeaseConflict when the API server answers 409."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return _decoded(write(*args, **kwargs))
+    except ApiException as exc:
+        if exc.status == 409:
+            raise LeaseConflict(str(exc.reason)) from None
+        raise
 
 
 def _decoded(answer: Any) -> dict[str, Any]:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import functools
 import os
 import shutil
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -124,24 +126,13 @@ class PendingFetch:
     ) -> None:
         self._checkout: Checkout | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(clone_url, branch, sha, directory, credentials),
-            name="fetch",
-            daemon=True,
-        )
+        work = functools.partial(fetch, clone_url, branch, sha, directory, credentials)
+        self._thread = threading.Thread(target=self._run, args=(work,), name="fetch", daemon=True)
         self._thread.start()
 
-    def _run(
-        self,
-        clone_url: str,
-        branch: str,
-        sha: str | None,
-        directory: Path,
-        credentials: GitCredentials,
-    ) -> None:
+    def _run(self, work: Callable[[], Checkout]) -> None:
         try:
-            self._checkout = fetch(clone_url, branch, sha, directory, credentials)
+            self._checkout = work()
         except BaseException as exc:  # handed to whoever waits, raised there unchanged
             self._error = exc
 
