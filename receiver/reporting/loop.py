@@ -11,6 +11,7 @@ import datetime
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from hooksync import diffs, logs, names
@@ -22,7 +23,7 @@ from hooksync.times import parse_rfc3339
 from receiver import jobview
 from receiver.dispatch.coalescing import BurstWindow, to_release
 from receiver.jobapi import ApiUnavailable, job_selector
-from receiver.reporting import comments, records
+from receiver.reporting import comments, history, records
 from receiver.reporting.deployments import (
     DeploymentUpdate,
     GitHubDeployments,
@@ -469,14 +470,23 @@ class Reporter:
             metrics.last_applied.labels(target.name).info({"sha": summary.sha})
             metrics.last_success.labels(target.name).set(ended or time.time())
         record = records.record_from_run(job, result, summary, datetime.datetime.now(datetime.UTC))
+        # The statuses are out: a record or a run missing from the page only dims it.
         if record is not None:
             try:
                 records.save(self.state.api, self.state.namespace, record)
-            except Exception as exc:  # the statuses are out; a missing record only dims the page
+            except Exception as exc:
                 log.warning(
                     "target record not saved",
                     extra=logs.extra(job=record.job, target=target.name, reason=str(exc)),
                 )
+        try:
+            run = replace(history.run_of(job, summary), result=result)
+            history.add(self.state.api, self.state.namespace, run)
+        except Exception as exc:
+            log.warning(
+                "run not kept among the recent runs",
+                extra=logs.extra(job=jobview.name_of(job), target=target.name, reason=str(exc)),
+            )
 
     # -- small I/O helpers ---------------------------------------------------------------
 

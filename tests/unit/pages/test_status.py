@@ -25,6 +25,7 @@ from receiver.pages.status import (
     render,
     status_page_route,
 )
+from receiver.reporting.history import Run
 from receiver.reporting.records import TargetRecord
 from receiver.secrets import ReceiverSecrets
 from receiver.state import ReceiverState
@@ -214,6 +215,28 @@ def test_runs_are_the_newest_twenty_newest_first_with_signed_links():
     assert positions == sorted(positions)
     assert "hooksync-shop-apply-0000004" not in runs
     assert f"href='{link('hooksync-shop-apply-0000024')}'" in runs
+
+
+def test_runs_the_leader_kept_show_beside_the_jobs_not_reported_yet():
+    kept = [
+        Run(job=f"hooksync-shop-resync-{i}", target="shop", mode="resync", state="succeeded",
+            result="no-op", commit="", more_commits=0, created=f"2025-03-10T11:{i:02d}:00Z",
+            message=f"nothing drifted {HOSTILE}")
+        for i in range(10, 30)
+    ]  # fmt: skip
+    running = job("hooksync-shop-apply-6113728", "2025-03-10T12:30:00Z", state="running")
+    inputs = StatusInputs(records={"shop": record()}, jobs=[running], cronjobs=[], runs=kept)
+    page = render(config(), inputs, NOW, link)
+    runs = page.split("<table id='runs'>")[1]
+    shown = [
+        "hooksync-shop-apply-6113728",
+        *(f"hooksync-shop-resync-{i}" for i in range(29, 10, -1)),
+    ]
+    positions = [runs.index(f"<code>{name}</code>") for name in shown]
+    assert positions == sorted(positions)
+    assert "hooksync-shop-resync-10<" not in runs  # the twenty-first
+    assert "no-op" in runs and "<img" not in runs
+    assert f"href='{link('hooksync-shop-resync-29')}'" in runs
 
 
 def test_every_value_from_git_or_a_payload_renders_as_text():
