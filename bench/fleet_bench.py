@@ -46,7 +46,6 @@ from bench.load import paced
 from hooksync import names
 from hooksync.config import Config, parse_config
 from hooksync.schedule import parse, resolve
-from hooksync.summary import RunSummary
 from hooksync.times import parse_rfc3339
 from receiver.jobapi import JobApi, job_selector
 from receiver.metrics import ReceiverMetrics
@@ -67,6 +66,7 @@ SECRET = "fleet-webhook-secret"
 SYNC_TOKEN = "fleet-sync-token"
 SETUP_THREADS = 8
 PAGE_GOAL_SECONDS = 0.100
+RUNNING_SHARE = 10  # of the targets in the page's in-process cost, one in this many is running
 # How often the bench looks at the Jobs' ends, which a watch keeps (JobEnds): listing every Job
 # instead, megabytes at fleet size, was a load of its own on the API server.
 POLL_SECONDS = 1.0
@@ -312,9 +312,10 @@ def wait_all_ended(ends: JobEnds, mode: str, expected: int, timeout: float) -> f
 
 def page_costs(targets: int) -> tuple[float, int, float, int]:
     """CPU seconds (median of 5) and size of the status page's HTML and of the /metrics text
-    for `targets` targets that each have a record and an apply and a resync Job, built in this
-    process: the receiver's own share of a page view, whatever the API server and a busy
-    machine add."""
+    for `targets` targets, built in this process: the receiver's own share of a page view,
+    whatever the API server and a busy machine add. Every target has a record and has run an
+    apply and a resync; one in RUNNING_SHARE has a resync Job running (not reported yet), and
+    the recent runs' Lease holds its twenty."""
     document = receiver_config(
         1, lambda repo: f"https://git.example/{repo}.git", "https://api.github.com"
     )
@@ -327,38 +328,30 @@ def page_costs(targets: int) -> tuple[float, int, float, int]:
         ),
     )
     sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
-    summary = RunSummary(result="no-op", sha=sha, mode="resync", message="ok").to_json()
     ends = {"apply": "2025-03-10T11:00:05Z", "resync": "2025-03-10T12:00:05Z"}
     jobs: list[dict[str, Any]] = []
     records: dict[str, TargetRecord] = {}
     metrics = ReceiverMetrics()
     for i in range(targets):
         name = name_of(i)
-        for mode, ended in ends.items():
-            labels = {
-                names.MANAGED_BY: names.MANAGED_BY_VALUE,
-                names.TARGET: name,
-                names.MODE: mode,
-            }
-            jobs.append(
-                {
-                    "metadata": {
-                        "name": f"hooksync-{name}-{mode}-6113728",
-                        "creationTimestamp": "2025-03-10T11:00:00Z",
-                        "labels": labels,
-                        "annotations": {names.SHA: sha, names.SUMMARY: summary},
-                    },
-                    "spec": {},
-                    "status": {
-                        "startTime": "2025-03-10T11:00:00Z",
-                        "completionTime": ended,
-                        "conditions": [{"type": "Complete", "status": "True"}],
-                    },
-                }
-            )
+        for mode in ends:
             metrics.jobs_created.labels(name, mode).inc()
             metrics.converges.labels(name, mode, "success").inc()
             metrics.converge_seconds.labels(name, mode).observe(3)
+        if i % RUNNING_SHARE == 0:
+            labels = {names.MANAGED_BY: names.MANAGED_BY_VALUE, names.TARGET: name}
+            jobs.append(
+                {
+                    "metadata": {
+                        "name": f"hooksync-{name}-resync-29000000",
+                        "creationTimestamp": "2025-03-10T12:29:00Z",
+                        "labels": {**labels, names.MODE: "resync"},
+                        "annotations": {},
+                    },
+                    "spec": {},
+                    "status": {"startTime": "2025-03-10T12:29:01Z", "active": 1},
+                }
+            )
         records[name] = TargetRecord(
             target=name,
             result="no-op",
@@ -372,11 +365,25 @@ def page_costs(targets: int) -> tuple[float, int, float, int]:
         )
         metrics.last_applied.labels(name).info({"sha": sha})
         metrics.last_success.labels(name).set(1.7e9)
+    runs = [
+        history.Run(
+            job=f"hooksync-{name_of(i)}-resync-6113728",
+            target=name_of(i),
+            mode="resync",
+            state="succeeded",
+            result="no-op",
+            commit="",
+            more_commits=0,
+            created=f"2025-03-10T12:{i:02d}:00Z",
+            message="ok",
+        )
+        for i in range(history.KEPT)
+    ]
     cronjobs = [
         {"metadata": {"labels": {names.TARGET: t.name}}, "spec": {"schedule": t.resync_schedule}}
         for t in config.targets[: statuspage.PAGE_SIZE]
     ]
-    inputs = statuspage.StatusInputs(records=records, jobs=jobs, cronjobs=cronjobs)
+    inputs = statuspage.StatusInputs(records=records, jobs=jobs, cronjobs=cronjobs, runs=runs)
     now = datetime.datetime(2025, 3, 10, 12, 30, tzinfo=datetime.UTC)
 
     def cpu(work: Callable[[], str | bytes]) -> tuple[float, int]:
@@ -412,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
 
     page, page_size, scrape, scrape_size = page_costs(max(n, 1000))
     note(
-        f"status page built in process, {max(n, 1000)} targets, 2 Jobs each",
+        f"status page built in process, {max(n, 1000)} targets, 1 in {RUNNING_SHARE} running",
         f"{page * 1000:.0f} ms CPU, {page_size / 1024:.0f} KiB",
     )
     note(
@@ -575,7 +582,19 @@ def main(argv: list[str] | None = None) -> int:
                     "wave: mean wait in API priority queues",
                     flowcontrol_summary(waits_before, waits),
                 )
-                pages("after the wave")
+                pages("just after the wave")
+                # The page lists the Jobs the leader has not reported yet: once it has caught up
+                # with the wave, that is only what still runs.
+                started = time.monotonic()
+                behind = len(jobs.list_jobs(job_selector(unreported=True)))
+                while behind and time.monotonic() - started < args.timeout:
+                    time.sleep(5)
+                    behind = len(jobs.list_jobs(job_selector(unreported=True)))
+                note(
+                    "leader: every Job reported, after the wave's end",
+                    f"{time.monotonic() - started:.0f} s ({behind} left)",
+                )
+                pages("once every Job is reported")
             finally:
                 ends.close()
                 receiver.stop()
