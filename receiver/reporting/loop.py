@@ -29,7 +29,7 @@ from receiver.reporting.deployments import (
     GitHubDeployments,
     GitLabDeployments,
 )
-from receiver.reporting.events import JobEvents, completed_by
+from receiver.reporting.events import JobEvents, completed_by, termination_message
 from receiver.reporting.githosts import (
     GiteaStatuses,
     GitHubStatuses,
@@ -104,16 +104,21 @@ class Reporter:
             if not self.elector.leading():
                 continue
             try:
-                jobs = self.jobs.list_jobs(job_selector(mode="apply", unreported=True))
+                jobs = [job for job in self._unreported() if jobview.mode_of(job) == "apply"]
                 window = BurstWindow.of(self.state.config)
                 for job in to_release(jobs, time.time(), window):
                     self.jobs.release(jobview.name_of(job))
             except Exception as exc:  # the next tick retries
                 log.debug("release pass failed", extra={"reason": str(exc)})
 
+    def _unreported(self) -> list[dict[str, Any]]:
+        """The Jobs not reported yet: as the watch keeps them, or listed while it cannot.
+        Reported Jobs stay until their TTL; they need nothing more, so they are not listed."""
+        kept = self.events.unreported_jobs()
+        return kept if kept is not None else self.jobs.list_jobs(job_selector(unreported=True))
+
     def pass_once(self) -> None:
-        # Reported Jobs stay until their TTL; they need nothing more, so they are not listed.
-        jobs = self.jobs.list_jobs(job_selector(unreported=True))
+        jobs = self._unreported()
         # Waiting Jobs are released by release_loop, which posting statuses cannot delay.
         self._carried = carried_shas(jobs)
         listed = {jobview.name_of(job) for job in jobs}
@@ -132,7 +137,8 @@ class Reporter:
             if ended is not None:
                 self.report_own(*ended)
             else:
-                self.report(job)
+                # Its summary is the pod's termination message, when the watch has the pod.
+                self.report(job, termination_message(pod) if pod is not None else None)
 
     def _ended_run(self, job: dict[str, Any]) -> bool:
         """Whether `job` has ended, or its pod has exited 0."""
@@ -149,13 +155,13 @@ class Reporter:
         annotations = jobview.annotations_of(job)
         target = self._target(jobview.label(job, names.TARGET))
         if annotations.get(names.REPORTED) == names.REPORTED_COMPLETE or target is None:
-            self.jobs.finish(job)
+            self._finish(job)
             return
         if not jobview.is_finished(job):
             posted = self._post_all(target, name, pending_reports(job))
             if posted:
                 done = jobview.annotation_list(job, names.REPORTED_PENDING) + posted
-                self.jobs.annotate(name, {names.REPORTED_PENDING: ",".join(dict.fromkeys(done))})
+                self._annotate(name, {names.REPORTED_PENDING: ",".join(dict.fromkeys(done))})
             if jobview.state(job) == "running":
                 self._start_deployment(job, target)
             return
@@ -172,14 +178,14 @@ class Reporter:
         if len(posted) < len(todo):
             if posted:
                 record = ",".join(dict.fromkeys([*already, *posted]))
-                self.jobs.annotate(name, {names.REPORTED_FINAL: record})
+                self._annotate(name, {names.REPORTED_FINAL: record})
             return
         if not self._after_statuses(job, target, summary):
             # Statuses are all out; a comment or deployment waits for the host's pace.
-            self.jobs.annotate(name, {names.REPORTED_FINAL: ",".join(r.sha for r in reports)})
+            self._annotate(name, {names.REPORTED_FINAL: ",".join(r.sha for r in reports)})
             return
         self._record_result(job, target, summary)
-        updated = self.jobs.annotate(
+        updated = self._annotate(
             name,
             {
                 names.REPORTED: names.REPORTED_COMPLETE,
@@ -188,7 +194,7 @@ class Reporter:
         )
         self._ended.discard(name)
         if updated is not None:
-            self.jobs.finish(updated)
+            self._finish(updated)
 
     def report_own(self, job: dict[str, Any], message: str | None) -> None:
         """Post the final statuses of the commits `job` itself stands for, from its pod that
@@ -211,7 +217,7 @@ class Reporter:
         posted = self._post_all(target, name, todo)
         if posted:
             record = ",".join(dict.fromkeys([*already, *posted]))
-            self.jobs.annotate(name, {names.REPORTED_FINAL: record})
+            self._annotate(name, {names.REPORTED_FINAL: record})
 
     def _post_all(self, target: Target, job: str, reports: list[StatusReport]) -> list[str]:
         """Post in order; stop at the first the host cannot take now, or once this Job has
@@ -309,7 +315,7 @@ class Reporter:
                 f"{kind} not written" + ("; giving up" if given_up else "; will retry"),
                 extra=logs.extra(job=name, target=target.name, reason=str(exc)),
             )
-            self.jobs.annotate(name, {key: "gave-up" if given_up else str(tries)})
+            self._annotate(name, {key: "gave-up" if given_up else str(tries)})
             return given_up
         except ApiUnavailable:
             raise  # the API server is away (reading the log): the next pass tries again
@@ -319,11 +325,11 @@ class Reporter:
                 f"{kind} not written",
                 extra=logs.extra(job=name, target=target.name, reason=_reason(exc)),
             )
-            self.jobs.annotate(name, {key: "failed"})
+            self._annotate(name, {key: "failed"})
             return True
         self._failures[target.provider] = 0
         metric.labels(target.provider, kind, "posted").inc()
-        self.jobs.annotate(name, {key: DONE})
+        self._annotate(name, {key: DONE})
         return True
 
     def _comment(self, job: dict[str, Any], target: Target) -> None:
@@ -363,7 +369,7 @@ class Reporter:
         metric = self.state.metrics.host_writes
         try:
             deployment = host.create(target.repo, sha, target.branch, settings)
-            self.jobs.annotate(name, {names.DEPLOYMENT: deployment})
+            self._annotate(name, {names.DEPLOYMENT: deployment})
             running = DeploymentUpdate("running", "applying the branch head", self._link(name))
             host.update(target.repo, deployment, settings, running)
         except ApiUnavailable:
@@ -382,7 +388,7 @@ class Reporter:
                 "deployment not started",
                 extra=logs.extra(job=name, target=target.name, reason=_reason(exc)),
             )
-            self.jobs.annotate(name, {names.DEPLOYMENT: "failed"})
+            self._annotate(name, {names.DEPLOYMENT: "failed"})
             return
         metric.labels(target.provider, "deployment", "posted").inc()
 
@@ -411,7 +417,7 @@ class Reporter:
             if not applied:
                 return
             opened = host.create(target.repo, applied, target.branch, settings)
-            self.jobs.annotate(name, {names.DEPLOYMENT: opened})
+            self._annotate(name, {names.DEPLOYMENT: opened})
         host.update(target.repo, opened, settings, final)
 
     def _back_off(self, provider: Provider, exc: HostUnavailable) -> None:
@@ -450,7 +456,7 @@ class Reporter:
         message = message or self.jobs.last_termination_message(name)
         summary = RunSummary.from_json(message) if message else None
         if summary is not None:
-            self.jobs.annotate(name, {names.SUMMARY: summary.to_json()})
+            self._annotate(name, {names.SUMMARY: summary.to_json()})
         return summary
 
     def _record_result(
@@ -489,6 +495,19 @@ class Reporter:
             )
 
     # -- small I/O helpers ---------------------------------------------------------------
+
+    def _annotate(self, name: str, annotations: dict[str, str]) -> dict[str, Any] | None:
+        """Annotate the Job, and keep what the write returned: the next pass must see it even
+        before the watch does."""
+        updated = self.jobs.annotate(name, annotations)
+        if updated is not None:
+            self.events.remember(updated)
+        return updated
+
+    def _finish(self, job: dict[str, Any]) -> None:
+        finished = self.jobs.finish(job)
+        if finished is not None:
+            self.events.remember(finished)
 
     def _target(self, name: str | None) -> Target | None:
         try:
