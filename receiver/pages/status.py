@@ -1,9 +1,10 @@
 """`GET /`: one plain HTML page with every target's state and the recent runs.
 
-It is made of four reads, whatever the fleet's size: the record Leases (each target's last
-result), the Jobs not reported yet (running, waiting, just ended), the recent runs' Lease and
-the CronJobs of the targets on the page. Reported Jobs, kept for jobTTLSeconds and thousands at
-fleet size, are never listed: their outcome is on the records and the recent runs.
+It is made of the record Leases (each target's last result), the Jobs not reported yet
+(running, waiting, just ended), the recent runs' Lease and the CronJobs of the targets on the
+page, as the receiver keeps them in step with the API server (`receiver.kept`): a view reads
+nothing from the API server. Reported Jobs, kept for jobTTLSeconds and thousands at fleet size,
+are never read: their outcome is on the records and the recent runs.
 
 The page reads only what the receiver already may (its Jobs, CronJobs and record Leases), shows
 no Secret and no configuration secret, needs no JavaScript or external asset, and escapes every
@@ -109,22 +110,34 @@ def authorized(header: str | None, tokens: Sequence[str]) -> bool:
 
 
 def gather(state: ReceiverState, shown: Sequence[Target]) -> StatusInputs:
-    """Four reads, side by side: the record Leases and the Jobs not reported yet (the summary
-    needs every target's), the recent runs' Lease, and the resync CronJobs of the targets
-    `shown` only (large objects, and only the page's rows show a schedule). On a busy API
-    server each takes a while; the page waits for the slowest, not the sum."""
+    """What the page shows, from what the receiver keeps in step with the API server
+    (`receiver.kept`), and otherwise read, side by side: the record Leases and the Jobs not
+    reported yet (the summary needs every target's), the recent runs' Lease, and the resync
+    CronJobs of the targets `shown` only (only the page's rows show a schedule)."""
+    kept = state.kept
+    leases = kept.leases.items() if kept is not None else None
+    jobs = kept.jobs.items() if kept is not None else None
+    cronjobs = kept.cronjobs.items() if kept is not None else None
+    wanted = {target.name for target in shown}
+    if leases is not None and jobs is not None and cronjobs is not None:
+        return StatusInputs(
+            records=records.from_leases(leases),
+            jobs=jobs,
+            cronjobs=[c for c in cronjobs if jobview.label(c, names.TARGET) in wanted],
+            runs=history.from_leases(leases),
+        )
     selector = job_selector(mode="resync")
     if shown:
-        selector += f",{names.TARGET} in ({','.join(target.name for target in shown)})"
+        selector += f",{names.TARGET} in ({','.join(sorted(wanted))})"
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="status-page") as pool:
         found_records = pool.submit(records.load, state.api, state.namespace)
-        jobs = pool.submit(state.jobs.list_jobs, job_selector(unreported=True))
+        unreported = pool.submit(state.jobs.list_jobs, job_selector(unreported=True))
         runs = pool.submit(history.load, state.api, state.namespace)
-        cronjobs = pool.submit(state.jobs.list_cronjobs, selector) if shown else None
+        listed = pool.submit(state.jobs.list_cronjobs, selector) if shown else None
         return StatusInputs(
             records=found_records.result(),
-            jobs=jobs.result(),
-            cronjobs=cronjobs.result() if cronjobs is not None else [],
+            jobs=unreported.result(),
+            cronjobs=listed.result() if listed is not None else [],
             runs=runs.result(),
         )
 

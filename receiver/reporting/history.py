@@ -146,5 +146,13 @@ def load(api: client.ApiClient, namespace: str) -> list[Run]:
         if exc.status == 404:
             return []
         raise
-    metadata = json.loads(answer.data).get("metadata") or {}  # type: ignore[attr-defined]
-    return newest(parse(metadata.get("annotations") or {}))
+    return from_leases([json.loads(answer.data)])  # type: ignore[attr-defined]
+
+
+def from_leases(leases: Iterable[Mapping[str, Any]]) -> list[Run]:
+    """Pure: the runs the recent runs' Lease among `leases` keeps, newest first."""
+    for lease in leases:
+        metadata = lease.get("metadata") or {}
+        if metadata.get("name") == names.RECENT_RUNS_LEASE_NAME:
+            return newest(parse(metadata.get("annotations") or {}))
+    return []

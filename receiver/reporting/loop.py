@@ -114,7 +114,7 @@ class Reporter:
     def _unreported(self) -> list[dict[str, Any]]:
         """The Jobs not reported yet: as the watch keeps them, or listed while it cannot.
         Reported Jobs stay until their TTL; they need nothing more, so they are not listed."""
-        kept = self.events.unreported_jobs()
+        kept = self.state.kept.jobs.items() if self.state.kept is not None else None
         return kept if kept is not None else self.jobs.list_jobs(job_selector(unreported=True))
 
     def pass_once(self) -> None:
@@ -500,14 +500,14 @@ class Reporter:
         """Annotate the Job, and keep what the write returned: the next pass must see it even
         before the watch does."""
         updated = self.jobs.annotate(name, annotations)
-        if updated is not None:
-            self.events.remember(updated)
+        if updated is not None and self.state.kept is not None:
+            self.state.kept.jobs.remember(updated)
         return updated
 
     def _finish(self, job: dict[str, Any]) -> None:
         finished = self.jobs.finish(job)
-        if finished is not None:
-            self.events.remember(finished)
+        if finished is not None and self.state.kept is not None:
+            self.state.kept.jobs.remember(finished)
 
     def _target(self, name: str | None) -> Target | None:
         try:

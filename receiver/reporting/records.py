@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -173,8 +173,13 @@ def load(api: client.ApiClient, namespace: str) -> dict[str, TargetRecord]:
         _preload_content=False,
         _request_timeout=API_TIMEOUT,
     )
+    return from_leases(json.loads(answer.data)["items"])  # type: ignore[attr-defined]
+
+
+def from_leases(leases: Iterable[Mapping[str, Any]]) -> dict[str, TargetRecord]:
+    """Pure: the records among `leases` (as the API server returns them), by target name."""
     found: dict[str, TargetRecord] = {}
-    for lease in json.loads(answer.data)["items"]:  # type: ignore[attr-defined]
+    for lease in leases:
         metadata = lease.get("metadata") or {}
         target = (metadata.get("labels") or {}).get(names.TARGET)
         if not target or metadata.get("name") != names.record_name(target):

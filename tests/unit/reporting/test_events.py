@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
-
-from kubernetes.client import ApiClient
 
 from hooksync import names
 from receiver import jobview
-from receiver.reporting.events import JobEvents, completed_by, is_newer, succeeded_container
+from receiver.reporting.events import completed_by, succeeded_container, termination_message
 from receiver.reporting.statuses import SUCCESS, final_reports
 from tests.unit.reporting.test_statuses import COMPLETE, SHA_A, failed, job, summary
 
@@ -67,50 +64,9 @@ def test_the_job_keeps_its_annotations_and_labels() -> None:
     assert original["status"]["conditions"] == []  # the Job read from the API is not changed
 
 
-def versioned(name: str, version: str, **labels: str) -> dict[str, Any]:
-    """A Job as the watch or a write returns it, at `version`."""
-    return {"kind": "Job", "metadata": {"name": name, "resourceVersion": version, "labels": labels}}
-
-
-def following() -> JobEvents:
-    """The leader's view, as the watch's list and events build it (no API server needed: the
-    watch threads are not started)."""
-    events = JobEvents(ApiClient(), "hooksync", threading.Event(), lambda: True, threading.Event())
-    events._keep(versioned("a", "10"))
-    events._synced = True
-    return events
-
-
-def test_the_kept_jobs_are_unknown_until_the_watch_has_listed_them() -> None:
-    events = JobEvents(ApiClient(), "hooksync", threading.Event(), lambda: True, threading.Event())
-    assert events.unreported_jobs() is None  # the reporter lists instead
-    assert [jobview.name_of(j) for j in following().unreported_jobs() or []] == ["a"]
-
-
-def test_an_own_write_is_not_undone_by_an_older_event() -> None:
-    events = following()
-    events.remember(versioned("a", "12"))
-    events._seen("MODIFIED", versioned("a", "11"))  # sent before the write, delivered after
-    assert [j["metadata"]["resourceVersion"] for j in events.unreported_jobs() or []] == ["12"]
-    events._seen("MODIFIED", versioned("a", "13"))
-    assert [j["metadata"]["resourceVersion"] for j in events.unreported_jobs() or []] == ["13"]
-
-
-def test_a_job_reported_by_this_replica_is_not_shown_again_by_older_events() -> None:
-    events = following()
-    events.remember(versioned("a", "12", **{names.REPORTED: names.REPORTED_COMPLETE}))
-    assert events.unreported_jobs() == []
-    events._seen("MODIFIED", versioned("a", "11"))
-    assert events.unreported_jobs() == []
-    # The API server then sends its leaving the selector as a deletion: forgotten.
-    events._seen("DELETED", versioned("a", "12", **{names.REPORTED: names.REPORTED_COMPLETE}))
-    assert events._jobs == {}
-    # A reported Job the watch no longer shows is not kept at all.
-    events.remember(versioned("a", "12", **{names.REPORTED: names.REPORTED_COMPLETE}))
-    assert events._jobs == {}
-
-
-def test_resource_versions_that_are_not_numbers_take_the_last_seen() -> None:
-    assert is_newer(versioned("a", "9"), versioned("a", "10")) is False
-    assert is_newer(versioned("a", "10"), versioned("a", "9")) is True
-    assert is_newer(versioned("a", "x1"), versioned("a", "10")) is True
+def test_the_termination_message_is_read_from_a_pod_that_exited_0_only() -> None:
+    ran = summary().to_json()
+    assert termination_message(pod(0, ran)) == ran
+    assert termination_message(pod(1, ran)) is None
+    assert termination_message(pod(None)) is None
+    assert termination_message(pod(0)) is None
