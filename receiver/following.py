@@ -121,6 +121,12 @@ class Followed:
                 return None
             return [obj for obj in self._objects.values() if self.matches(obj)]
 
+    def get(self, name: str) -> Object | None:
+        """The object of that name as last seen; None when not following or not seen."""
+        with self._lock:
+            found = self._objects.get(name) if self._synced else None
+            return found if found is not None and self.matches(found) else None
+
     def remember(self, obj: Object) -> None:
         """`obj` as this replica's own write returned it, which can be newer than the watch's
         last event: a look right after the write must not see the version before it."""

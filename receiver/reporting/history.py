@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from hooksync import names
 from hooksync.summary import RunSummary
 from receiver import jobview
-from receiver.jobapi import API_TIMEOUT
+from receiver.jobapi import API_TIMEOUT, Object
 from receiver.jobview import JOB_STATES
 from receiver.reporting import annotated
 
@@ -125,11 +125,19 @@ def recent(jobs: Sequence[jobview.Job], kept: Sequence[Run], limit: int = KEPT) 
 # -- I/O -------------------------------------------------------------------------------------
 
 
-def add(api: client.ApiClient, namespace: str, run: Run) -> bool:
-    """Add `run` to the fleet's recent runs; whether the Lease changed."""
+def add(
+    api: client.ApiClient, namespace: str, run: Run, known: Mapping[str, Any] | None = None
+) -> Object | None:
+    """Add `run` to the fleet's recent runs; the Lease written, or None when unchanged
+    (`known`, the Lease as last seen, saves a read)."""
     labels = {names.MANAGED_BY: names.MANAGED_BY_VALUE}
     return annotated.rewrite(
-        api, namespace, names.RECENT_RUNS_LEASE_NAME, labels, lambda now: with_run(now, run)
+        api,
+        namespace,
+        names.RECENT_RUNS_LEASE_NAME,
+        labels,
+        lambda now: with_run(now, run),
+        known,
     )
 
 

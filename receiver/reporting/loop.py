@@ -479,7 +479,10 @@ class Reporter:
         # The statuses are out: a record or a run missing from the page only dims it.
         if record is not None:
             try:
-                records.save(self.state.api, self.state.namespace, record)
+                name = names.record_name(record.target)
+                self._remember_lease(
+                    records.save(self.state.api, self.state.namespace, record, self._lease(name))
+                )
             except Exception as exc:
                 log.warning(
                     "target record not saved",
@@ -487,7 +490,8 @@ class Reporter:
                 )
         try:
             run = replace(history.run_of(job, summary), result=result)
-            history.add(self.state.api, self.state.namespace, run)
+            known = self._lease(names.RECENT_RUNS_LEASE_NAME)
+            self._remember_lease(history.add(self.state.api, self.state.namespace, run, known))
         except Exception as exc:
             log.warning(
                 "run not kept among the recent runs",
@@ -503,6 +507,14 @@ class Reporter:
         if updated is not None and self.state.kept is not None:
             self.state.kept.jobs.remember(updated)
         return updated
+
+    def _lease(self, name: str) -> dict[str, Any] | None:
+        """The Lease as this replica last saw or wrote it (saves a read before a write)."""
+        return self.state.kept.leases.get(name) if self.state.kept is not None else None
+
+    def _remember_lease(self, lease: dict[str, Any] | None) -> None:
+        if lease is not None and self.state.kept is not None:
+            self.state.kept.leases.remember(lease)
 
     def _finish(self, job: dict[str, Any]) -> None:
         finished = self.jobs.finish(job)

@@ -21,7 +21,7 @@ from hooksync.refs import is_valid_sha
 from hooksync.summary import RunSummary
 from hooksync.times import parse_rfc3339, rfc3339
 from receiver import jobview
-from receiver.jobapi import API_TIMEOUT
+from receiver.jobapi import API_TIMEOUT, Object
 from receiver.reporting import annotated
 
 RECORD_LABEL = "hooksync.dev/record"  # value "true": selects record Leases in one list call
@@ -146,11 +146,17 @@ def newest(records: list[TargetRecord | None]) -> TargetRecord | None:
 # -- I/O -------------------------------------------------------------------------------------
 
 
-def save(api: client.ApiClient, namespace: str, record: TargetRecord) -> bool:
+def save(
+    api: client.ApiClient,
+    namespace: str,
+    record: TargetRecord,
+    known: Mapping[str, Any] | None = None,
+) -> Object | None:
     """Write `record` onto its target's record Lease unless a newer one is there.
 
-    Returns whether the Lease changed (`annotated.rewrite`: compare-and-swap, so an old leader
-    finishing its pass cannot undo a newer record).
+    Returns the Lease written, or None when it was left as it was (`annotated.rewrite`:
+    compare-and-swap, so an old leader finishing its pass cannot undo a newer record; `known`,
+    the Lease as last seen, saves a read).
     """
 
     def merged_into(annotations: Mapping[str, str]) -> dict[str, str] | None:
@@ -162,7 +168,8 @@ def save(api: client.ApiClient, namespace: str, record: TargetRecord) -> bool:
         names.TARGET: record.target,
         RECORD_LABEL: "true",
     }
-    return annotated.rewrite(api, namespace, names.record_name(record.target), labels, merged_into)
+    name = names.record_name(record.target)
+    return annotated.rewrite(api, namespace, name, labels, merged_into, known)
 
 
 def load(api: client.ApiClient, namespace: str) -> dict[str, TargetRecord]:
