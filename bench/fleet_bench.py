@@ -201,10 +201,10 @@ def timed_get(
 
 
 def page_inputs(api: client.ApiClient, jobs: JobApi, config: Config) -> str:
-    """Where the live status page's time goes: each read the page makes (timed alone, from
-    this process) and how many items it returned, then the render of those very inputs, in CPU
-    time. Last, for comparison, the list of every kept Job, which the page made before it read
-    the recent runs from their Lease."""
+    """What the status page would read if the receiver did not keep its objects in step (as
+    while a watch is broken): each read, timed alone from this process, and how many items it
+    returned; then the render of those very inputs, in CPU time. Last, for comparison, the list
+    of every kept Job, which the page made before it read the recent runs from their Lease."""
     first = statuspage.page_targets(config, 1)
     selector = job_selector(mode="resync")
     selector += f",{names.TARGET} in ({','.join(t.name for t in first)})"
