@@ -56,6 +56,11 @@ POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 300.0
 # How long one Job's statuses may take of a pass before the pass moves on.
 JOB_BUDGET_SECONDS = 5.0
+# How long, from its first, a pass starts writes to the Git hosts. The hosts pace writes (about
+# one a second on GitHub), so after a burst a pass could spend minutes on them, and the Jobs
+# that need none (a no-op resync: a record, a label) would wait behind them. Past this, the
+# pass does only those; the writes go on in the next pass, which follows at once.
+PASS_HOST_SECONDS = 3.0
 # How much of a preview's log is read for its diffs (they come before its summary).
 DIFF_LOG_BYTES = 4 * 1024 * 1024
 # A comment or deployment the host cannot take now is tried this many times (paced like
@@ -76,6 +81,7 @@ class Reporter:
         self._extras: dict[tuple[str, str], Any] = {}
         self._hosts_config: Config | None = None
         self._not_before: dict[str, float] = {}
+        self._host_until: float | None = None  # this pass starts no host write after this
         self._failures: dict[str, int] = {}
         self._carried: dict[str, str] = {}  # SHA -> the apply Job that stands for it
         self._ended: set[str] = set()  # finished Jobs this replica has seen, until reported
@@ -118,6 +124,7 @@ class Reporter:
         return kept if kept is not None else self.jobs.list_jobs(job_selector(unreported=True))
 
     def pass_once(self) -> None:
+        self._host_until = None
         jobs = self._unreported()
         # Waiting Jobs are released by release_loop, which posting statuses cannot delay.
         self._carried = carried_shas(jobs)
@@ -229,7 +236,7 @@ class Reporter:
         budget_ends = time.monotonic() + JOB_BUDGET_SECONDS
         for report in reports:
             now = time.monotonic()
-            if now < self._not_before.get(provider, 0.0) or (posted and now > budget_ends):
+            if self._host_waits(provider) or (posted and now > budget_ends):
                 break
             try:
                 self._host(provider).post(target.repo, report, self._link(job))
@@ -301,7 +308,7 @@ class Reporter:
         fate = jobview.annotations_of(job).get(key, "")
         if not fate.isdigit() and fate:
             return True  # done, or given up
-        if time.monotonic() < self._not_before.get(target.provider, 0.0):
+        if self._host_waits(target.provider):
             return False
         tries = int(fate or 0) + 1
         metric = self.state.metrics.host_writes
@@ -362,7 +369,7 @@ class Reporter:
         if jobview.annotations_of(job).get(names.DEPLOYMENT):
             return
         sha = jobview.annotations_of(job).get(names.SHA)
-        if not sha or time.monotonic() < self._not_before.get(target.provider, 0.0):
+        if not sha or self._host_waits(target.provider):
             return
         name = jobview.name_of(job)
         host = self._extra(target.provider, "deployment")
@@ -419,6 +426,16 @@ class Reporter:
             opened = host.create(target.repo, applied, target.branch, settings)
             self._annotate(name, {names.DEPLOYMENT: opened})
         host.update(target.repo, opened, settings, final)
+
+    def _host_waits(self, provider: Provider) -> bool:
+        """Whether a write to `provider`'s host waits for a later pass: the host asked to
+        back off, or this pass has had its PASS_HOST_SECONDS of host writes."""
+        now = time.monotonic()
+        if now < self._not_before.get(provider, 0.0):
+            return True
+        if self._host_until is None:
+            self._host_until = now + PASS_HOST_SECONDS
+        return now > self._host_until
 
     def _back_off(self, provider: Provider, exc: HostUnavailable) -> None:
         failures = self._failures.get(provider, 0) + 1
