@@ -146,6 +146,8 @@ class Reporter:
             else:
                 # Its summary is the pod's termination message, when the watch has the pod.
                 self.report(job, termination_message(pod) if pod is not None else None)
+        if self._host_until is not None and time.monotonic() > self._host_until:
+            self.state.job_created.set()  # host writes may be waiting: the next pass at once
 
     def _ended_run(self, job: dict[str, Any]) -> bool:
         """Whether `job` has ended, or its pod has exited 0."""
