@@ -31,6 +31,7 @@ import secrets
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,17 +39,18 @@ from typing import Any
 
 import httpx
 import yaml
-from kubernetes import client, config
+from kubernetes import client, config, watch
 
 from bench.figures import percentile
 from bench.load import paced
 from hooksync import names
 from hooksync.config import Config, parse_config
 from hooksync.schedule import parse, resolve
-from hooksync.summary import RunSummary
+from hooksync.times import parse_rfc3339
 from receiver.jobapi import JobApi, job_selector
 from receiver.metrics import ReceiverMetrics
 from receiver.pages import status as statuspage
+from receiver.reporting import history
 from receiver.reporting import records as target_records
 from receiver.reporting.records import TargetRecord
 from world import webhooks
@@ -64,9 +66,10 @@ SECRET = "fleet-webhook-secret"
 SYNC_TOKEN = "fleet-sync-token"
 SETUP_THREADS = 8
 PAGE_GOAL_SECONDS = 0.100
-# Each look at a wave lists all its Jobs, megabytes at fleet size: every 2 s was a load of its
-# own on the API server, and one such list ran into the API server's timeout.
-POLL_SECONDS = 10.0
+RUNNING_SHARE = 10  # of the targets in the page's in-process cost, one in this many is running
+# How often the bench looks at the Jobs' ends, which a watch keeps (JobEnds): listing every Job
+# instead, megabytes at fleet size, was a load of its own on the API server.
+POLL_SECONDS = 1.0
 
 
 def name_of(index: int) -> str:
@@ -198,24 +201,31 @@ def timed_get(
 
 
 def page_inputs(api: client.ApiClient, jobs: JobApi, config: Config) -> str:
-    """Where the live status page's time goes: each list call the page makes (timed alone, from
-    this process) and its answer's size, then the render of those very inputs, in CPU time."""
+    """What the status page would read if the receiver did not keep its objects in step (as
+    while a watch is broken): each read, timed alone from this process, and how many items it
+    returned; then the render of those very inputs, in CPU time. Last, for comparison, the list
+    of every kept Job, which the page made before it read the recent runs from their Lease."""
     first = statuspage.page_targets(config, 1)
     selector = job_selector(mode="resync")
     selector += f",{names.TARGET} in ({','.join(t.name for t in first)})"
     parts = []
+    found: dict[str, Any] = {}
     for label, call in (
         ("records", lambda: target_records.load(api, JOBS_NAMESPACE)),
-        ("Jobs", lambda: jobs.list_jobs(job_selector())),
+        ("unreported Jobs", lambda: jobs.list_jobs(job_selector(unreported=True))),
+        ("recent runs", lambda: history.load(api, JOBS_NAMESPACE)),
         ("CronJobs", lambda: jobs.list_cronjobs(selector)),
+        ("(every kept Job)", lambda: jobs.list_jobs(job_selector())),
     ):
         started = time.perf_counter()
-        found = call()
-        parts.append(f"{label} {len(found)} in {(time.perf_counter() - started) * 1000:.0f} ms")
+        found[label] = call()
+        took = (time.perf_counter() - started) * 1000
+        parts.append(f"{label} {len(found[label])} in {took:.0f} ms")
     inputs = statuspage.StatusInputs(
-        records=target_records.load(api, JOBS_NAMESPACE),
-        jobs=jobs.list_jobs(job_selector()),
-        cronjobs=[],
+        records=found["records"],
+        jobs=found["unreported Jobs"],
+        cronjobs=found["CronJobs"],
+        runs=found["recent runs"],
     )
     now = datetime.datetime.now(datetime.UTC)
     started = time.process_time()
@@ -224,33 +234,76 @@ def page_inputs(api: client.ApiClient, jobs: JobApi, config: Config) -> str:
     return ", ".join(parts)
 
 
-def finished_jobs(
-    jobs: JobApi, mode: str, only: set[str] | None = None
-) -> tuple[int, int, list[float]]:
-    """(Jobs of `mode`, or just those named `only`; how many ended; their end times as epoch
-    seconds)."""
-    items = jobs.list_jobs(job_selector(mode=mode))
-    if only is not None:
-        items = [job for job in items if (job.get("metadata") or {}).get("name") in only]
-    ended = []
-    for job in items:
+class JobEnds:
+    """Each of hooksync's Jobs in the fleet's namespace, its mode and when it ended, kept by a
+    watch: one stream, where listing every Job on each look (megabytes at fleet size) loaded
+    the API server the bench measures. The stream restarts (with a fresh list) when it ends."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.batch = client.BatchV1Api(api)
+        self.modes: dict[str, str] = {}
+        self.ends: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.stream: watch.Watch | None = None
+        self.thread = threading.Thread(target=self._follow, name="job-ends", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stopping.set()
+        if self.stream is not None:
+            self.stream.stop()
+        self.thread.join(timeout=10)
+
+    def tally(self, mode: str, only: set[str] | None = None) -> tuple[int, int, list[float]]:
+        """(Jobs of `mode`, or just those named `only`; how many ended; their end times as
+        epoch seconds)."""
+        with self.lock:
+            seen = [n for n, m in self.modes.items() if m == mode and (only is None or n in only)]
+            ended = [self.ends[name] for name in seen if name in self.ends]
+        return len(seen), len(ended), ended
+
+    def _follow(self) -> None:
+        while not self.stopping.is_set():
+            self.stream = watch.Watch()
+            try:
+                for event in self.stream.stream(
+                    self.batch.list_namespaced_job,
+                    JOBS_NAMESPACE,
+                    label_selector=job_selector(),
+                    timeout_seconds=300,
+                    deserialize=False,
+                ):
+                    if event.get("type") in ("ADDED", "MODIFIED"):
+                        self._saw(event["object"])
+            except Exception:  # the stream broke: start again from a fresh list
+                time.sleep(1)
+
+    def _saw(self, job: dict[str, Any]) -> None:
+        metadata = job.get("metadata") or {}
+        name = str(metadata.get("name") or "")
         status = job.get("status") or {}
-        done = [
+        ended = [
             c
             for c in status.get("conditions") or []
             if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
         ]
-        if done:
-            stamp = status.get("completionTime") or done[0].get("lastTransitionTime")
-            ended.append(time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone)
-    return len(items), len(ended), ended
+        with self.lock:
+            self.modes[name] = str((metadata.get("labels") or {}).get(names.MODE) or "")
+            if ended:
+                stamp = status.get("completionTime") or ended[0].get("lastTransitionTime")
+                when = parse_rfc3339(stamp)
+                if when is not None:
+                    self.ends[name] = when
 
 
-def wait_all_ended(jobs: JobApi, mode: str, expected: int, timeout: float) -> float:
+def wait_all_ended(ends: JobEnds, mode: str, expected: int, timeout: float) -> float:
     """Seconds until `expected` Jobs of `mode` have ended (or the timeout)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        count, ended, _ = finished_jobs(jobs, mode)
+        count, ended, _ = ends.tally(mode)
         if count >= expected and ended >= count:
             break
         time.sleep(POLL_SECONDS)
@@ -259,9 +312,10 @@ def wait_all_ended(jobs: JobApi, mode: str, expected: int, timeout: float) -> fl
 
 def page_costs(targets: int) -> tuple[float, int, float, int]:
     """CPU seconds (median of 5) and size of the status page's HTML and of the /metrics text
-    for `targets` targets that each have a record and an apply and a resync Job, built in this
-    process: the receiver's own share of a page view, whatever the API server and a busy
-    machine add."""
+    for `targets` targets, built in this process: the receiver's own share of a page view,
+    whatever the API server and a busy machine add. Every target has a record and has run an
+    apply and a resync; one in RUNNING_SHARE has a resync Job running (not reported yet), and
+    the recent runs' Lease holds its twenty."""
     document = receiver_config(
         1, lambda repo: f"https://git.example/{repo}.git", "https://api.github.com"
     )
@@ -274,38 +328,30 @@ def page_costs(targets: int) -> tuple[float, int, float, int]:
         ),
     )
     sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
-    summary = RunSummary(result="no-op", sha=sha, mode="resync", message="ok").to_json()
     ends = {"apply": "2025-03-10T11:00:05Z", "resync": "2025-03-10T12:00:05Z"}
     jobs: list[dict[str, Any]] = []
     records: dict[str, TargetRecord] = {}
     metrics = ReceiverMetrics()
     for i in range(targets):
         name = name_of(i)
-        for mode, ended in ends.items():
-            labels = {
-                names.MANAGED_BY: names.MANAGED_BY_VALUE,
-                names.TARGET: name,
-                names.MODE: mode,
-            }
-            jobs.append(
-                {
-                    "metadata": {
-                        "name": f"hooksync-{name}-{mode}-6113728",
-                        "creationTimestamp": "2025-03-10T11:00:00Z",
-                        "labels": labels,
-                        "annotations": {names.SHA: sha, names.SUMMARY: summary},
-                    },
-                    "spec": {},
-                    "status": {
-                        "startTime": "2025-03-10T11:00:00Z",
-                        "completionTime": ended,
-                        "conditions": [{"type": "Complete", "status": "True"}],
-                    },
-                }
-            )
+        for mode in ends:
             metrics.jobs_created.labels(name, mode).inc()
             metrics.converges.labels(name, mode, "success").inc()
             metrics.converge_seconds.labels(name, mode).observe(3)
+        if i % RUNNING_SHARE == 0:
+            labels = {names.MANAGED_BY: names.MANAGED_BY_VALUE, names.TARGET: name}
+            jobs.append(
+                {
+                    "metadata": {
+                        "name": f"hooksync-{name}-resync-29000000",
+                        "creationTimestamp": "2025-03-10T12:29:00Z",
+                        "labels": {**labels, names.MODE: "resync"},
+                        "annotations": {},
+                    },
+                    "spec": {},
+                    "status": {"startTime": "2025-03-10T12:29:01Z", "active": 1},
+                }
+            )
         records[name] = TargetRecord(
             target=name,
             result="no-op",
@@ -319,11 +365,25 @@ def page_costs(targets: int) -> tuple[float, int, float, int]:
         )
         metrics.last_applied.labels(name).info({"sha": sha})
         metrics.last_success.labels(name).set(1.7e9)
+    runs = [
+        history.Run(
+            job=f"hooksync-{name_of(i)}-resync-6113728",
+            target=name_of(i),
+            mode="resync",
+            state="succeeded",
+            result="no-op",
+            commit="",
+            more_commits=0,
+            created=f"2025-03-10T12:{i:02d}:00Z",
+            message="ok",
+        )
+        for i in range(history.KEPT)
+    ]
     cronjobs = [
         {"metadata": {"labels": {names.TARGET: t.name}}, "spec": {"schedule": t.resync_schedule}}
         for t in config.targets[: statuspage.PAGE_SIZE]
     ]
-    inputs = statuspage.StatusInputs(records=records, jobs=jobs, cronjobs=cronjobs)
+    inputs = statuspage.StatusInputs(records=records, jobs=jobs, cronjobs=cronjobs, runs=runs)
     now = datetime.datetime(2025, 3, 10, 12, 30, tzinfo=datetime.UTC)
 
     def cpu(work: Callable[[], str | bytes]) -> tuple[float, int]:
@@ -359,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
 
     page, page_size, scrape, scrape_size = page_costs(max(n, 1000))
     note(
-        f"status page built in process, {max(n, 1000)} targets, 2 Jobs each",
+        f"status page built in process, {max(n, 1000)} targets, 1 in {RUNNING_SHARE} running",
         f"{page * 1000:.0f} ms CPU, {page_size / 1024:.0f} KiB",
     )
     note(
@@ -418,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
                 },
             )
             jobs = JobApi(api, JOBS_NAMESPACE, timeout=(5, 120))
+            ends = JobEnds(api)
+            ends.start()
             try:
                 started = time.monotonic()
                 receiver.start(timeout=300)
@@ -465,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"p99 {percentile(ok, 99) * 1000:.1f} ms",
                 )
                 applies = len(jobs.list_jobs(job_selector(mode="apply")))
-                drain = wait_all_ended(jobs, "apply", applies, args.timeout)
+                drain = wait_all_ended(ends, "apply", applies, args.timeout)
                 note(f"the {applies} apply Jobs pushed, until all ended", f"{drain:.0f} s")
 
                 # The resync wave: sync now for every target at once.
@@ -487,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
                 ended_at: list[float] = []
                 # Only the wave's own Jobs: a CronJob may fire during it too.
                 while time.monotonic() - started < args.timeout:
-                    total, ended, ended_at = finished_jobs(jobs, "resync", started_jobs)
+                    total, ended, ended_at = ends.tally("resync", started_jobs)
                     peak = max(peak, rss_mib(pid))
                     if ended >= len(started_jobs):
                         break
@@ -496,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
                 requests = apiserver_requests(cluster.control_plane) - before
                 metrics_text = run_kubectl(cluster.control_plane, "get", "--raw", "/metrics").stdout
                 waits = flowcontrol_waits(metrics_text)
-                total, ended, ended_at = finished_jobs(jobs, "resync", started_jobs)
+                total, ended, ended_at = ends.tally("resync", started_jobs)
                 per_minute = collections.Counter(int(stamp // 60) for stamp in ended_at)
                 note("wave: sync-now answers", f"{dict(answers)} in {requested:.1f} s")
                 note(
@@ -515,13 +577,26 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 note("receiver memory, peak during the wave", f"{peak:.0f} MiB RSS")
                 # Queueing in API Priority and Fairness: wide LISTs wait here when the API server
-                # is saturated (the status page's list of every kept Job is one).
+                # is saturated.
                 note(
                     "wave: mean wait in API priority queues",
                     flowcontrol_summary(waits_before, waits),
                 )
-                pages("after the wave")
+                pages("just after the wave")
+                # The page lists the Jobs the leader has not reported yet: once it has caught up
+                # with the wave, that is only what still runs.
+                started = time.monotonic()
+                behind = len(jobs.list_jobs(job_selector(unreported=True)))
+                while behind and time.monotonic() - started < args.timeout:
+                    time.sleep(5)
+                    behind = len(jobs.list_jobs(job_selector(unreported=True)))
+                note(
+                    "leader: every Job reported, after the wave's end",
+                    f"{time.monotonic() - started:.0f} s ({behind} left)",
+                )
+                pages("once every Job is reported")
             finally:
+                ends.close()
                 receiver.stop()
                 api.close()
 

@@ -66,6 +66,8 @@ NAME_DIGEST_LENGTH: Final = 8
 # The receivers' leader election Lease, in the Jobs' namespace.
 LEADER_LEASE_NAME: Final = "hooksync-receiver-leader"
 RECORD_PREFIX: Final = "hooksync-record-"
+# The Lease on which the leader keeps the fleet's newest runs (receiver.reporting.history).
+RECENT_RUNS_LEASE_NAME: Final = "hooksync-recent-runs"
 
 _NOT_IN_LABEL = re.compile(r"[^a-z0-9-]+")
 

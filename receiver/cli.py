@@ -25,6 +25,7 @@ from receiver.dispatch.cronjobs import reconcile_cronjobs
 from receiver.intake.admission import BodyAdmission
 from receiver.intake.limits import BodyBudget
 from receiver.intake.protocol import http_protocol
+from receiver.kept import KeptObjects
 from receiver.pages.run import run_page_route
 from receiver.pages.status import STATUS_TOKEN_ENV, status_page_route
 from receiver.pages.sync import SYNC_TOKEN_ENV, sync_now_route
@@ -135,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         watcher = ConfigWatcher(args.config, state)
         threading.Thread(target=watcher.run, name="config-watch", daemon=True).start()
         background.append(watcher.stop)
+        kept_stop = threading.Event()
+        state.kept = KeptObjects.of(state.api, state.namespace, state.job_created, kept_stop)
+        state.kept.start()
+        background.append(kept_stop)
         background.extend(start_reporting(state))
     limits = cfg.http  # read at start: uvicorn's settings cannot change while it serves
     pages = [

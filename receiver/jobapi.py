@@ -101,15 +101,16 @@ class JobApi:
         self.patch_job(name, {"spec": {"suspend": False}})
         log.info("waiting job released", extra=logs.extra(job=name))
 
-    def finish(self, job: jobview.Job) -> None:
+    def finish(self, job: jobview.Job) -> Object | None:
         """Once every status of `job` is out: drop its finalizer, and label it reported so
         the leader no longer lists it (one compare-and-swap: if it fails, the next pass still
-        lists the Job and tries again)."""
+        lists the Job and tries again). The Job as it is now; None when it is gone, changed
+        meanwhile, or finished already."""
         metadata = job.get("metadata") or {}
         finalizers = metadata.get("finalizers") or []
         labelled = jobview.label(job, names.REPORTED) == names.REPORTED_COMPLETE
         if labelled and names.STATUS_FINALIZER not in finalizers:
-            return
+            return None
         remaining = [f for f in finalizers if f != names.STATUS_FINALIZER]
         patch = {
             "metadata": {
@@ -118,7 +119,7 @@ class JobApi:
                 "resourceVersion": metadata.get("resourceVersion"),
             }
         }
-        self.patch_job(jobview.name_of(job), patch)
+        return self.patch_job(jobview.name_of(job), patch)
 
     # -- the pods of a Job ---------------------------------------------------------------
 

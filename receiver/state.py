@@ -16,6 +16,7 @@ from kubernetes import client
 from hooksync.config import Config
 from receiver.dispatch.dispatcher import Dispatcher
 from receiver.jobapi import JobApi
+from receiver.kept import KeptObjects
 from receiver.metrics import ReceiverMetrics
 from receiver.secrets import ReceiverSecrets
 
@@ -36,6 +37,9 @@ class ReceiverState:
     clock: Callable[[], float] = time.time
     # Set by intake when it created or changed a Job, so the leader's loop looks at once.
     job_created: threading.Event = field(default_factory=threading.Event)
+    # The objects kept in step with the API server, when the background threads run (else
+    # every look lists them).
+    kept: KeptObjects | None = None
     jobs: JobApi = field(init=False)
     dispatcher: Dispatcher = field(init=False)
     _ready_at: float = field(default=0.0, init=False)

@@ -1,5 +1,11 @@
 """`GET /`: one plain HTML page with every target's state and the recent runs.
 
+It is made of the record Leases (each target's last result), the Jobs not reported yet
+(running, waiting, just ended), the recent runs' Lease and the CronJobs of the targets on the
+page, as the receiver keeps them in step with the API server (`receiver.kept`): a view reads
+nothing from the API server. Reported Jobs, kept for jobTTLSeconds and thousands at fleet size,
+are never read: their outcome is on the records and the recent runs.
+
 The page reads only what the receiver already may (its Jobs, CronJobs and record Leases), shows
 no Secret and no configuration secret, needs no JavaScript or external asset, and escapes every
 value: refs, messages and names come from payloads and Git. Set HOOKSYNC_STATUS_TOKEN (or
@@ -30,13 +36,13 @@ from hooksync.times import parse_rfc3339
 from receiver import jobview
 from receiver.jobapi import ApiUnavailable, job_selector
 from receiver.pages._html import document, e, page_response, text_response
-from receiver.reporting import records
+from receiver.reporting import history, records
+from receiver.reporting.history import Run
 from receiver.reporting.links import run_link
 from receiver.reporting.records import TargetRecord
 from receiver.state import ReceiverState
 
 STATUS_TOKEN_ENV = "HOOKSYNC_STATUS_TOKEN"  # noqa: S105 - the variable's name, not a token
-RECENT_RUNS = 20
 FAILING_SHOWN = 20
 # Targets per page: a fleet of a thousand is summarised on top and shown a page at a time, so
 # the page stays small and quick to build (`?page=N`).
@@ -50,8 +56,9 @@ class StatusInputs:
     """What the page is made of, as the API server returned it."""
 
     records: Mapping[str, TargetRecord]
-    jobs: Sequence[Mapping[str, Any]]
+    jobs: Sequence[Mapping[str, Any]]  # not reported yet
     cronjobs: Sequence[Mapping[str, Any]]
+    runs: Sequence[Run] = ()  # the recent runs the leader keeps
 
 
 # -- the route (I/O) -------------------------------------------------------------------------
@@ -103,21 +110,35 @@ def authorized(header: str | None, tokens: Sequence[str]) -> bool:
 
 
 def gather(state: ReceiverState, shown: Sequence[Target]) -> StatusInputs:
-    """Three list calls, side by side: hooksync's Jobs and the record Leases (the summary needs
-    every target's), and the resync CronJobs of the targets `shown` only (large objects, a
-    thousand of them at fleet size, and only the page's rows show a schedule). At fleet size,
-    on a busy API server, each takes a while; the page waits for the slowest, not the sum."""
+    """What the page shows, from what the receiver keeps in step with the API server
+    (`receiver.kept`), and otherwise read, side by side: the record Leases and the Jobs not
+    reported yet (the summary needs every target's), the recent runs' Lease, and the resync
+    CronJobs of the targets `shown` only (only the page's rows show a schedule)."""
+    kept = state.kept
+    leases = kept.leases.items() if kept is not None else None
+    jobs = kept.jobs.items() if kept is not None else None
+    cronjobs = kept.cronjobs.items() if kept is not None else None
+    wanted = {target.name for target in shown}
+    if leases is not None and jobs is not None and cronjobs is not None:
+        return StatusInputs(
+            records=records.from_leases(leases),
+            jobs=jobs,
+            cronjobs=[c for c in cronjobs if jobview.label(c, names.TARGET) in wanted],
+            runs=history.from_leases(leases),
+        )
     selector = job_selector(mode="resync")
     if shown:
-        selector += f",{names.TARGET} in ({','.join(target.name for target in shown)})"
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="status-page") as pool:
+        selector += f",{names.TARGET} in ({','.join(sorted(wanted))})"
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="status-page") as pool:
         found_records = pool.submit(records.load, state.api, state.namespace)
-        jobs = pool.submit(state.jobs.list_jobs, job_selector())
-        cronjobs = pool.submit(state.jobs.list_cronjobs, selector) if shown else None
+        unreported = pool.submit(state.jobs.list_jobs, job_selector(unreported=True))
+        runs = pool.submit(history.load, state.api, state.namespace)
+        listed = pool.submit(state.jobs.list_cronjobs, selector) if shown else None
         return StatusInputs(
             records=found_records.result(),
-            jobs=jobs.result(),
-            cronjobs=cronjobs.result() if cronjobs is not None else [],
+            jobs=unreported.result(),
+            cronjobs=listed.result() if listed is not None else [],
+            runs=runs.result(),
         )
 
 
@@ -232,7 +253,7 @@ def render(
         "<th>now</th><th>next resync</th></tr></thead><tbody>",
         *rows,
         "</tbody></table>",
-        _runs_table(inputs.jobs, now, run_link),
+        _runs_table(history.recent(inputs.jobs, inputs.runs), now, run_link),
     ]
     return document("hooksync", "".join(parts), refresh_seconds=REFRESH_SECONDS)
 
@@ -295,14 +316,6 @@ def _pager(page: int, pages: int, targets: int) -> str:
         f"<p class='pager'>targets {first}-{last} of {targets} (page {page} of {pages}) "
         f"{' '.join(links)}</p>"
     )
-
-
-def recent_runs(jobs: Sequence[Mapping[str, Any]], limit: int = RECENT_RUNS) -> list[Any]:
-    """The newest `limit` Jobs, newest first."""
-    newest_first = sorted(
-        jobs, key=lambda j: (jobview.created_at(j), jobview.name_of(j)), reverse=True
-    )
-    return newest_first[:limit]
 
 
 def _target_row(
@@ -395,30 +408,21 @@ def _next_resync(schedule: str | None, target: Target, now: datetime.datetime) -
     )
 
 
-def _runs_table(
-    jobs: Sequence[Mapping[str, Any]], now: datetime.datetime, run_link: LinkFor
-) -> str:
+def _runs_table(runs: Sequence[Run], now: datetime.datetime, run_link: LinkFor) -> str:
     rows = []
-    for job in recent_runs(jobs):
-        summary = jobview.summary(job)
-        shas = jobview.job_shas(job)
-        commits = e(shas[0][:7]) if shas else ""
-        if len(shas) > 1:
-            commits += f" <small>+{len(shas) - 1}</small>"
-        # A finished run's result (success, no-op, failure...) once it is known: the summary
-        # has been read, or the Job failed without one.
-        result = ""
-        if jobview.is_finished(job) and (summary or jobview.failure_reason(job)):
-            word = jobview.run_result(job, summary)
-            result = f"<span class='result {e(word)}'>{e(word)}</span>"
-        message = summary.message if summary else (jobview.failure_reason(job) or "")
+    for run in runs:
+        commits = e(run.commit[:7])
+        if run.more_commits:
+            commits += f" <small>+{run.more_commits}</small>"
+        result = (
+            f"<span class='result {e(run.result)}'>{e(run.result)}</span>" if run.result else ""
+        )
         rows.append(
-            f"<tr><td>{_job_link(jobview.name_of(job), run_link)}</td>"
-            f"<td>{e(jobview.label(job, names.TARGET) or '')}</td>"
-            f"<td>{e(jobview.label(job, names.MODE) or '')}</td>"
-            f"<td>{_state(job)}</td><td>{result}</td><td><code>{commits}</code></td>"
-            f"<td>{e(_age(jobview.created_at(job), now))}</td>"
-            f"<td class='message'>{e(message)}</td></tr>"
+            f"<tr><td>{_job_link(run.job, run_link)}</td>"
+            f"<td>{e(run.target)}</td><td>{e(run.mode)}</td>"
+            f"<td>{_state_word(run.state)}</td><td>{result}</td><td><code>{commits}</code></td>"
+            f"<td>{e(_age(run.created, now))}</td>"
+            f"<td class='message'>{e(run.message)}</td></tr>"
         )
     if not rows:
         return "<h2>Recent runs</h2><p><small>no runs kept</small></p>"
@@ -431,8 +435,11 @@ def _runs_table(
 
 def _state(job: jobview.Job) -> str:
     """The Job's state word (the same the run page shows), marked up for the stylesheet."""
-    word = jobview.state(job)
-    return f"<span class='state {word}'>{word}</span>"
+    return _state_word(jobview.state(job))
+
+
+def _state_word(word: str) -> str:
+    return f"<span class='state {e(word)}'>{e(word)}</span>"
 
 
 def _job_link(job: str, run_link: LinkFor) -> str:

@@ -11,6 +11,7 @@ import datetime
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from hooksync import diffs, logs, names
@@ -22,13 +23,13 @@ from hooksync.times import parse_rfc3339
 from receiver import jobview
 from receiver.dispatch.coalescing import BurstWindow, to_release
 from receiver.jobapi import ApiUnavailable, job_selector
-from receiver.reporting import comments, records
+from receiver.reporting import comments, history, records
 from receiver.reporting.deployments import (
     DeploymentUpdate,
     GitHubDeployments,
     GitLabDeployments,
 )
-from receiver.reporting.events import JobEvents, completed_by
+from receiver.reporting.events import JobEvents, completed_by, termination_message
 from receiver.reporting.githosts import (
     GiteaStatuses,
     GitHubStatuses,
@@ -55,6 +56,11 @@ POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 300.0
 # How long one Job's statuses may take of a pass before the pass moves on.
 JOB_BUDGET_SECONDS = 5.0
+# How long, from its first, a pass starts writes to the Git hosts. The hosts pace writes (about
+# one a second on GitHub), so after a burst a pass could spend minutes on them, and the Jobs
+# that need none (a no-op resync: a record, a label) would wait behind them. Past this, the
+# pass does only those; the writes go on in the next pass, which follows at once.
+PASS_HOST_SECONDS = 3.0
 # How much of a preview's log is read for its diffs (they come before its summary).
 DIFF_LOG_BYTES = 4 * 1024 * 1024
 # A comment or deployment the host cannot take now is tried this many times (paced like
@@ -75,6 +81,7 @@ class Reporter:
         self._extras: dict[tuple[str, str], Any] = {}
         self._hosts_config: Config | None = None
         self._not_before: dict[str, float] = {}
+        self._host_until: float | None = None  # this pass starts no host write after this
         self._failures: dict[str, int] = {}
         self._carried: dict[str, str] = {}  # SHA -> the apply Job that stands for it
         self._ended: set[str] = set()  # finished Jobs this replica has seen, until reported
@@ -103,16 +110,22 @@ class Reporter:
             if not self.elector.leading():
                 continue
             try:
-                jobs = self.jobs.list_jobs(job_selector(mode="apply", unreported=True))
+                jobs = [job for job in self._unreported() if jobview.mode_of(job) == "apply"]
                 window = BurstWindow.of(self.state.config)
                 for job in to_release(jobs, time.time(), window):
                     self.jobs.release(jobview.name_of(job))
             except Exception as exc:  # the next tick retries
                 log.debug("release pass failed", extra={"reason": str(exc)})
 
+    def _unreported(self) -> list[dict[str, Any]]:
+        """The Jobs not reported yet: as the watch keeps them, or listed while it cannot.
+        Reported Jobs stay until their TTL; they need nothing more, so they are not listed."""
+        kept = self.state.kept.jobs.items() if self.state.kept is not None else None
+        return kept if kept is not None else self.jobs.list_jobs(job_selector(unreported=True))
+
     def pass_once(self) -> None:
-        # Reported Jobs stay until their TTL; they need nothing more, so they are not listed.
-        jobs = self.jobs.list_jobs(job_selector(unreported=True))
+        self._host_until = None
+        jobs = self._unreported()
         # Waiting Jobs are released by release_loop, which posting statuses cannot delay.
         self._carried = carried_shas(jobs)
         listed = {jobview.name_of(job) for job in jobs}
@@ -131,7 +144,10 @@ class Reporter:
             if ended is not None:
                 self.report_own(*ended)
             else:
-                self.report(job)
+                # Its summary is the pod's termination message, when the watch has the pod.
+                self.report(job, termination_message(pod) if pod is not None else None)
+        if self._host_until is not None and time.monotonic() > self._host_until:
+            self.state.job_created.set()  # host writes may be waiting: the next pass at once
 
     def _ended_run(self, job: dict[str, Any]) -> bool:
         """Whether `job` has ended, or its pod has exited 0."""
@@ -148,13 +164,13 @@ class Reporter:
         annotations = jobview.annotations_of(job)
         target = self._target(jobview.label(job, names.TARGET))
         if annotations.get(names.REPORTED) == names.REPORTED_COMPLETE or target is None:
-            self.jobs.finish(job)
+            self._finish(job)
             return
         if not jobview.is_finished(job):
             posted = self._post_all(target, name, pending_reports(job))
             if posted:
                 done = jobview.annotation_list(job, names.REPORTED_PENDING) + posted
-                self.jobs.annotate(name, {names.REPORTED_PENDING: ",".join(dict.fromkeys(done))})
+                self._annotate(name, {names.REPORTED_PENDING: ",".join(dict.fromkeys(done))})
             if jobview.state(job) == "running":
                 self._start_deployment(job, target)
             return
@@ -171,14 +187,14 @@ class Reporter:
         if len(posted) < len(todo):
             if posted:
                 record = ",".join(dict.fromkeys([*already, *posted]))
-                self.jobs.annotate(name, {names.REPORTED_FINAL: record})
+                self._annotate(name, {names.REPORTED_FINAL: record})
             return
         if not self._after_statuses(job, target, summary):
             # Statuses are all out; a comment or deployment waits for the host's pace.
-            self.jobs.annotate(name, {names.REPORTED_FINAL: ",".join(r.sha for r in reports)})
+            self._annotate(name, {names.REPORTED_FINAL: ",".join(r.sha for r in reports)})
             return
         self._record_result(job, target, summary)
-        updated = self.jobs.annotate(
+        updated = self._annotate(
             name,
             {
                 names.REPORTED: names.REPORTED_COMPLETE,
@@ -187,7 +203,7 @@ class Reporter:
         )
         self._ended.discard(name)
         if updated is not None:
-            self.jobs.finish(updated)
+            self._finish(updated)
 
     def report_own(self, job: dict[str, Any], message: str | None) -> None:
         """Post the final statuses of the commits `job` itself stands for, from its pod that
@@ -210,7 +226,7 @@ class Reporter:
         posted = self._post_all(target, name, todo)
         if posted:
             record = ",".join(dict.fromkeys([*already, *posted]))
-            self.jobs.annotate(name, {names.REPORTED_FINAL: record})
+            self._annotate(name, {names.REPORTED_FINAL: record})
 
     def _post_all(self, target: Target, job: str, reports: list[StatusReport]) -> list[str]:
         """Post in order; stop at the first the host cannot take now, or once this Job has
@@ -222,7 +238,7 @@ class Reporter:
         budget_ends = time.monotonic() + JOB_BUDGET_SECONDS
         for report in reports:
             now = time.monotonic()
-            if now < self._not_before.get(provider, 0.0) or (posted and now > budget_ends):
+            if self._host_waits(provider) or (posted and now > budget_ends):
                 break
             try:
                 self._host(provider).post(target.repo, report, self._link(job))
@@ -294,7 +310,7 @@ class Reporter:
         fate = jobview.annotations_of(job).get(key, "")
         if not fate.isdigit() and fate:
             return True  # done, or given up
-        if time.monotonic() < self._not_before.get(target.provider, 0.0):
+        if self._host_waits(target.provider):
             return False
         tries = int(fate or 0) + 1
         metric = self.state.metrics.host_writes
@@ -308,7 +324,7 @@ class Reporter:
                 f"{kind} not written" + ("; giving up" if given_up else "; will retry"),
                 extra=logs.extra(job=name, target=target.name, reason=str(exc)),
             )
-            self.jobs.annotate(name, {key: "gave-up" if given_up else str(tries)})
+            self._annotate(name, {key: "gave-up" if given_up else str(tries)})
             return given_up
         except ApiUnavailable:
             raise  # the API server is away (reading the log): the next pass tries again
@@ -318,11 +334,11 @@ class Reporter:
                 f"{kind} not written",
                 extra=logs.extra(job=name, target=target.name, reason=_reason(exc)),
             )
-            self.jobs.annotate(name, {key: "failed"})
+            self._annotate(name, {key: "failed"})
             return True
         self._failures[target.provider] = 0
         metric.labels(target.provider, kind, "posted").inc()
-        self.jobs.annotate(name, {key: DONE})
+        self._annotate(name, {key: DONE})
         return True
 
     def _comment(self, job: dict[str, Any], target: Target) -> None:
@@ -355,14 +371,14 @@ class Reporter:
         if jobview.annotations_of(job).get(names.DEPLOYMENT):
             return
         sha = jobview.annotations_of(job).get(names.SHA)
-        if not sha or time.monotonic() < self._not_before.get(target.provider, 0.0):
+        if not sha or self._host_waits(target.provider):
             return
         name = jobview.name_of(job)
         host = self._extra(target.provider, "deployment")
         metric = self.state.metrics.host_writes
         try:
             deployment = host.create(target.repo, sha, target.branch, settings)
-            self.jobs.annotate(name, {names.DEPLOYMENT: deployment})
+            self._annotate(name, {names.DEPLOYMENT: deployment})
             running = DeploymentUpdate("running", "applying the branch head", self._link(name))
             host.update(target.repo, deployment, settings, running)
         except ApiUnavailable:
@@ -381,7 +397,7 @@ class Reporter:
                 "deployment not started",
                 extra=logs.extra(job=name, target=target.name, reason=_reason(exc)),
             )
-            self.jobs.annotate(name, {names.DEPLOYMENT: "failed"})
+            self._annotate(name, {names.DEPLOYMENT: "failed"})
             return
         metric.labels(target.provider, "deployment", "posted").inc()
 
@@ -410,8 +426,18 @@ class Reporter:
             if not applied:
                 return
             opened = host.create(target.repo, applied, target.branch, settings)
-            self.jobs.annotate(name, {names.DEPLOYMENT: opened})
+            self._annotate(name, {names.DEPLOYMENT: opened})
         host.update(target.repo, opened, settings, final)
+
+    def _host_waits(self, provider: Provider) -> bool:
+        """Whether a write to `provider`'s host waits for a later pass: the host asked to
+        back off, or this pass has had its PASS_HOST_SECONDS of host writes."""
+        now = time.monotonic()
+        if now < self._not_before.get(provider, 0.0):
+            return True
+        if self._host_until is None:
+            self._host_until = now + PASS_HOST_SECONDS
+        return now > self._host_until
 
     def _back_off(self, provider: Provider, exc: HostUnavailable) -> None:
         failures = self._failures.get(provider, 0) + 1
@@ -449,7 +475,7 @@ class Reporter:
         message = message or self.jobs.last_termination_message(name)
         summary = RunSummary.from_json(message) if message else None
         if summary is not None:
-            self.jobs.annotate(name, {names.SUMMARY: summary.to_json()})
+            self._annotate(name, {names.SUMMARY: summary.to_json()})
         return summary
 
     def _record_result(
@@ -469,16 +495,50 @@ class Reporter:
             metrics.last_applied.labels(target.name).info({"sha": summary.sha})
             metrics.last_success.labels(target.name).set(ended or time.time())
         record = records.record_from_run(job, result, summary, datetime.datetime.now(datetime.UTC))
+        # The statuses are out: a record or a run missing from the page only dims it.
         if record is not None:
             try:
-                records.save(self.state.api, self.state.namespace, record)
-            except Exception as exc:  # the statuses are out; a missing record only dims the page
+                name = names.record_name(record.target)
+                self._remember_lease(
+                    records.save(self.state.api, self.state.namespace, record, self._lease(name))
+                )
+            except Exception as exc:
                 log.warning(
                     "target record not saved",
                     extra=logs.extra(job=record.job, target=target.name, reason=str(exc)),
                 )
+        try:
+            run = replace(history.run_of(job, summary), result=result)
+            known = self._lease(names.RECENT_RUNS_LEASE_NAME)
+            self._remember_lease(history.add(self.state.api, self.state.namespace, run, known))
+        except Exception as exc:
+            log.warning(
+                "run not kept among the recent runs",
+                extra=logs.extra(job=jobview.name_of(job), target=target.name, reason=str(exc)),
+            )
 
     # -- small I/O helpers ---------------------------------------------------------------
+
+    def _annotate(self, name: str, annotations: dict[str, str]) -> dict[str, Any] | None:
+        """Annotate the Job, and keep what the write returned: the next pass must see it even
+        before the watch does."""
+        updated = self.jobs.annotate(name, annotations)
+        if updated is not None and self.state.kept is not None:
+            self.state.kept.jobs.remember(updated)
+        return updated
+
+    def _lease(self, name: str) -> dict[str, Any] | None:
+        """The Lease as this replica last saw or wrote it (saves a read before a write)."""
+        return self.state.kept.leases.get(name) if self.state.kept is not None else None
+
+    def _remember_lease(self, lease: dict[str, Any] | None) -> None:
+        if lease is not None and self.state.kept is not None:
+            self.state.kept.leases.remember(lease)
+
+    def _finish(self, job: dict[str, Any]) -> None:
+        finished = self.jobs.finish(job)
+        if finished is not None and self.state.kept is not None:
+            self.state.kept.jobs.remember(finished)
 
     def _target(self, name: str | None) -> Target | None:
         try:

@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from hooksync import names
 from hooksync.refs import is_valid_sha
 from hooksync.summary import RunSummary
 from hooksync.times import parse_rfc3339, rfc3339
 from receiver import jobview
-from receiver.jobapi import API_TIMEOUT
+from receiver.jobapi import API_TIMEOUT, Object
+from receiver.reporting import annotated
 
 RECORD_LABEL = "hooksync.dev/record"  # value "true": selects record Leases in one list call
 MESSAGE_LIMIT = 300
-CONFLICT_RETRIES = 5
 
 # Annotations on a record Lease.
 RESULT = "hooksync.dev/last-result"
@@ -147,54 +146,30 @@ def newest(records: list[TargetRecord | None]) -> TargetRecord | None:
 # -- I/O -------------------------------------------------------------------------------------
 
 
-def save(api: client.ApiClient, namespace: str, record: TargetRecord) -> bool:
+def save(
+    api: client.ApiClient,
+    namespace: str,
+    record: TargetRecord,
+    known: Mapping[str, Any] | None = None,
+) -> Object | None:
     """Write `record` onto its target's record Lease unless a newer one is there.
 
-    Returns whether the Lease changed. The read-modify-write carries the resourceVersion, so
-    two writers (an old leader finishing its pass) cannot interleave.
+    Returns the Lease written, or None when it was left as it was (`annotated.rewrite`:
+    compare-and-swap, so an old leader finishing its pass cannot undo a newer record; `known`,
+    the Lease as last seen, saves a read).
     """
-    leases = client.CoordinationV1Api(api)
+
+    def merged_into(annotations: Mapping[str, str]) -> dict[str, str] | None:
+        merged = merge(TargetRecord.from_annotations(record.target, annotations), record)
+        return merged.to_annotations() if merged is not None else None
+
+    labels = {
+        names.MANAGED_BY: names.MANAGED_BY_VALUE,
+        names.TARGET: record.target,
+        RECORD_LABEL: "true",
+    }
     name = names.record_name(record.target)
-    for _ in range(CONFLICT_RETRIES):
-        try:
-            answer = leases.read_namespaced_lease(
-                name, namespace, _preload_content=False, _request_timeout=API_TIMEOUT
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            body = _lease(record.target, record.to_annotations())
-            try:
-                leases.create_namespaced_lease(
-                    namespace, body, _preload_content=False, _request_timeout=API_TIMEOUT
-                )
-            except ApiException as create_exc:
-                if create_exc.status == 409:
-                    continue  # written meanwhile: read it and merge
-                raise
-            return True
-        lease: dict[str, Any] = json.loads(answer.data)  # type: ignore[attr-defined]
-        metadata = lease.get("metadata") or {}
-        old = TargetRecord.from_annotations(record.target, metadata.get("annotations") or {})
-        merged = merge(old, record)
-        if merged is None:
-            return False
-        patch = {
-            "metadata": {
-                "resourceVersion": metadata.get("resourceVersion"),
-                "annotations": merged.to_annotations(),
-            }
-        }
-        try:
-            leases.patch_namespaced_lease(
-                name, namespace, patch, _preload_content=False, _request_timeout=API_TIMEOUT
-            )
-        except ApiException as exc:
-            if exc.status in (404, 409):
-                continue
-            raise
-        return True
-    raise ApiException(status=409, reason=f"record Lease {name} kept changing")
+    return annotated.rewrite(api, namespace, name, labels, merged_into, known)
 
 
 def load(api: client.ApiClient, namespace: str) -> dict[str, TargetRecord]:
@@ -205,8 +180,13 @@ def load(api: client.ApiClient, namespace: str) -> dict[str, TargetRecord]:
         _preload_content=False,
         _request_timeout=API_TIMEOUT,
     )
+    return from_leases(json.loads(answer.data)["items"])  # type: ignore[attr-defined]
+
+
+def from_leases(leases: Iterable[Mapping[str, Any]]) -> dict[str, TargetRecord]:
+    """Pure: the records among `leases` (as the API server returns them), by target name."""
     found: dict[str, TargetRecord] = {}
-    for lease in json.loads(answer.data)["items"]:  # type: ignore[attr-defined]
+    for lease in leases:
         metadata = lease.get("metadata") or {}
         target = (metadata.get("labels") or {}).get(names.TARGET)
         if not target or metadata.get("name") != names.record_name(target):
@@ -215,20 +195,3 @@ def load(api: client.ApiClient, namespace: str) -> dict[str, TargetRecord]:
         if record is not None:
             found[target] = record
     return found
-
-
-def _lease(target: str, annotations: dict[str, str]) -> Any:
-    return {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {
-            "name": names.record_name(target),
-            "labels": {
-                names.MANAGED_BY: names.MANAGED_BY_VALUE,
-                names.TARGET: target,
-                RECORD_LABEL: "true",
-            },
-            "annotations": annotations,
-        },
-        "spec": {},
-    }

@@ -96,14 +96,14 @@ def deployed(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) ->
             return dict(read.metadata.annotations or {})
 
         wait_until(lambda: annotations().get(names.REPORTED) == "complete", timeout=30)
-        # A summary whose message carries HTML, as a hostile commit could make a Job say.
+        # The page reads a reported run from the target's record: give it a message that
+        # carries HTML, as a hostile commit could make a Job say.
         summary = RunSummary.from_json(annotations()[names.SUMMARY])
-        assert summary is not None
-        summary.message = f"applied 2 {HOSTILE}"
-        batch.patch_namespaced_job(
-            job,
+        assert summary is not None and summary.message.startswith("applied 2")
+        client.CoordinationV1Api(stack.api).patch_namespaced_lease(
+            names.record_name("page"),
             stack.jobs_namespace,
-            {"metadata": {"annotations": {names.SUMMARY: summary.to_json()}}},
+            {"metadata": {"annotations": {"hooksync.dev/last-message": f"applied 2 {HOSTILE}"}}},
         )
         yield stack, sha, job
 
@@ -172,8 +172,14 @@ def test_the_status_page_in_chromium_matches_the_cluster(browser: str, deployed:
     next_new_year = datetime.datetime.now(datetime.UTC).year + 1
     assert f"{next_new_year}-01-01 00:00 UTC" in other
 
-    # The recent runs: every Job in the receiver's namespace, newest first, each linked.
+    # The recent runs: every Job in the receiver's namespace, newest first, each linked. The
+    # page lists only the Jobs not reported yet; the leader kept the reported ones' runs.
+    kept = client.CoordinationV1Api(stack.api).read_namespaced_lease(
+        "hooksync-recent-runs", stack.jobs_namespace
+    )
+    assert f'"job":"{job}"' in kept.metadata.annotations["hooksync.dev/recent-runs"]
     jobs = client.BatchV1Api(stack.api).list_namespaced_job(stack.jobs_namespace).items
+    assert any(j.metadata.labels.get(names.REPORTED) for j in jobs)
     newest_first = [
         j.metadata.name
         for j in sorted(jobs, key=lambda j: (j.metadata.creation_timestamp, j.metadata.name),

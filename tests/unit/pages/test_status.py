@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from dataclasses import replace
+import json
+import threading
+from dataclasses import asdict, replace
 from html.parser import HTMLParser
 from typing import Any
 
 import httpx
 import pytest
-from kubernetes.client import ApiClient
+from kubernetes.client import ApiClient, Configuration
 from starlette.applications import Starlette
+from urllib3.exceptions import HTTPError
 
 from hooksync import names
 from hooksync.config import Config, Target, parse_config
 from hooksync.summary import RunSummary
+from receiver import jobview
+from receiver.following import Followed
+from receiver.jobapi import ApiUnavailable
+from receiver.kept import KeptObjects
 from receiver.pages import status as statuspage
 from receiver.pages._html import SECURITY_HEADERS
 from receiver.pages.status import (
@@ -25,6 +32,7 @@ from receiver.pages.status import (
     render,
     status_page_route,
 )
+from receiver.reporting.history import RUNS, Run
 from receiver.reporting.records import TargetRecord
 from receiver.secrets import ReceiverSecrets
 from receiver.state import ReceiverState
@@ -216,6 +224,28 @@ def test_runs_are_the_newest_twenty_newest_first_with_signed_links():
     assert f"href='{link('hooksync-shop-apply-0000024')}'" in runs
 
 
+def test_runs_the_leader_kept_show_beside_the_jobs_not_reported_yet():
+    kept = [
+        Run(job=f"hooksync-shop-resync-{i}", target="shop", mode="resync", state="succeeded",
+            result="no-op", commit="", more_commits=0, created=f"2025-03-10T11:{i:02d}:00Z",
+            message=f"nothing drifted {HOSTILE}")
+        for i in range(10, 30)
+    ]  # fmt: skip
+    running = job("hooksync-shop-apply-6113728", "2025-03-10T12:30:00Z", state="running")
+    inputs = StatusInputs(records={"shop": record()}, jobs=[running], cronjobs=[], runs=kept)
+    page = render(config(), inputs, NOW, link)
+    runs = page.split("<table id='runs'>")[1]
+    shown = [
+        "hooksync-shop-apply-6113728",
+        *(f"hooksync-shop-resync-{i}" for i in range(29, 10, -1)),
+    ]
+    positions = [runs.index(f"<code>{name}</code>") for name in shown]
+    assert positions == sorted(positions)
+    assert "hooksync-shop-resync-10<" not in runs  # the twenty-first
+    assert "no-op" in runs and "<img" not in runs
+    assert f"href='{link('hooksync-shop-resync-29')}'" in runs
+
+
 def test_every_value_from_git_or_a_payload_renders_as_text():
     hostile = RunSummary(result="success", sha=SHA, message=f"deployed {HOSTILE}<script>x</script>")
     inputs = StatusInputs(
@@ -389,3 +419,43 @@ def test_the_recorded_runs_job_still_speaks_for_it_and_older_jobs_do_not():
     inputs = StatusInputs(records={"shop": record()}, jobs=[older, own], cronjobs=[])
     row = render(config(), inputs, NOW, link).split("<tr id='target-shop'>")[1].split("</tr>")[0]
     assert "from the Job" in row and "from an older Job" not in row
+
+
+def test_a_page_from_what_the_receiver_keeps_reads_nothing_from_the_api_server():
+    record_lease = {"metadata": {
+        "name": names.record_name("shop"), "labels": {names.TARGET: "shop"},
+        "annotations": record(job="hooksync-shop-apply-6113728").to_annotations(),
+    }}  # fmt: skip
+    kept_run = Run(job="hooksync-shop-resync-1", target="shop", mode="resync", state="succeeded",
+                   result="no-op", commit="", more_commits=0, created="2025-03-10T11:00:00Z",
+                   message="ok")  # fmt: skip
+    runs_lease = {"metadata": {"name": names.RECENT_RUNS_LEASE_NAME,
+                               "annotations": {RUNS: json.dumps([asdict(kept_run)])}}}  # fmt: skip
+    running = job("hooksync-shop-apply-ec26c3e", "2025-03-10T12:30:00Z", state="running")
+    schedules = [cronjob("shop", "*/15 * * * *"), cronjob("docs", "0 * * * *")]
+
+    def kept(*objects: dict[str, Any]) -> Followed:
+        followed = Followed("x", lambda *a, **k: None, "hooksync", "", threading.Event())
+        for obj in objects:
+            followed._keep({**obj, "metadata": {"resourceVersion": "1", **obj["metadata"]}})
+        followed._synced = True
+        return followed
+
+    for index, schedule in enumerate(schedules):
+        schedule["metadata"]["name"] = f"cronjob-{index}"
+    # An API client with no server: any read would fail.
+    state = ReceiverState(config=config(), secrets=ReceiverSecrets(),
+                          api=ApiClient(Configuration(host="http://127.0.0.1:9")),
+                          namespace="hooksync")  # fmt: skip
+    state.kept = KeptObjects(jobs=kept(running), leases=kept(record_lease, runs_lease),
+                             cronjobs=kept(*schedules))  # fmt: skip
+    inputs = statuspage.gather(state, config().targets[:1])
+    assert inputs.records == {"shop": record(job="hooksync-shop-apply-6113728")}
+    assert [jobview.name_of(j) for j in inputs.jobs] == ["hooksync-shop-apply-ec26c3e"]
+    assert [jobview.label(c, names.TARGET) for c in inputs.cronjobs] == ["shop"]
+    assert inputs.runs == [kept_run]
+    # Not following (the watch broke): the page reads, and says when it cannot.
+    state.kept = KeptObjects(jobs=kept(), leases=kept(), cronjobs=Followed(
+        "x", lambda *a, **k: None, "hooksync", "", threading.Event()))  # fmt: skip
+    with pytest.raises((ApiUnavailable, HTTPError)):  # the route answers 503
+        statuspage.gather(state, config().targets[:1])

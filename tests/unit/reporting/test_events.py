@@ -6,7 +6,7 @@ from typing import Any
 
 from hooksync import names
 from receiver import jobview
-from receiver.reporting.events import completed_by, succeeded_container
+from receiver.reporting.events import completed_by, succeeded_container, termination_message
 from receiver.reporting.statuses import SUCCESS, final_reports
 from tests.unit.reporting.test_statuses import COMPLETE, SHA_A, failed, job, summary
 
@@ -62,3 +62,11 @@ def test_the_job_keeps_its_annotations_and_labels() -> None:
     assert as_complete["metadata"] == original["metadata"]
     assert jobview.annotations_of(as_complete)[names.SHA] == SHA_A
     assert original["status"]["conditions"] == []  # the Job read from the API is not changed
+
+
+def test_the_termination_message_is_read_from_a_pod_that_exited_0_only() -> None:
+    ran = summary().to_json()
+    assert termination_message(pod(0, ran)) == ran
+    assert termination_message(pod(1, ran)) is None
+    assert termination_message(pod(None)) is None
+    assert termination_message(pod(0)) is None

@@ -28,12 +28,18 @@ REPO = "acme/shop"
 def pass_poster(
     host: GitHubStandIn, monkeypatch: pytest.MonkeyPatch, budget_seconds: float
 ) -> Callable[[list[StatusReport]], list[str]]:
-    """Posts one pass of a Job's statuses, with `budget_seconds` for the Job; returns the
-    SHAs posted."""
+    """Posts one pass of a Job's statuses, with `budget_seconds` for the Job (and the pass's
+    own host time well above it); returns the SHAs posted."""
     monkeypatch.setattr(reporting, "JOB_BUDGET_SECONDS", budget_seconds)
+    monkeypatch.setattr(reporting, "PASS_HOST_SECONDS", 120.0)
     reporter = reporter_for(host)
     target = reporter.state.config.targets[0]
-    return lambda reports: reporter._post_all(target, "job-a", reports)
+
+    def one_pass(reports: list[StatusReport]) -> list[str]:
+        reporter._host_until = None  # as pass_once starts
+        return reporter._post_all(target, "job-a", reports)
+
+    return one_pass
 
 
 def reporter_for(host: GitHubStandIn) -> Reporter:
@@ -104,3 +110,23 @@ def test_without_a_budget_cut_every_status_goes_out_in_one_pass(
     reports = pending(3)
     assert post(reports) == [report.sha for report in reports]
     assert posted_once_each(github_host, reports)
+
+
+def test_a_pass_starts_host_writes_only_for_its_first_seconds(
+    github_host: GitHubStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pass's host time spent at once: the first Job's first status goes out, and neither its
+    # second nor another Job's, so the pass goes on to Jobs that need no host write.
+    monkeypatch.setattr(reporting, "PASS_HOST_SECONDS", 0.0)
+    reporter = reporter_for(github_host)
+    target = reporter.state.config.targets[0]
+    first, second = pending(2), pending(3)[2:]
+    reporter._host_until = None  # as pass_once starts
+    assert reporter._post_all(target, "job-a", first) == [first[0].sha]
+    assert reporter._post_all(target, "job-b", second) == []
+    # The next pass goes on where this one stopped.
+    reporter._host_until = None
+    assert reporter._post_all(target, "job-a", first[1:]) == [first[1].sha]
+    reporter._host_until = None
+    assert reporter._post_all(target, "job-b", second) == [second[0].sha]
+    assert posted_once_each(github_host, first + second)
