@@ -4,7 +4,7 @@ Finished Jobs stay for jobTTLSeconds: a thousand targets resyncing every 15 minu
 four thousand, megabytes for the API server to send on every view of the page. So when the
 leader has reported a run, it adds one line for it to the Lease `hooksync-recent-runs` (never
 held), which keeps the newest KEPT. The page shows those with the Jobs not reported yet (the
-running, the waiting and the just ended), which it lists anyway.
+running, the waiting and the just ended), which every replica keeps in step anyway.
 """
 
 from __future__ import annotations
