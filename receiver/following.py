@@ -79,7 +79,7 @@ def follow(
 
 
 class Followed:
-    """The objects `selector` picks, listed with `lister` and followed while `active()`.
+    """The objects `selector` picks, listed with `lister` and followed until `stop`.
 
     `slim` keeps what the receiver reads of each; `matches` says whether an object is still
     one the selector picks, for versions this replica wrote itself (`remember`): an object that
@@ -96,7 +96,6 @@ class Followed:
         selector: str,
         stop: threading.Event,
         *,
-        active: Callable[[], bool] = lambda: True,
         slim: Callable[[Object], Object] = without_managed_fields,
         matches: Callable[[Object], bool] = lambda obj: True,
         changed: Callable[[], None] = lambda: None,
@@ -106,7 +105,6 @@ class Followed:
         self.namespace = namespace
         self.selector = selector
         self.stop = stop
-        self.active = active
         self.slim = slim
         self.matches = matches
         self.changed = changed
@@ -153,34 +151,31 @@ class Followed:
         self.changed()
 
     def _going(self) -> bool:
-        return not self.stop.is_set() and self.active()
+        return not self.stop.is_set()
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            if self.active():
-                try:
-                    answer = self.lister(
-                        self.namespace,
-                        label_selector=self.selector,
-                        _preload_content=False,
-                        _request_timeout=(API_TIMEOUT[0], LIST_TIMEOUT_SECONDS),
-                    )
-                    listed = orjson.loads(answer.data)
-                    with self._lock:
-                        self._objects = {}
-                        for obj in listed.get("items") or []:
-                            self._keep(obj)
-                        self._synced = True
-                    self.changed()
-                    version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
-                    follow(
-                        self.lister, self.namespace, self.selector, version, self._seen, self._going
-                    )
-                except Exception as exc:  # dropped or expired: list again
-                    log.debug(
-                        "watch ended",
-                        extra={"kind": self.name, "reason": f"{type(exc).__name__}: {exc}"},
-                    )
+            try:
+                answer = self.lister(
+                    self.namespace,
+                    label_selector=self.selector,
+                    _preload_content=False,
+                    _request_timeout=(API_TIMEOUT[0], LIST_TIMEOUT_SECONDS),
+                )
+                listed = orjson.loads(answer.data)
+                with self._lock:
+                    self._objects = {}
+                    for obj in listed.get("items") or []:
+                        self._keep(obj)
+                    self._synced = True
+                self.changed()
+                version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+                follow(self.lister, self.namespace, self.selector, version, self._seen, self._going)
+            except Exception as exc:  # dropped or expired: list again
+                log.debug(
+                    "watch ended",
+                    extra={"kind": self.name, "reason": f"{type(exc).__name__}: {exc}"},
+                )
             with self._lock:
                 self._synced = False
                 self._objects = {}

@@ -108,8 +108,7 @@ class JobApi:
         meanwhile, or finished already."""
         metadata = job.get("metadata") or {}
         finalizers = metadata.get("finalizers") or []
-        labelled = jobview.label(job, names.REPORTED) == names.REPORTED_COMPLETE
-        if labelled and names.STATUS_FINALIZER not in finalizers:
+        if jobview.is_reported(job) and names.STATUS_FINALIZER not in finalizers:
             return None
         remaining = [f for f in finalizers if f != names.STATUS_FINALIZER]
         patch = {

@@ -79,6 +79,11 @@ def is_finished(job: Job) -> bool:
     return _ended_condition(job) is not None
 
 
+def is_reported(job: Job) -> bool:
+    """Whether the leader has labelled the Job reported: every status of it is out."""
+    return label(job, names.REPORTED) == names.REPORTED_COMPLETE
+
+
 def is_suspended(job: Job) -> bool:
     return bool((job.get("spec") or {}).get("suspend"))
 

@@ -34,7 +34,7 @@ def slim_cronjob(cronjob: Object) -> Object:
 
 
 def unreported(job: Object) -> bool:
-    return jobview.label(job, names.REPORTED) != names.REPORTED_COMPLETE
+    return not jobview.is_reported(job)
 
 
 @dataclass(frozen=True)

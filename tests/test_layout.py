@@ -4,8 +4,8 @@ Read from the source with `ast`, so nothing is imported to check it:
 - in receiver/, only the command line entry imports the HTTP app module;
 - no import cycle anywhere in hooksync/, receiver/, jobimage/ or world/;
 - the receiver's stages import only stages before them (intake < dispatch < reporting < pages),
-  as the README's flow goes; the modules at receiver/'s top (state, jobview, jobapi, metrics,
-  secrets, app, cli) are not a stage.
+  as the README's flow goes; the modules at receiver/'s top (state, jobview, jobapi, following,
+  kept, metrics, secrets, app, cli) are not a stage.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 import yaml
 
-from hooksync import names
+from receiver import jobview
 from world import webhooks
 from world.controlplane import binaries_dir
 from world.demoapp import APP, DEMO_APP
@@ -562,11 +562,8 @@ class Scenario:
         jobs = json.loads(self.stack.kubectl("-n", NAMESPACE, "get", "jobs", "-o", "json"))
         job = f"hooksync-shop-apply-{sha[:7]}"
         for item in jobs["items"]:
-            annotations = item["metadata"].get("annotations") or {}
-            carried = [annotations.get(names.SHA, "")]
-            carried += annotations.get(names.COALESCED_SHAS, "").split(",")
-            if sha in carried:
-                job = item["metadata"]["name"]
+            if sha in jobview.job_shas(item):
+                job = jobview.name_of(item)
         pods = json.loads(
             self.stack.kubectl(
                 "-n", NAMESPACE, "get", "pods", "-l", f"job-name={job}", "-o", "json"

@@ -118,8 +118,11 @@ def with_run(annotations: Mapping[str, str], run: Run) -> dict[str, str] | None:
 
 def recent(jobs: Sequence[jobview.Job], kept: Sequence[Run], limit: int = KEPT) -> list[Run]:
     """Pure: the newest `limit` runs of the Jobs listed and those kept, the listed Job's
-    view winning (it is the newer)."""
-    return newest([*(run_of(job, jobview.summary(job)) for job in jobs), *kept], limit)
+    view winning (it is the newer). Only the newest `limit` Jobs are read as runs (summaries
+    parsed): a Job past them has as many newer, and so has its kept run."""
+    order = sorted(jobs, key=lambda j: (jobview.created_at(j), jobview.name_of(j)), reverse=True)
+    listed = [run_of(job, jobview.summary(job)) for job in order[:limit]]
+    return newest([*listed, *kept], limit)
 
 
 # -- I/O -------------------------------------------------------------------------------------
