@@ -3,8 +3,10 @@
 It registers a Node, binds unscheduled Job pods to it, materialises their volumes (configMap,
 secret, emptyDir, projected service-account tokens minted with the TokenRequest API), starts the
 first container's command in a private mount namespace with those volumes bind-mounted at their
-mountPaths, and writes pod status back the way a kubelet does. It also serves container logs on
-the kubelet port so `kubectl logs` and the pods/log API work.
+mountPaths, and writes pod status back the way a kubelet does. While a ConfigMap, Secret or key
+the pod needs is missing, or the API server does not answer, the pod waits (ContainerCreating or
+CreateContainerConfigError) and the kubelet tries again, as a real one does. It also serves
+container logs on the kubelet port so `kubectl logs` and the pods/log API work.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ T = TypeVar("T")
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Where each pod's folder is bound inside its mount namespace before the volume mounts.
 STAGING_ROOT = Path("/run/hooksync-kubelet")
+# While a pod's ConfigMap or Secret is missing, it is looked for again after these waits.
+NOT_YET_FIRST_DELAY = 0.5
+NOT_YET_MAX_DELAY = 8.0
 
 
 def _now() -> str:
@@ -349,29 +354,32 @@ class ProcessKubelet:
         run.directory.mkdir(parents=True, exist_ok=True)
         container = _spec(pod).containers[0]
         started = _now()
-        try:
-            argv = list(container.command or []) + list(container.args or [])
-            if not container.command:
-                raise _StartError(
-                    "container has no command: the process kubelet cannot read an image's "
-                    "entrypoint, so Jobs must set `command` explicitly"
-                )
-            env = self._environment(pod, container)
-            argv = [_expand(arg, env) for arg in argv]
-            if shutil.which(argv[0], path=env.get("PATH")) is None:
-                raise _StartError(f"executable {argv[0]!r} not found in $PATH")
-            mounts = self._volumes(pod, container, run.directory)
-            termination_file = run.directory / "termination-log"
-            termination_file.write_bytes(b"")
-            message_path = container.termination_message_path or "/dev/termination-log"
-            mounts.append((termination_file, message_path))
-        except (_StartError, ApiException) as exc:
-            reason = exc.reason if isinstance(exc, ApiException) else str(exc)
-            self._set_terminated(pod, container.name, 128, "StartError", str(reason), started)
-            return
-        except Exception as exc:
-            self._set_terminated(pod, container.name, 128, "StartError", repr(exc), started)
-            return
+        delay = NOT_YET_FIRST_DELAY
+        shown = ""
+        while True:
+            try:
+                argv, env, mounts = self._prepare(pod, container, run.directory)
+                break
+            except _NotYet as exc:
+                # What a real kubelet does when a volume's or a variable's source is missing,
+                # or the API server does not answer: the pod waits, and it tries again.
+                if str(exc) != shown:
+                    shown = str(exc)
+                    self._set_waiting(pod, container.name, exc.reason, shown)
+                if self._stopping.wait(delay):
+                    return
+                if run.killed:
+                    self._delete_pod_now(pod)
+                    return
+                delay = min(delay * 2, NOT_YET_MAX_DELAY)
+            except (_StartError, ApiException) as exc:
+                reason = exc.reason if isinstance(exc, ApiException) else str(exc)
+                self._set_terminated(pod, container.name, 128, "StartError", str(reason), started)
+                return
+            except Exception as exc:
+                self._set_terminated(pod, container.name, 128, "StartError", repr(exc), started)
+                return
+        termination_file = run.directory / "termination-log"
 
         # The pod folder is bound at a staging point first: a mountPath such as /tmp could
         # otherwise hide the folder the later mounts come from.
@@ -407,6 +415,7 @@ class ProcessKubelet:
         wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c", "\n".join(script)]
         with run.log_path.open("wb") as log_file:
             if run.killed:
+                self._delete_pod_now(pod)
                 return
             run.process = subprocess.Popen(
                 [*wrapper, "pod", *argv],
@@ -431,6 +440,32 @@ class ProcessKubelet:
         self._set_terminated(pod, container.name, exit_code, reason, message, started)
         if _meta(pod).deletion_timestamp is not None or run.killed:
             self._delete_pod_now(pod)
+
+    def _prepare(
+        self, pod: client.V1Pod, container: client.V1Container, pod_dir: Path
+    ) -> tuple[list[str], dict[str, str], list[tuple[Path, str]]]:
+        """The command, environment and mounts of the pod's container, its volumes written
+        under `pod_dir`. Raises _NotYet while a source is missing and _StartError when the
+        container can never start."""
+        argv = list(container.command or []) + list(container.args or [])
+        if not container.command:
+            raise _StartError(
+                "container has no command: the process kubelet cannot read an image's "
+                "entrypoint, so Jobs must set `command` explicitly"
+            )
+        try:
+            mounts = self._volumes(pod, container, pod_dir)
+        except _NotYet as exc:
+            raise _NotYet(f"MountVolume.SetUp failed: {exc}", "ContainerCreating") from None
+        env = self._environment(pod, container)
+        argv = [_expand(arg, env) for arg in argv]
+        if shutil.which(argv[0], path=env.get("PATH")) is None:
+            raise _StartError(f"executable {argv[0]!r} not found in $PATH")
+        termination_file = pod_dir / "termination-log"
+        termination_file.write_bytes(b"")
+        message_path = container.termination_message_path or "/dev/termination-log"
+        mounts.append((termination_file, message_path))
+        return argv, env, mounts
 
     def _environment(self, pod: client.V1Pod, container: client.V1Container) -> dict[str, str]:
         namespace = _key(pod).namespace
@@ -490,9 +525,7 @@ class ProcessKubelet:
             if secret.key not in data:
                 if secret.optional:
                     return None
-                raise _StartError(
-                    f"couldn't find key {secret.key} in Secret {namespace}/{secret.name}"
-                )
+                raise _NotYet(f"couldn't find key {secret.key} in Secret {namespace}/{secret.name}")
             return data[secret.key].decode()
         if source.config_map_key_ref is not None:
             config_map = source.config_map_key_ref
@@ -500,7 +533,7 @@ class ProcessKubelet:
             if config_map.key not in data:
                 if config_map.optional:
                     return None
-                raise _StartError(
+                raise _NotYet(
                     f"couldn't find key {config_map.key} in ConfigMap {namespace}/{config_map.name}"
                 )
             return data[config_map.key].decode()
@@ -515,8 +548,10 @@ class ProcessKubelet:
             if exc.status == 404 and optional:
                 return {}
             if exc.status == 404:
-                raise _StartError(f'secret "{name}" not found') from None
-            raise
+                raise _NotYet(f'secret "{name}" not found') from None
+            raise _not_yet_or(exc) from None
+        except OSError as exc:  # urllib3's connection errors: the API server is away
+            raise _NotYet(f"reading secret {name!r}: {exc}") from None
         return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
     def _config_map_data(
@@ -530,8 +565,10 @@ class ProcessKubelet:
             if exc.status == 404 and optional:
                 return {}
             if exc.status == 404:
-                raise _StartError(f'configmap "{name}" not found') from None
-            raise
+                raise _NotYet(f'configmap "{name}" not found') from None
+            raise _not_yet_or(exc) from None
+        except OSError as exc:
+            raise _NotYet(f"reading configmap {name!r}: {exc}") from None
         data = {k: v.encode() for k, v in (config_map.data or {}).items()}
         data.update({k: base64.b64decode(v) for k, v in (config_map.binary_data or {}).items()})
         return data
@@ -550,7 +587,11 @@ class ProcessKubelet:
             folder = pod_dir / "volumes" / mount.name
             if not folder.exists():
                 folder.mkdir(parents=True)
-                self._fill_volume(pod, namespace, volume, folder)
+                try:
+                    self._fill_volume(pod, namespace, volume, folder)
+                except BaseException:
+                    shutil.rmtree(folder, ignore_errors=True)  # the next try writes it whole
+                    raise
             source = folder / mount.sub_path if mount.sub_path else folder
             mounts.append((source, mount.mount_path))
         return mounts
@@ -612,9 +653,14 @@ class ProcessKubelet:
                 ),
             )
         )
-        answer = self.core.create_namespaced_service_account_token(
-            account, _key(pod).namespace, request
-        )
+        try:
+            answer = self.core.create_namespaced_service_account_token(
+                account, _key(pod).namespace, request
+            )
+        except ApiException as exc:
+            raise _not_yet_or(exc) from None
+        except OSError as exc:
+            raise _NotYet(f"requesting a token for {account!r}: {exc}") from None
         if answer.status is None:
             raise RuntimeError(f"TokenRequest for {account!r} came back without a token")
         return str(answer.status.token).encode()
@@ -640,6 +686,27 @@ class ProcessKubelet:
                     "imageID": "",
                     "started": True,
                     "state": {"running": {"startedAt": started}},
+                }
+            ],
+        }
+        self._patch_status(pod, status)
+
+    def _set_waiting(self, pod: client.V1Pod, container: str, reason: str, message: str) -> None:
+        status = {
+            "phase": "Pending",
+            "hostIP": "127.0.0.1",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": _now()},
+            ],
+            "containerStatuses": [
+                {
+                    "name": container,
+                    "ready": False,
+                    "restartCount": 0,
+                    "image": _spec(pod).containers[0].image or "",
+                    "imageID": "",
+                    "started": False,
+                    "state": {"waiting": {"reason": reason, "message": message}},
                 }
             ],
         }
@@ -704,6 +771,22 @@ class ProcessKubelet:
 
 class _StartError(Exception):
     """The container could not be started; the pod fails with this message."""
+
+
+class _NotYet(Exception):
+    """Something the container needs is missing for now (a ConfigMap, a Secret, a key in one,
+    or an answer from the API server); the pod waits with `reason` and the kubelet tries again."""
+
+    def __init__(self, message: str, reason: str = "CreateContainerConfigError") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _not_yet_or(exc: ApiException) -> Exception:
+    """Pure: a throttled or failing API server is worth waiting for; other answers are final."""
+    if exc.status is not None and (exc.status == 429 or exc.status >= 500):
+        return _NotYet(f"the API server answered {exc.status} {exc.reason}")
+    return exc
 
 
 @dataclass(frozen=True)

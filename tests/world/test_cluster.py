@@ -232,6 +232,54 @@ def test_pod_log_is_served_through_the_api(kube, namespace) -> None:
     assert core.read_namespaced_pod_log(pod.metadata.name, namespace, tail_lines=1) == "line two\n"
 
 
+def _waiting(kube: client.ApiClient, namespace: str, job: str) -> tuple[str, str] | None:
+    """The (reason, message) of a Job's waiting container, once the kubelet has written one."""
+    pods = client.CoreV1Api(kube).list_namespaced_pod(namespace, label_selector=f"job-name={job}")
+    for pod in pods.items:
+        for status in (pod.status.container_statuses if pod.status else None) or []:
+            if status.state and status.state.waiting and status.state.waiting.reason:
+                return status.state.waiting.reason, status.state.waiting.message or ""
+    return None
+
+
+def test_pod_waits_for_the_secret_and_configmap_it_needs(kube, namespace) -> None:
+    # A real kubelet keeps such a pod waiting and tries again; it never fails it for this.
+    core = client.CoreV1Api(kube)
+    job = _job("patient", "default", [])
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    script = "import os; print(os.environ['COLOUR'], open('/etc/sec/token').read())"
+    container["command"] = [sys.executable, "-c", script]
+    container["env"] = [
+        {"name": "COLOUR", "valueFrom": {"configMapKeyRef": {"name": "later", "key": "colour"}}}
+    ]
+    container["volumeMounts"] = [{"name": "later", "mountPath": "/etc/sec"}]
+    job["spec"]["template"]["spec"]["volumes"] = [
+        {"name": "later", "secret": {"secretName": "later"}}
+    ]
+    client.BatchV1Api(kube).create_namespaced_job(namespace, job)
+
+    def waiting_for(reason: str, text: str) -> bool:
+        seen = _waiting(kube, namespace, "patient")
+        return seen is not None and seen[0] == reason and text in seen[1]
+
+    assert wait_until(lambda: waiting_for("ContainerCreating", 'secret "later" not found'), 60)
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="later"), string_data={"token": "t0k"}),
+    )
+    missing = 'configmap "later" not found'
+    assert wait_until(lambda: waiting_for("CreateContainerConfigError", missing), 60)
+    core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="later"), data={})
+    )
+    missing_key = f"couldn't find key colour in ConfigMap {namespace}/later"
+    assert wait_until(lambda: waiting_for("CreateContainerConfigError", missing_key), 60)
+    core.patch_namespaced_config_map("later", namespace, {"data": {"colour": "blue"}})
+    assert wait_until(lambda: _job_condition(kube, namespace, "patient"), 60) == "Complete"
+    pod = core.list_namespaced_pod(namespace, label_selector="job-name=patient").items[0]
+    assert core.read_namespaced_pod_log(pod.metadata.name, namespace) == "blue t0k\n"
+
+
 def test_deleting_a_running_pod_kills_its_process(kube, namespace) -> None:
     job = _job("sleeper", "default", [])
     job["spec"]["template"]["spec"]["containers"][0]["command"] = ["sleep", "300"]
