@@ -47,7 +47,9 @@ from hooksync import names
 from hooksync.config import Config, parse_config
 from hooksync.schedule import parse, resolve
 from hooksync.times import parse_rfc3339
+from receiver import jobview
 from receiver.jobapi import JobApi, job_selector
+from receiver.kept import finished_record
 from receiver.metrics import ReceiverMetrics
 from receiver.pages import status as statuspage
 from receiver.reporting import history
@@ -231,6 +233,14 @@ def page_inputs(api: client.ApiClient, jobs: JobApi, config: Config) -> str:
     started = time.process_time()
     statuspage.render(config, inputs, now, lambda job: None)
     parts.append(f"render {(time.process_time() - started) * 1000:.0f} ms CPU")
+    # The receiver keeps each ended Job's record worked out as the Job arrives (receiver.kept).
+    worked_out = {jobview.name_of(job): finished_record(job) for job in inputs.jobs}
+    started = time.process_time()
+    statuspage.render(
+        config, dataclasses.replace(inputs, job_records=worked_out), now, lambda job: None
+    )
+    took = (time.process_time() - started) * 1000
+    parts.append(f"{took:.0f} ms with the Jobs' records kept, as the receiver does")
     return ", ".join(parts)
 
 

@@ -85,7 +85,8 @@ class Followed:
     one the selector picks, for versions this replica wrote itself (`remember`): an object that
     left the selector stays known (so an older event cannot bring it back) but is not among the
     items, until the API server's deletion event for it arrives. `changed` runs after every
-    change.
+    change. `derive`, when given, is what a reader would otherwise work out from each object on
+    every look: it runs once per version kept, and `derived()` hands the results out by name.
     """
 
     def __init__(
@@ -99,6 +100,7 @@ class Followed:
         slim: Callable[[Object], Object] = without_managed_fields,
         matches: Callable[[Object], bool] = lambda obj: True,
         changed: Callable[[], None] = lambda: None,
+        derive: Callable[[Object], Any] | None = None,
     ) -> None:
         self.name = name
         self.lister = lister
@@ -108,7 +110,9 @@ class Followed:
         self.slim = slim
         self.matches = matches
         self.changed = changed
+        self.derive = derive
         self._objects: dict[str, Object] = {}
+        self._derived: dict[str, Any] = {}
         self._synced = False
         self._lock = threading.Lock()
 
@@ -125,6 +129,18 @@ class Followed:
             found = self._objects.get(name) if self._synced else None
             return found if found is not None and self.matches(found) else None
 
+    def derived(self) -> dict[str, Any] | None:
+        """`derive`'s result for each object among the items, by name; None when not
+        following (or nothing is derived)."""
+        with self._lock:
+            if not self._synced or self.derive is None:
+                return None
+            return {
+                name: self._derived[name]
+                for name, obj in self._objects.items()
+                if name in self._derived and self.matches(obj)
+            }
+
     def remember(self, obj: Object) -> None:
         """`obj` as this replica's own write returned it, which can be newer than the watch's
         last event: a look right after the write must not see the version before it."""
@@ -140,12 +156,17 @@ class Followed:
         if known is None and not self.matches(obj):
             return  # gone from the watch already: nothing to keep
         if known is None or is_newer(obj, known):
-            self._objects[name] = self.slim(obj)
+            slimmed = self.slim(obj)
+            self._objects[name] = slimmed
+            if self.derive is not None:
+                self._derived[name] = self.derive(slimmed)
 
     def _seen(self, kind: str, obj: Object) -> None:
         with self._lock:
             if kind == "DELETED":
-                self._objects.pop(str((obj.get("metadata") or {}).get("name") or ""), None)
+                name = str((obj.get("metadata") or {}).get("name") or "")
+                self._objects.pop(name, None)
+                self._derived.pop(name, None)
             elif kind in ("ADDED", "MODIFIED"):
                 self._keep(obj)
         self.changed()
@@ -164,7 +185,7 @@ class Followed:
                 )
                 listed = orjson.loads(answer.data)
                 with self._lock:
-                    self._objects = {}
+                    self._objects, self._derived = {}, {}
                     for obj in listed.get("items") or []:
                         self._keep(obj)
                     self._synced = True
@@ -178,5 +199,5 @@ class Followed:
                 )
             with self._lock:
                 self._synced = False
-                self._objects = {}
+                self._objects, self._derived = {}, {}
             self.stop.wait(RETRY_SECONDS)

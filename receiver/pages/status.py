@@ -35,6 +35,7 @@ from hooksync.schedule import CronError, next_fire_time
 from hooksync.times import parse_rfc3339
 from receiver import jobview
 from receiver.jobapi import ApiUnavailable, job_selector
+from receiver.kept import KeptObjects
 from receiver.pages._html import document, e, page_response, text_response
 from receiver.reporting import history, records
 from receiver.reporting.history import Run
@@ -59,6 +60,8 @@ class StatusInputs:
     jobs: Sequence[Mapping[str, Any]]  # not reported yet
     cronjobs: Sequence[Mapping[str, Any]]
     runs: Sequence[Run] = ()  # the recent runs the leader keeps
+    # By Job name, `records.finished_record` of the Jobs, where already worked out.
+    job_records: Mapping[str, TargetRecord | None] = field(default_factory=dict)
 
 
 # -- the route (I/O) -------------------------------------------------------------------------
@@ -114,18 +117,10 @@ def gather(state: ReceiverState, shown: Sequence[Target]) -> StatusInputs:
     (`receiver.kept`), and otherwise read, side by side: the record Leases and the Jobs not
     reported yet (the summary needs every target's), the recent runs' Lease, and the resync
     CronJobs of the targets `shown` only (only the page's rows show a schedule)."""
-    kept = state.kept
-    leases = kept.leases.items() if kept is not None else None
-    jobs = kept.jobs.items() if kept is not None else None
-    cronjobs = kept.cronjobs.items() if kept is not None else None
     wanted = {target.name for target in shown}
-    if leases is not None and jobs is not None and cronjobs is not None:
-        return StatusInputs(
-            records=records.from_leases(leases),
-            jobs=jobs,
-            cronjobs=[c for c in cronjobs if jobview.label(c, names.TARGET) in wanted],
-            runs=history.from_leases(leases),
-        )
+    kept = _kept_inputs(state.kept, wanted) if state.kept is not None else None
+    if kept is not None:
+        return kept
     selector = job_selector(mode="resync")
     if shown:
         selector += f",{names.TARGET} in ({','.join(sorted(wanted))})"
@@ -140,6 +135,22 @@ def gather(state: ReceiverState, shown: Sequence[Target]) -> StatusInputs:
             cronjobs=listed.result() if listed is not None else [],
             runs=runs.result(),
         )
+
+
+def _kept_inputs(kept: KeptObjects, wanted: set[str]) -> StatusInputs | None:
+    """The inputs as this replica keeps them; None while a watch is not in step. The
+    records and the finished Jobs' records come worked out already (`receiver.kept`)."""
+    recorded, jobs, cronjobs = kept.leases.derived(), kept.jobs.items(), kept.cronjobs.items()
+    if recorded is None or jobs is None or cronjobs is None:
+        return None
+    runs = kept.leases.get(names.RECENT_RUNS_LEASE_NAME)
+    return StatusInputs(
+        records=records.by_target(recorded.values()),
+        jobs=jobs,
+        cronjobs=[c for c in cronjobs if jobview.label(c, names.TARGET) in wanted],
+        runs=history.from_leases([runs]) if runs is not None else [],
+        job_records=kept.jobs.derived() or {},
+    )
 
 
 # -- what to show (pure) ---------------------------------------------------------------------
@@ -188,34 +199,28 @@ def jobs_by_target(jobs: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[
 
 
 def target_record(
-    target: str,
     recorded: TargetRecord | None,
     jobs: Sequence[Mapping[str, Any]],
-    now: datetime.datetime,
+    record_of: Callable[[Mapping[str, Any]], TargetRecord | None],
 ) -> TargetRecord | None:
-    """The target's record, brought up to date with finished Jobs the leader has not recorded
-    yet (a summary annotation is there, or the Job failed outright)."""
-    candidates: list[TargetRecord | None] = [recorded]
-    # A Job that ended before a complete record can change nothing `records.newest` keeps:
-    # skip it without reading its summary (at fleet size, most Jobs are such). The run the
-    # record was made from is read, as its Job's summary is what the page has always shown.
-    complete = (
-        recorded if recorded and recorded.applied_sha and recorded.drifted is not None else None
-    )
-    settled = parse_rfc3339(complete.finished) if complete is not None else None
-    for job in jobs:
-        if jobview.label(job, names.TARGET) != target or not jobview.is_finished(job):
-            continue
-        if complete is not None and settled is not None:
-            ended = parse_rfc3339(jobview.finished_time(job))
-            if ended is not None and ended < settled:
-                continue
-        summary = jobview.summary(job)
-        if summary is None and jobview.failure_reason(job) is None:
-            continue  # finished, but its summary has not been read yet
-        result = jobview.run_result(job, summary)
-        candidates.append(records.record_from_run(job, result, summary, now))
-    return records.newest(candidates)
+    """The target's record, brought up to date with its finished Jobs the leader has not
+    recorded yet (`record_of` each: a summary annotation is there, or the Job failed)."""
+    return records.newest([recorded, *(record_of(job) for job in jobs)])
+
+
+def _records_of(
+    inputs: StatusInputs, now: datetime.datetime
+) -> Callable[[Mapping[str, Any]], TargetRecord | None]:
+    """Each Job's finished record, as worked out already, or else now."""
+    known = inputs.job_records
+
+    def record_of(job: Mapping[str, Any]) -> TargetRecord | None:
+        name = jobview.name_of(job)
+        if name in known:
+            return known[name]
+        return records.finished_record(job, now)
+
+    return record_of
 
 
 def render(
@@ -232,12 +237,13 @@ def render(
         for c in inputs.cronjobs
     }
     grouped = jobs_by_target(inputs.jobs)
+    record_of = _records_of(inputs, now)
     rows = []
     tally = _Tally()
     first = (page - 1) * PAGE_SIZE
     for index, target in enumerate(config.targets):
         jobs = grouped.get(target.name, [])
-        record = target_record(target.name, inputs.records.get(target.name), jobs, now)
+        record = target_record(inputs.records.get(target.name), jobs, record_of)
         tally.count(target, record, jobs)
         if first <= index < first + PAGE_SIZE:
             schedule = schedules.get(target.name)

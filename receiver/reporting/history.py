@@ -9,6 +9,7 @@ running, the waiting and the just ended), which every replica keeps in step anyw
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -120,8 +121,8 @@ def recent(jobs: Sequence[jobview.Job], kept: Sequence[Run], limit: int = KEPT) 
     """Pure: the newest `limit` runs of the Jobs listed and those kept, the listed Job's
     view winning (it is the newer). Only the newest `limit` Jobs are read as runs (summaries
     parsed): a Job past them has as many newer, and so has its kept run."""
-    order = sorted(jobs, key=lambda j: (jobview.created_at(j), jobview.name_of(j)), reverse=True)
-    listed = [run_of(job, jobview.summary(job)) for job in order[:limit]]
+    order = heapq.nlargest(limit, jobs, key=lambda j: (jobview.created_at(j), jobview.name_of(j)))
+    listed = [run_of(job, jobview.summary(job)) for job in order]
     return newest([*listed, *kept], limit)
 
 

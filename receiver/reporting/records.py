@@ -115,6 +115,17 @@ def record_from_run(
     )
 
 
+def finished_record(job: Mapping[str, Any], now: datetime.datetime) -> TargetRecord | None:
+    """The record a Job not reported yet would leave, as far as it is known: None while it
+    runs, and once it has ended until its summary is read (unless it failed outright)."""
+    if not jobview.is_finished(job):
+        return None
+    summary = jobview.summary(job)
+    if summary is None and jobview.failure_reason(job) is None:
+        return None
+    return record_from_run(job, jobview.run_result(job, summary), summary, now)
+
+
 def merge(old: TargetRecord | None, new: TargetRecord) -> TargetRecord | None:
     """The record to keep once `new` is in; None when `old` is newer and stays as it is.
 
@@ -136,6 +147,8 @@ def merge(old: TargetRecord | None, new: TargetRecord) -> TargetRecord | None:
 def newest(records: list[TargetRecord | None]) -> TargetRecord | None:
     """Fold `records` (in any order) into one, as `merge` would have recorded them."""
     present = [r for r in records if r is not None]
+    if len(present) < 2:
+        return present[0] if present else None
     present.sort(key=lambda r: parse_rfc3339(r.finished) or 0.0)
     kept: TargetRecord | None = None
     for record in present:
@@ -185,13 +198,18 @@ def load(api: client.ApiClient, namespace: str) -> dict[str, TargetRecord]:
 
 def from_leases(leases: Iterable[Mapping[str, Any]]) -> dict[str, TargetRecord]:
     """Pure: the records among `leases` (as the API server returns them), by target name."""
-    found: dict[str, TargetRecord] = {}
-    for lease in leases:
-        metadata = lease.get("metadata") or {}
-        target = (metadata.get("labels") or {}).get(names.TARGET)
-        if not target or metadata.get("name") != names.record_name(target):
-            continue
-        record = TargetRecord.from_annotations(target, metadata.get("annotations") or {})
-        if record is not None:
-            found[target] = record
-    return found
+    return by_target(record_of_lease(lease) for lease in leases)
+
+
+def record_of_lease(lease: Mapping[str, Any]) -> TargetRecord | None:
+    """Pure: the record a Lease holds; None for another Lease or a damaged record."""
+    metadata = lease.get("metadata") or {}
+    target = (metadata.get("labels") or {}).get(names.TARGET)
+    if not target or metadata.get("name") != names.record_name(target):
+        return None
+    return TargetRecord.from_annotations(target, metadata.get("annotations") or {})
+
+
+def by_target(found: Iterable[TargetRecord | None]) -> dict[str, TargetRecord]:
+    """Pure: the records by their target's name."""
+    return {record.target: record for record in found if record is not None}

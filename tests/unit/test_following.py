@@ -100,3 +100,28 @@ def test_what_is_kept_of_a_job_and_a_cronjob():
     assert without_managed_fields({"metadata": {"managedFields": [1], "name": "x"}}) == {
         "metadata": {"name": "x"}
     }
+
+
+def test_what_is_derived_runs_once_per_version_kept_and_goes_with_the_object():
+    seen: list[str] = []
+
+    def derive(obj: dict[str, Any]) -> str:
+        seen.append(obj["metadata"]["resourceVersion"])
+        assert "template" not in obj["spec"]  # it works on the slimmed object
+        return "derived-" + str(obj["metadata"]["resourceVersion"])
+
+    followed = unlisted()
+    followed.derive = derive
+    assert followed.derived() is None  # not following: the caller works it out itself
+    followed._keep(job("a", "10"))
+    followed._synced = True
+    followed._seen("MODIFIED", job("a", "9"))  # older: neither kept nor derived
+    followed._seen("ADDED", job("b", "11"))
+    assert followed.derived() == {"a": "derived-10", "b": "derived-11"}
+    for _ in range(3):
+        followed.derived()
+    assert seen == ["10", "11"]
+    followed.remember(job("a", "12", **REPORTED))  # left the selector: not among the items
+    followed._seen("DELETED", job("b", "11"))
+    assert followed.derived() == {}
+    assert following(job("c", "1")).derived() is None  # nothing to derive without `derive`

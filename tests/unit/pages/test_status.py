@@ -22,7 +22,7 @@ from hooksync.summary import RunSummary
 from receiver import jobview
 from receiver.following import Followed
 from receiver.jobapi import ApiUnavailable
-from receiver.kept import KeptObjects
+from receiver.kept import KeptObjects, finished_record
 from receiver.pages import status as statuspage
 from receiver.pages._html import SECURITY_HEADERS
 from receiver.pages.status import (
@@ -32,6 +32,7 @@ from receiver.pages.status import (
     render,
     status_page_route,
 )
+from receiver.reporting import records
 from receiver.reporting.history import RUNS, Run
 from receiver.reporting.records import TargetRecord
 from receiver.secrets import ReceiverSecrets
@@ -432,10 +433,14 @@ def test_a_page_from_what_the_receiver_keeps_reads_nothing_from_the_api_server()
     runs_lease = {"metadata": {"name": names.RECENT_RUNS_LEASE_NAME,
                                "annotations": {RUNS: json.dumps([asdict(kept_run)])}}}  # fmt: skip
     running = job("hooksync-shop-apply-ec26c3e", "2025-03-10T12:30:00Z", state="running")
+    ended = job("hooksync-shop-resync-2", "2025-03-10T11:59:00Z", mode="resync",
+                summary=RunSummary(result="no-op", sha=SHA, mode="resync"))  # fmt: skip
     schedules = [cronjob("shop", "*/15 * * * *"), cronjob("docs", "0 * * * *")]
 
-    def kept(*objects: dict[str, Any]) -> Followed:
-        followed = Followed("x", lambda *a, **k: None, "hooksync", "", threading.Event())
+    def kept(*objects: dict[str, Any], derive: Any = None) -> Followed:
+        followed = Followed(
+            "x", lambda *a, **k: None, "hooksync", "", threading.Event(), derive=derive
+        )
         for obj in objects:
             followed._keep({**obj, "metadata": {"resourceVersion": "1", **obj["metadata"]}})
         followed._synced = True
@@ -447,15 +452,47 @@ def test_a_page_from_what_the_receiver_keeps_reads_nothing_from_the_api_server()
     state = ReceiverState(config=config(), secrets=ReceiverSecrets(),
                           api=ApiClient(Configuration(host="http://127.0.0.1:9")),
                           namespace="hooksync")  # fmt: skip
-    state.kept = KeptObjects(jobs=kept(running), leases=kept(record_lease, runs_lease),
-                             cronjobs=kept(*schedules))  # fmt: skip
+    state.kept = KeptObjects(
+        jobs=kept(running, ended, derive=finished_record),
+        leases=kept(record_lease, runs_lease, derive=records.record_of_lease),
+        cronjobs=kept(*schedules),
+    )
     inputs = statuspage.gather(state, config().targets[:1])
     assert inputs.records == {"shop": record(job="hooksync-shop-apply-6113728")}
-    assert [jobview.name_of(j) for j in inputs.jobs] == ["hooksync-shop-apply-ec26c3e"]
+    assert [jobview.name_of(j) for j in inputs.jobs] == [
+        "hooksync-shop-apply-ec26c3e", "hooksync-shop-resync-2"
+    ]  # fmt: skip
+    # The ended Job's record was worked out as it was kept; the running one has none yet.
+    assert inputs.job_records["hooksync-shop-apply-ec26c3e"] is None
+    assert inputs.job_records["hooksync-shop-resync-2"] == replace(
+        record(job="hooksync-shop-resync-2"), result="no-op", mode="resync", message="",
+        finished="2025-03-10T12:00:00Z", applied_at="2025-03-10T12:00:00Z",
+    )  # fmt: skip
     assert [jobview.label(c, names.TARGET) for c in inputs.cronjobs] == ["shop"]
     assert inputs.runs == [kept_run]
     # Not following (the watch broke): the page reads, and says when it cannot.
-    state.kept = KeptObjects(jobs=kept(), leases=kept(), cronjobs=Followed(
+    state.kept = KeptObjects(jobs=kept(derive=finished_record),
+                             leases=kept(derive=records.record_of_lease), cronjobs=Followed(
         "x", lambda *a, **k: None, "hooksync", "", threading.Event()))  # fmt: skip
     with pytest.raises((ApiUnavailable, HTTPError)):  # the route answers 503
         statuspage.gather(state, config().targets[:1])
+
+
+def test_records_worked_out_ahead_make_the_same_page():
+    # What the receiver keeps comes with each ended Job's record; the page must not differ
+    # from one that reads every summary itself, whatever the mix of Jobs.
+    ended = [
+        job("hooksync-shop-resync-1", "2025-03-10T11:00:00Z", mode="resync",
+            summary=RunSummary(result="no-op", sha=SHA, mode="resync")),
+        job("hooksync-shop-apply-2", "2025-03-10T11:30:00Z", state="failed"),
+        job("hooksync-docs-apply-3", "2025-03-10T11:40:00Z", target="docs",
+            summary=RunSummary(result="success", sha=SHA)),
+        job("hooksync-docs-apply-4", "2025-03-10T11:50:00Z", target="docs"),  # summary unread
+        job("hooksync-docs-resync-5", "2025-03-10T12:29:00Z", target="docs", state="running"),
+    ]  # fmt: skip
+    worked_out = {jobview.name_of(j): finished_record(j) for j in ended}
+    plain = StatusInputs(records={"shop": record()}, jobs=ended, cronjobs=[])
+    ahead = replace(plain, job_records=worked_out)
+    page = render(config(), plain, NOW, link)
+    assert render(config(), ahead, NOW, link) == page
+    assert "BackoffLimitExceeded" in page and "docs" in page
