@@ -16,6 +16,12 @@ from urllib.parse import urlsplit
 
 from hooksync.providers import PROVIDERS, Provider
 from hooksync.refs import is_valid_branch_name, is_valid_repo_path
+from hooksync.runsettings import (
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+    MIN_TIMEOUT_SECONDS,
+    HelmSettings,
+)
 from hooksync.schedule import CronError
 from hooksync.schedule import resolve as resolve_schedule
 
@@ -25,10 +31,6 @@ DEFAULT_LINK_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_BURST_QUIET_SECONDS = 2
 DEFAULT_BURST_MAX_WAIT_SECONDS = 30
 DEFAULT_JOB_TTL_SECONDS = 3600
-# A target's health wait; the Job's own deadline adds a margin for fetch and cleanup.
-DEFAULT_TIMEOUT_SECONDS = 600
-MIN_TIMEOUT_SECONDS = 10
-MAX_TIMEOUT_SECONDS = 24 * 3600
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -47,17 +49,6 @@ class ConfigError(ValueError):
 # --- helm ----------------------------------------------------------------------------------------
 # A Helm release name: a DNS label of at most 53 characters (Helm's own limit).
 MAX_HELM_RELEASE = 53
-
-
-@dataclass(frozen=True)
-class HelmSettings:
-    """How a target's chart is rendered (`helm:`); paths are relative to the repository root."""
-
-    chart: str
-    values_files: tuple[str, ...] = ()
-    release: str | None = None  # the target's name when unset
-    values_json: str = ""  # inline values as compact JSON, applied after the values files
-    skip_hooks: bool = False  # drop every chart hook instead of refusing the render
 
 
 def _helm_settings(

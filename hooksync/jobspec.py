@@ -9,10 +9,14 @@ import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from hooksync.config import DEFAULT_TIMEOUT_SECONDS, Config, HelmSettings, Target
 from hooksync.names import MODES, Mode
 from hooksync.refs import is_valid_branch_name, is_valid_sha
+from hooksync.runsettings import DEFAULT_TIMEOUT_SECONDS, HelmSettings
+
+if TYPE_CHECKING:  # the Job itself never loads the configuration's schema
+    from hooksync.config import Config, Target
 
 # Where the Job mounts the target's gitSecret (keys: token, or ssh-privatekey + known_hosts).
 GIT_CREDENTIALS_DIR = "/etc/hooksync/git"
@@ -208,31 +212,8 @@ def parse_job_args(argv: Sequence[str], config: Config | None = None) -> JobSpec
     """Parse `hooksync-job` arguments; with --config, unset settings come from the file."""
     ns = argument_parser().parse_args(list(argv))
     helm = _helm_from_args(ns)
-    if ns.config:
-        from hooksync.config import load_config
-
-        config = load_config(ns.config)
-    if config is not None:
-        base = JobSpec.for_target(config.target(ns.target), ns.mode, sha=ns.sha)
-        return JobSpec(
-            mode=ns.mode,
-            target=ns.target,
-            clone_url=ns.clone_url or base.clone_url,
-            branch=ns.branch or base.branch,
-            path=ns.path or base.path,
-            namespace=ns.namespace or base.namespace,
-            prune=base.prune if ns.prune is None else ns.prune,
-            timeout_seconds=ns.timeout or base.timeout_seconds,
-            sha=ns.sha,
-            git_credentials=ns.git_credentials,
-            allow_unenforced_pod_security=(
-                ns.allow_unenforced_pod_security or base.allow_unenforced_pod_security
-            ),
-            allowed_subject_namespaces=tuple(ns.allow_subjects_from)
-            or base.allowed_subject_namespaces,
-            decryption_keys=ns.decryption_keys,
-            helm=helm or base.helm,
-        )
+    if ns.config or config is not None:
+        return _with_config(ns, helm, config)
     missing = [
         flag
         for flag, value in (
@@ -260,4 +241,38 @@ def parse_job_args(argv: Sequence[str], config: Config | None = None) -> JobSpec
         allowed_subject_namespaces=tuple(ns.allow_subjects_from),
         decryption_keys=ns.decryption_keys,
         helm=helm,
+    )
+
+
+def _with_config(
+    ns: argparse.Namespace, helm: HelmSettings | None, config: Config | None
+) -> JobSpec:
+    """The spec from the target's configuration (the file --config names, else `config`),
+    each argument given overriding it; a configuration problem is a JobSpecError."""
+    from hooksync.config import ConfigError, load_config
+
+    try:
+        if ns.config:
+            config = load_config(ns.config)
+        assert config is not None, "called with a configuration or --config"
+        base = JobSpec.for_target(config.target(ns.target), ns.mode, sha=ns.sha)
+    except ConfigError as exc:
+        raise JobSpecError(str(exc)) from None
+    return JobSpec(
+        mode=ns.mode,
+        target=ns.target,
+        clone_url=ns.clone_url or base.clone_url,
+        branch=ns.branch or base.branch,
+        path=ns.path or base.path,
+        namespace=ns.namespace or base.namespace,
+        prune=base.prune if ns.prune is None else ns.prune,
+        timeout_seconds=ns.timeout or base.timeout_seconds,
+        sha=ns.sha,
+        git_credentials=ns.git_credentials,
+        allow_unenforced_pod_security=(
+            ns.allow_unenforced_pod_security or base.allow_unenforced_pod_security
+        ),
+        allowed_subject_namespaces=tuple(ns.allow_subjects_from) or base.allowed_subject_namespaces,
+        decryption_keys=ns.decryption_keys,
+        helm=helm or base.helm,
     )

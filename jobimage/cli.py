@@ -19,7 +19,6 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from hooksync import logs
-from hooksync.config import ConfigError
 from hooksync.jobspec import (
     EXIT_OK,
     EXIT_PERMANENT,
@@ -55,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         spec = parse_job_args(args)
-    except (JobSpecError, ConfigError) as exc:
+    except JobSpecError as exc:
         print(f"hooksync-job: {exc}", file=sys.stderr)
         return EXIT_PERMANENT
     # How long the process took to get here (mostly imports): a figure of the push path. Like

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
-from hooksync.config import HelmSettings
+from hooksync.runsettings import HelmSettings
 from jobimage.errors import RenderError, TransientError
 from jobimage.render import (
     MAX_FILE_BYTES,

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hooksync.config import ConfigError, HelmSettings, parse_config
+from hooksync.config import ConfigError, parse_config
 from hooksync.jobspec import JobSpec, JobSpecError, parse_job_args
+from hooksync.runsettings import HelmSettings
 from jobimage.errors import PermanentError, RenderError
 from jobimage.helm import (
     Release,

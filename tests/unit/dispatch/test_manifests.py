@@ -11,7 +11,7 @@ import pytest
 from kubernetes.client import ApiClient
 
 from hooksync import names
-from hooksync.config import Config, HelmSettings, Target
+from hooksync.config import Config, Target
 from hooksync.jobspec import DECRYPTION_KEYS_DIR, GIT_CREDENTIALS_DIR, JobSpec, parse_job_args
 from hooksync.names import (
     dns_label,
@@ -20,6 +20,7 @@ from hooksync.names import (
     sync_job_name,
     waiting_job_name,
 )
+from hooksync.runsettings import HelmSettings
 from hooksync.schedule import resolve
 from receiver.dispatch.manifests import (
     build_job,
