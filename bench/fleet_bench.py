@@ -49,7 +49,7 @@ from hooksync.schedule import parse, resolve
 from hooksync.times import parse_rfc3339
 from receiver import jobview
 from receiver.jobapi import JobApi, job_selector
-from receiver.kept import finished_record
+from receiver.kept import unreported_job
 from receiver.metrics import ReceiverMetrics
 from receiver.pages import status as statuspage
 from receiver.reporting import history
@@ -234,13 +234,13 @@ def page_inputs(api: client.ApiClient, jobs: JobApi, config: Config) -> str:
     statuspage.render(config, inputs, now, lambda job: None)
     parts.append(f"render {(time.process_time() - started) * 1000:.0f} ms CPU")
     # The receiver keeps each ended Job's record worked out as the Job arrives (receiver.kept).
-    worked_out = {jobview.name_of(job): finished_record(job) for job in inputs.jobs}
+    worked_out = {jobview.name_of(job): unreported_job(job) for job in inputs.jobs}
     started = time.process_time()
     statuspage.render(
-        config, dataclasses.replace(inputs, job_records=worked_out), now, lambda job: None
+        config, dataclasses.replace(inputs, worked_out=worked_out), now, lambda job: None
     )
     took = (time.process_time() - started) * 1000
-    parts.append(f"{took:.0f} ms with the Jobs' records kept, as the receiver does")
+    parts.append(f"{took:.0f} ms with each Job worked out as it arrived, as the receiver does")
     return ", ".join(parts)
 
 

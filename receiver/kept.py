@@ -41,10 +41,10 @@ def unreported(job: Object) -> bool:
     return not jobview.is_reported(job)
 
 
-def finished_record(job: Object) -> records.TargetRecord | None:
-    """The record a kept Job would leave (`records.finished_record`), worked out once per
-    version of the Job rather than on every view of the status page."""
-    return records.finished_record(job, datetime.datetime.now(datetime.UTC))
+def unreported_job(job: Object) -> records.UnreportedJob:
+    """What the status page reads of a kept Job (`records.unreported_job`), worked out once
+    per version of the Job rather than on every view of the page."""
+    return records.unreported_job(job, datetime.datetime.now(datetime.UTC))
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class KeptObjects:
                 slim=slim_job,
                 matches=unreported,
                 changed=wake.set,
-                derive=finished_record,
+                derive=unreported_job,
             ),
             leases=Followed(
                 "leases",

@@ -384,7 +384,6 @@ class ProcessKubelet:
         # The pod folder is bound at a staging point first: a mountPath such as /tmp could
         # otherwise hide the folder the later mounts come from.
         stage = STAGING_ROOT / run.uid
-        script = ["set -e", f"mkdir -p {stage}", f"mount --rbind {run.directory} {stage}"]
         # A real pod's programs live in its image; here they are this machine's, and a volume
         # at, say, /tmp would hide them when the project itself sits under /tmp. Such folders
         # are bound aside first and put back on top of the volumes afterwards.
@@ -393,22 +392,11 @@ class ProcessKubelet:
             for path in self.preserve_paths
             if any(_is_within(path, Path(target)) for _, target in mounts)
         ]
-        for index, path in enumerate(shadowed):
-            aside = stage / ".keep" / str(index)
-            script += [f"mkdir -p {aside}", f"mount --rbind {shlex.quote(str(path))} {aside}"]
-        for source, target in mounts:
-            quoted = shlex.quote(target)
-            staged = stage / source.relative_to(run.directory)
-            if source.is_dir():
-                script.append(f"mkdir -p {quoted}")
-            else:
-                script.append(f"mkdir -p {shlex.quote(str(Path(target).parent))}")
-                script.append(f"[ -e {quoted} ] || : > {quoted}")
-            script.append(f"mount --bind {shlex.quote(str(staged))} {quoted}")
-        for index, path in enumerate(shadowed):
-            aside = stage / ".keep" / str(index)
-            quoted = shlex.quote(str(path))
-            script += [f"mkdir -p {quoted}", f"mount --rbind {aside} {quoted}"]
+        try:
+            script = _mount_script(run.directory, stage, mounts, shadowed)
+        except OSError as exc:
+            self._set_terminated(pod, container.name, 128, "StartError", str(exc), started)
+            return
         if container.working_dir:
             script.append(f"cd {shlex.quote(container.working_dir)}")
         script.append('exec "$@"')
@@ -854,6 +842,47 @@ def _write_items(
         return
     for key, value in data.items():
         _write_file(folder / key, value, file_mode)
+
+
+def _mount_script(
+    pod_dir: Path, stage: Path, mounts: list[tuple[Path, str]], shadowed: list[Path]
+) -> list[str]:
+    """The shell lines that set up a pod's mounts in its mount namespace.
+
+    What can be made before the namespace exists (the staging point, the folders a mount
+    lands on that no earlier mount hides) is made here, not by a command of the script: each
+    command is a process started before the pod's own, and a container runtime makes its
+    mounts with system calls, not processes.
+    """
+    stage.mkdir(parents=True, exist_ok=True)
+    script = ["set -e", f"mount --rbind {shlex.quote(str(pod_dir))} {shlex.quote(str(stage))}"]
+    for index, path in enumerate(shadowed):
+        (pod_dir / ".keep" / str(index)).mkdir(parents=True, exist_ok=True)
+        aside = stage / ".keep" / str(index)
+        script.append(f"mount --rbind {shlex.quote(str(path))} {shlex.quote(str(aside))}")
+    mounted: list[Path] = []
+    for source, target in mounts:
+        quoted = shlex.quote(target)
+        staged = stage / source.relative_to(pod_dir)
+        hidden = any(_is_within(Path(target), point) for point in mounted)
+        if source.is_dir() and hidden:
+            script.append(f"mkdir -p {quoted}")
+        elif source.is_dir():
+            Path(target).mkdir(parents=True, exist_ok=True)
+        elif hidden:
+            script.append(f"mkdir -p {shlex.quote(str(Path(target).parent))}")
+            script.append(f"[ -e {quoted} ] || : > {quoted}")
+        else:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(target):
+                Path(target).touch()
+        script.append(f"mount --bind {shlex.quote(str(staged))} {quoted}")
+        mounted.append(Path(target))
+    for index, path in enumerate(shadowed):
+        aside = stage / ".keep" / str(index)
+        quoted = shlex.quote(str(path))
+        script += [f"mkdir -p {quoted}", f"mount --rbind {shlex.quote(str(aside))} {quoted}"]
+    return script
 
 
 def pod_summary(pod: client.V1Pod) -> dict[str, Any]:

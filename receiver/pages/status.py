@@ -40,7 +40,7 @@ from receiver.pages._html import document, e, page_response, text_response
 from receiver.reporting import history, records
 from receiver.reporting.history import Run
 from receiver.reporting.links import run_link
-from receiver.reporting.records import TargetRecord
+from receiver.reporting.records import TargetRecord, UnreportedJob
 from receiver.state import ReceiverState
 
 STATUS_TOKEN_ENV = "HOOKSYNC_STATUS_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -60,8 +60,8 @@ class StatusInputs:
     jobs: Sequence[Mapping[str, Any]]  # not reported yet
     cronjobs: Sequence[Mapping[str, Any]]
     runs: Sequence[Run] = ()  # the recent runs the leader keeps
-    # By Job name, `records.finished_record` of the Jobs, where already worked out.
-    job_records: Mapping[str, TargetRecord | None] = field(default_factory=dict)
+    # By Job name, `records.unreported_job` of the Jobs, where already worked out.
+    worked_out: Mapping[str, UnreportedJob] = field(default_factory=dict)
 
 
 # -- the route (I/O) -------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def _kept_inputs(kept: KeptObjects, wanted: set[str]) -> StatusInputs | None:
         jobs=jobs,
         cronjobs=[c for c in cronjobs if jobview.label(c, names.TARGET) in wanted],
         runs=history.from_leases([runs]) if runs is not None else [],
-        job_records=kept.jobs.derived() or {},
+        worked_out=kept.jobs.derived() or {},
     )
 
 
@@ -189,38 +189,18 @@ def parse_page(value: str | None, pages: int) -> int | None:
     return page if 1 <= page <= pages else None
 
 
-def jobs_by_target(jobs: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    """The Jobs grouped by their target label, each group in the list's order; one pass, so
-    a page for a thousand targets does not look at every Job once per target."""
-    grouped: dict[str, list[Mapping[str, Any]]] = {}
-    for job in jobs:
-        grouped.setdefault(jobview.label(job, names.TARGET) or "", []).append(job)
-    return grouped
-
-
-def target_record(
-    recorded: TargetRecord | None,
-    jobs: Sequence[Mapping[str, Any]],
-    record_of: Callable[[Mapping[str, Any]], TargetRecord | None],
-) -> TargetRecord | None:
-    """The target's record, brought up to date with its finished Jobs the leader has not
-    recorded yet (`record_of` each: a summary annotation is there, or the Job failed)."""
-    return records.newest([recorded, *(record_of(job) for job in jobs)])
-
-
-def _records_of(
+def jobs_by_target(
     inputs: StatusInputs, now: datetime.datetime
-) -> Callable[[Mapping[str, Any]], TargetRecord | None]:
-    """Each Job's finished record, as worked out already, or else now."""
-    known = inputs.job_records
-
-    def record_of(job: Mapping[str, Any]) -> TargetRecord | None:
-        name = jobview.name_of(job)
-        if name in known:
-            return known[name]
-        return records.finished_record(job, now)
-
-    return record_of
+) -> dict[str, list[tuple[Mapping[str, Any], UnreportedJob]]]:
+    """The Jobs, each with what it tells of its target (as worked out already, or now),
+    grouped by target, each group in the list's order; one pass, so a page for a thousand
+    targets does not look at every Job once per target."""
+    known = inputs.worked_out
+    grouped: dict[str, list[tuple[Mapping[str, Any], UnreportedJob]]] = {}
+    for job in inputs.jobs:
+        seen = known.get(jobview.name_of(job)) or records.unreported_job(job, now)
+        grouped.setdefault(seen.target, []).append((job, seen))
+    return grouped
 
 
 def render(
@@ -236,18 +216,19 @@ def render(
         jobview.label(c, names.TARGET) or "": str((c.get("spec") or {}).get("schedule") or "")
         for c in inputs.cronjobs
     }
-    grouped = jobs_by_target(inputs.jobs)
-    record_of = _records_of(inputs, now)
+    grouped = jobs_by_target(inputs, now)
     rows = []
     tally = _Tally()
     first = (page - 1) * PAGE_SIZE
     for index, target in enumerate(config.targets):
         jobs = grouped.get(target.name, [])
-        record = target_record(inputs.records.get(target.name), jobs, record_of)
-        tally.count(target, record, jobs)
+        # The target's record, brought up to date with its finished Jobs not recorded yet.
+        record = records.newest([inputs.records.get(target.name), *(j.record for _, j in jobs)])
+        running = [job for job, seen in jobs if seen.running]
+        tally.count(target, record, bool(running))
         if first <= index < first + PAGE_SIZE:
             schedule = schedules.get(target.name)
-            rows.append(_target_row(config, target, record, jobs, schedule, now, run_link))
+            rows.append(_target_row(config, target, record, running, schedule, now, run_link))
     pages = page_count(len(config.targets))
     parts = [
         f"<h1>hooksync</h1><p><small>as of {e(_stamp(now))}</small></p>",
@@ -275,9 +256,7 @@ class _Tally:
     suspended: int = 0
     failing: list[str] = field(default_factory=list)
 
-    def count(
-        self, target: Target, record: TargetRecord | None, jobs: Sequence[Mapping[str, Any]]
-    ) -> None:
+    def count(self, target: Target, record: TargetRecord | None, running: bool) -> None:
         self.targets += 1
         result = record.result if record is not None else "none"
         self.results[result] = self.results.get(result, 0) + 1
@@ -286,7 +265,7 @@ class _Tally:
         if record is not None and record.drifted:
             self.drifted += 1
         self.suspended += target.suspend
-        self.running += any(not jobview.is_finished(job) for job in jobs)
+        self.running += running
 
     def html(self) -> str:
         results = ", ".join(
@@ -328,7 +307,7 @@ def _target_row(
     config: Config,
     target: Target,
     record: TargetRecord | None,
-    jobs: Sequence[Mapping[str, Any]],
+    running: Sequence[Mapping[str, Any]],
     schedule: str | None,
     now: datetime.datetime,
     run_link: LinkFor,
@@ -356,11 +335,7 @@ def _target_row(
             result += f"<br><small class='message'>{e(record.message)}</small>"
         if record.drifted is not None:
             drifted = str(record.drifted)
-    active = [
-        f"{_state(j)} {_job_link(jobview.name_of(j), run_link)}"
-        for j in jobs
-        if jobview.label(j, names.TARGET) == target.name and not jobview.is_finished(j)
-    ]
+    active = [f"{_state(j)} {_job_link(jobview.name_of(j), run_link)}" for j in running]
     next_resync = _next_resync(schedule, target, now)
     if target.suspend:
         # Jobs started before the suspend still show; nothing new starts until it is lifted.

@@ -12,7 +12,7 @@ import datetime
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubernetes import client
 
@@ -115,15 +115,26 @@ def record_from_run(
     )
 
 
-def finished_record(job: Mapping[str, Any], now: datetime.datetime) -> TargetRecord | None:
-    """The record a Job not reported yet would leave, as far as it is known: None while it
-    runs, and once it has ended until its summary is read (unless it failed outright)."""
+class UnreportedJob(NamedTuple):
+    """What a Job the leader has not reported yet tells of its target: whether it is still
+    running (or waiting), and the record it would leave, as far as that is known."""
+
+    target: str
+    running: bool
+    record: TargetRecord | None
+
+
+def unreported_job(job: Mapping[str, Any], now: datetime.datetime) -> UnreportedJob:
+    """Pure: the Job as `UnreportedJob`. Its record is None while it runs, and once it has
+    ended until its summary is read (unless it failed outright)."""
+    target = jobview.label(job, names.TARGET) or ""
     if not jobview.is_finished(job):
-        return None
+        return UnreportedJob(target, True, None)
     summary = jobview.summary(job)
     if summary is None and jobview.failure_reason(job) is None:
-        return None
-    return record_from_run(job, jobview.run_result(job, summary), summary, now)
+        return UnreportedJob(target, False, None)
+    record = record_from_run(job, jobview.run_result(job, summary), summary, now)
+    return UnreportedJob(target, False, record)
 
 
 def merge(old: TargetRecord | None, new: TargetRecord) -> TargetRecord | None:
@@ -136,6 +147,11 @@ def merge(old: TargetRecord | None, new: TargetRecord) -> TargetRecord | None:
         return new
     if (parse_rfc3339(old.finished) or 0.0) > (parse_rfc3339(new.finished) or 0.0):
         return None
+    return _after(old, new)
+
+
+def _after(old: TargetRecord, new: TargetRecord) -> TargetRecord:
+    """`new`, a later run than `old`, with what it does not know taken from `old`."""
     merged = new
     if merged.applied_sha is None:
         merged = replace(merged, applied_sha=old.applied_sha, applied_at=old.applied_at)
@@ -149,10 +165,10 @@ def newest(records: list[TargetRecord | None]) -> TargetRecord | None:
     present = [r for r in records if r is not None]
     if len(present) < 2:
         return present[0] if present else None
-    present.sort(key=lambda r: parse_rfc3339(r.finished) or 0.0)
-    kept: TargetRecord | None = None
-    for record in present:
-        kept = merge(kept, record) or kept
+    present.sort(key=lambda r: parse_rfc3339(r.finished) or 0.0)  # stable: ties keep order
+    kept = present[0]
+    for record in present[1:]:
+        kept = _after(kept, record)
     return kept
 
 

@@ -6,6 +6,7 @@ import json
 import sys
 import textwrap
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -153,6 +154,7 @@ def test_pod_sees_its_volumes_env_and_termination_message(kube, namespace) -> No
             "ca": "BEGIN CERTIFICATE" in (sa / "ca.crt").read_text(),
             "env": [os.environ["FROM_SECRET"], os.environ["FROM_CM"], os.environ["NS"]],
             "scratch_writable": os.access("/scratch", os.W_OK),
+            "nested": pathlib.Path("/scratch/nested/k").read_text(),
         }
         pathlib.Path("/dev/termination-log").write_text(json.dumps(report))
         """
@@ -180,6 +182,8 @@ def test_pod_sees_its_volumes_env_and_termination_message(kube, namespace) -> No
                                 {"name": "cfg", "mountPath": "/etc/cfg"},
                                 {"name": "sec", "mountPath": "/etc/sec", "readOnly": True},
                                 {"name": "scratch", "mountPath": "/scratch"},
+                                # Lands inside the emptyDir: its folder is made there, not here.
+                                {"name": "cfg", "mountPath": "/scratch/nested"},
                             ],
                             "env": [
                                 _env_from("FROM_SECRET", "secretKeyRef", name="sec", key="token"),
@@ -204,7 +208,9 @@ def test_pod_sees_its_volumes_env_and_termination_message(kube, namespace) -> No
         "ca": True,
         "env": ["s3", "v1", namespace],
         "scratch_writable": True,
+        "nested": "v1",
     }
+    assert not Path("/scratch/nested").exists()
     log = core.read_namespaced_pod_log(pod.metadata.name, namespace)
     assert log == ""
 

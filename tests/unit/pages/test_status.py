@@ -22,7 +22,7 @@ from hooksync.summary import RunSummary
 from receiver import jobview
 from receiver.following import Followed
 from receiver.jobapi import ApiUnavailable
-from receiver.kept import KeptObjects, finished_record
+from receiver.kept import KeptObjects, unreported_job
 from receiver.pages import status as statuspage
 from receiver.pages._html import SECURITY_HEADERS
 from receiver.pages.status import (
@@ -34,7 +34,7 @@ from receiver.pages.status import (
 )
 from receiver.reporting import records
 from receiver.reporting.history import RUNS, Run
-from receiver.reporting.records import TargetRecord
+from receiver.reporting.records import TargetRecord, UnreportedJob
 from receiver.secrets import ReceiverSecrets
 from receiver.state import ReceiverState
 
@@ -453,7 +453,7 @@ def test_a_page_from_what_the_receiver_keeps_reads_nothing_from_the_api_server()
                           api=ApiClient(Configuration(host="http://127.0.0.1:9")),
                           namespace="hooksync")  # fmt: skip
     state.kept = KeptObjects(
-        jobs=kept(running, ended, derive=finished_record),
+        jobs=kept(running, ended, derive=unreported_job),
         leases=kept(record_lease, runs_lease, derive=records.record_of_lease),
         cronjobs=kept(*schedules),
     )
@@ -462,16 +462,16 @@ def test_a_page_from_what_the_receiver_keeps_reads_nothing_from_the_api_server()
     assert [jobview.name_of(j) for j in inputs.jobs] == [
         "hooksync-shop-apply-ec26c3e", "hooksync-shop-resync-2"
     ]  # fmt: skip
-    # The ended Job's record was worked out as it was kept; the running one has none yet.
-    assert inputs.job_records["hooksync-shop-apply-ec26c3e"] is None
-    assert inputs.job_records["hooksync-shop-resync-2"] == replace(
+    # What each Job tells of its target was worked out as it was kept.
+    assert inputs.worked_out["hooksync-shop-apply-ec26c3e"] == UnreportedJob("shop", True, None)
+    assert inputs.worked_out["hooksync-shop-resync-2"].record == replace(
         record(job="hooksync-shop-resync-2"), result="no-op", mode="resync", message="",
         finished="2025-03-10T12:00:00Z", applied_at="2025-03-10T12:00:00Z",
     )  # fmt: skip
     assert [jobview.label(c, names.TARGET) for c in inputs.cronjobs] == ["shop"]
     assert inputs.runs == [kept_run]
     # Not following (the watch broke): the page reads, and says when it cannot.
-    state.kept = KeptObjects(jobs=kept(derive=finished_record),
+    state.kept = KeptObjects(jobs=kept(derive=unreported_job),
                              leases=kept(derive=records.record_of_lease), cronjobs=Followed(
         "x", lambda *a, **k: None, "hooksync", "", threading.Event()))  # fmt: skip
     with pytest.raises((ApiUnavailable, HTTPError)):  # the route answers 503
@@ -490,9 +490,9 @@ def test_records_worked_out_ahead_make_the_same_page():
         job("hooksync-docs-apply-4", "2025-03-10T11:50:00Z", target="docs"),  # summary unread
         job("hooksync-docs-resync-5", "2025-03-10T12:29:00Z", target="docs", state="running"),
     ]  # fmt: skip
-    worked_out = {jobview.name_of(j): finished_record(j) for j in ended}
+    worked_out = {jobview.name_of(j): unreported_job(j) for j in ended}
     plain = StatusInputs(records={"shop": record()}, jobs=ended, cronjobs=[])
-    ahead = replace(plain, job_records=worked_out)
+    ahead = replace(plain, worked_out=worked_out)
     page = render(config(), plain, NOW, link)
     assert render(config(), ahead, NOW, link) == page
     assert "BackoffLimitExceeded" in page and "docs" in page
