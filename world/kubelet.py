@@ -666,15 +666,7 @@ class ProcessKubelet:
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
             ],
             "containerStatuses": [
-                {
-                    "name": container,
-                    "ready": True,
-                    "restartCount": 0,
-                    "image": _spec(pod).containers[0].image or "",
-                    "imageID": "",
-                    "started": True,
-                    "state": {"running": {"startedAt": started}},
-                }
+                _container_status(pod, container, {"running": {"startedAt": started}})
             ],
         }
         self._patch_status(pod, status)
@@ -687,15 +679,9 @@ class ProcessKubelet:
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": _now()},
             ],
             "containerStatuses": [
-                {
-                    "name": container,
-                    "ready": False,
-                    "restartCount": 0,
-                    "image": _spec(pod).containers[0].image or "",
-                    "imageID": "",
-                    "started": False,
-                    "state": {"waiting": {"reason": reason, "message": message}},
-                }
+                _container_status(
+                    pod, container, {"waiting": {"reason": reason, "message": message}}
+                )
             ],
         }
         self._patch_status(pod, status)
@@ -720,14 +706,10 @@ class ProcessKubelet:
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
             ],
             "containerStatuses": [
-                {
-                    "name": container,
-                    "ready": False,
-                    "restartCount": 0,
-                    "image": _spec(pod).containers[0].image or "",
-                    "imageID": "",
-                    "started": False,
-                    "state": {
+                _container_status(
+                    pod,
+                    container,
+                    {
                         "terminated": {
                             "exitCode": exit_code,
                             "reason": reason,
@@ -736,7 +718,7 @@ class ProcessKubelet:
                             "finishedAt": finished,
                         }
                     },
-                }
+                )
             ],
         }
         self._patch_status(pod, status)
@@ -802,6 +784,21 @@ def _spec(pod: client.V1Pod) -> client.V1PodSpec:
     if pod.spec is None:
         raise ValueError(f"pod {_key(pod).name} without spec")
     return pod.spec
+
+
+def _container_status(pod: client.V1Pod, container: str, state: dict[str, Any]) -> dict[str, Any]:
+    """Pure: the status of the pod's one container in `state` (running, waiting, terminated);
+    it is ready and started only while running."""
+    running = "running" in state
+    return {
+        "name": container,
+        "ready": running,
+        "restartCount": 0,
+        "image": _spec(pod).containers[0].image or "",
+        "imageID": "",
+        "started": running,
+        "state": state,
+    }
 
 
 def _phase(pod: client.V1Pod) -> str | None:

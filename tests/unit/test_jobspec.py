@@ -14,24 +14,10 @@ import yaml
 from hooksync.config import parse_config
 from hooksync.jobspec import JobSpec, JobSpecError, parse_job_args
 from hooksync.runsettings import DEFAULT_TIMEOUT_SECONDS
+from tests.unit.test_config import target
 
-CONFIG = {
-    "jobImage": "ghcr.io/acme/hooksync-job:0.1.0",
-    "publicURL": "https://hooksync.example.com/",
-    "targets": [
-        {
-            "name": "shop",
-            "provider": "github",
-            "repo": "acme/shop",
-            "branch": "main",
-            "path": "deploy/prod",
-            "namespace": "shop",
-            "serviceAccount": "hooksync-shop",
-            "timeoutSeconds": 120,
-            "helm": {"chart": "charts/shop", "values": {"replicas": 2}},
-        }
-    ],
-}
+# The configuration tests' one GitHub target, with a timeout and a chart of its own.
+CONFIG = target(timeoutSeconds=120, helm={"chart": "charts/shop", "values": {"replicas": 2}})
 SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 
 
