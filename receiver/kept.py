@@ -4,9 +4,10 @@ runs) and the resync CronJobs.
 
 The leader's reporter reads the Jobs from here, and the status page all three, so neither
 lists them on each look. Each is kept slimmed to what the receiver reads of it: a Job without
-its pod template, a CronJob as its schedule. A finished Job's record is worked out as it
-arrives, and so is a record Lease's record: a view of the page at fleet size parses neither a
-thousand summaries nor a thousand records.
+its pod template, a CronJob as its schedule. What the page needs of a Job (its target, whether
+it runs, the record it would leave) is worked out as it arrives, and so is a record Lease's
+record: a view of the page at fleet size parses neither a thousand summaries nor a thousand
+records.
 """
 
 from __future__ import annotations
