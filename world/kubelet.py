@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -48,6 +49,8 @@ STAGING_ROOT = Path("/run/hooksync-kubelet")
 # While a pod's ConfigMap or Secret is missing, it is looked for again after these waits.
 NOT_YET_FIRST_DELAY = 0.5
 NOT_YET_MAX_DELAY = 8.0
+# What the client raises when the API server does not answer at all.
+UNREACHABLE = (OSError, urllib3.exceptions.HTTPError)
 
 
 def _now() -> str:
@@ -538,7 +541,7 @@ class ProcessKubelet:
             if exc.status == 404:
                 raise _NotYet(f'secret "{name}" not found') from None
             raise _not_yet_or(exc) from None
-        except OSError as exc:  # urllib3's connection errors: the API server is away
+        except UNREACHABLE as exc:
             raise _NotYet(f"reading secret {name!r}: {exc}") from None
         return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
@@ -555,7 +558,7 @@ class ProcessKubelet:
             if exc.status == 404:
                 raise _NotYet(f'configmap "{name}" not found') from None
             raise _not_yet_or(exc) from None
-        except OSError as exc:
+        except UNREACHABLE as exc:
             raise _NotYet(f"reading configmap {name!r}: {exc}") from None
         data = {k: v.encode() for k, v in (config_map.data or {}).items()}
         data.update({k: base64.b64decode(v) for k, v in (config_map.binary_data or {}).items()})
@@ -647,7 +650,7 @@ class ProcessKubelet:
             )
         except ApiException as exc:
             raise _not_yet_or(exc) from None
-        except OSError as exc:
+        except UNREACHABLE as exc:
             raise _NotYet(f"requesting a token for {account!r}: {exc}") from None
         if answer.status is None:
             raise RuntimeError(f"TokenRequest for {account!r} came back without a token")

@@ -1,11 +1,23 @@
-"""The process kubelet's mount script: what it can make before the pod's mount namespace
-exists is made there and then, so the script starts as few processes as it can."""
+"""The process kubelet's pure parts: which API answers a pod waits out, and its mount script,
+which makes what it can before the pod's mount namespace exists, so the script starts as few
+processes as it can."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from world.kubelet import _mount_script
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from world.kubelet import _mount_script, _not_yet_or, _NotYet
+
+
+@pytest.mark.parametrize(("status", "waits"), [(429, True), (500, True), (503, True),
+                                              (403, False), (422, False)])  # fmt: skip
+def test_a_throttled_or_failing_api_server_is_waited_out(status: int, waits: bool) -> None:
+    answer = _not_yet_or(ApiException(status=status, reason="x"))
+    assert isinstance(answer, _NotYet) is waits
+    assert waits or isinstance(answer, ApiException)
 
 
 def test_only_what_a_volume_hides_is_made_by_the_script(tmp_path: Path) -> None:
