@@ -35,7 +35,6 @@ from hooksync.schedule import CronError, next_fire_time
 from hooksync.times import parse_rfc3339
 from receiver import jobview
 from receiver.jobapi import ApiUnavailable, job_selector
-from receiver.kept import KeptObjects
 from receiver.pages._html import document, e, page_response, text_response
 from receiver.reporting import history, records
 from receiver.reporting.history import Run
@@ -83,8 +82,12 @@ def status_page_route(state: ReceiverState, tokens: Sequence[str] = ()) -> Route
         if page is None:
             return text_response(f"page must be a whole number from 1 to {pages}\n", 400)
         shown = page_targets(config, page)
+        # What the replica keeps is read in place: a hop to a worker thread and back costs
+        # more than the read when the machine is busy. Only the reads go to a thread.
+        inputs = kept_inputs(state, shown)
         try:
-            inputs = await run_in_threadpool(gather, state, shown)
+            if inputs is None:
+                inputs = await run_in_threadpool(read_inputs, state, shown)
         except (ApiUnavailable, ApiException, Urllib3Error, OSError):
             return text_response(
                 "API server unreachable; try again shortly\n", 503, {"Retry-After": "10"}
@@ -112,18 +115,33 @@ def authorized(header: str | None, tokens: Sequence[str]) -> bool:
     return matched
 
 
-def gather(state: ReceiverState, shown: Sequence[Target]) -> StatusInputs:
-    """What the page shows, from what the receiver keeps in step with the API server
-    (`receiver.kept`), and otherwise read, side by side: the record Leases and the Jobs not
+def kept_inputs(state: ReceiverState, shown: Sequence[Target]) -> StatusInputs | None:
+    """The inputs as this replica keeps them; None while a watch is not in step. The records
+    and what each Job tells of its target come worked out already (`receiver.kept`)."""
+    kept = state.kept
+    if kept is None:
+        return None
+    recorded, jobs, cronjobs = kept.leases.derived(), kept.jobs.items(), kept.cronjobs.items()
+    if recorded is None or jobs is None or cronjobs is None:
+        return None
+    wanted = {target.name for target in shown}
+    runs = kept.leases.get(names.RECENT_RUNS_LEASE_NAME)
+    return StatusInputs(
+        records=records.by_target(recorded.values()),
+        jobs=jobs,
+        cronjobs=[c for c in cronjobs if jobview.label(c, names.TARGET) in wanted],
+        runs=history.from_leases([runs]) if runs is not None else [],
+        worked_out=kept.jobs.derived() or {},
+    )
+
+
+def read_inputs(state: ReceiverState, shown: Sequence[Target]) -> StatusInputs:
+    """The inputs read from the API server, side by side: the record Leases and the Jobs not
     reported yet (the summary needs every target's), the recent runs' Lease, and the resync
     CronJobs of the targets `shown` only (only the page's rows show a schedule)."""
-    wanted = {target.name for target in shown}
-    kept = _kept_inputs(state.kept, wanted) if state.kept is not None else None
-    if kept is not None:
-        return kept
     selector = job_selector(mode="resync")
     if shown:
-        selector += f",{names.TARGET} in ({','.join(sorted(wanted))})"
+        selector += f",{names.TARGET} in ({','.join(sorted(t.name for t in shown))})"
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="status-page") as pool:
         found_records = pool.submit(records.load, state.api, state.namespace)
         unreported = pool.submit(state.jobs.list_jobs, job_selector(unreported=True))
@@ -135,22 +153,6 @@ def gather(state: ReceiverState, shown: Sequence[Target]) -> StatusInputs:
             cronjobs=listed.result() if listed is not None else [],
             runs=runs.result(),
         )
-
-
-def _kept_inputs(kept: KeptObjects, wanted: set[str]) -> StatusInputs | None:
-    """The inputs as this replica keeps them; None while a watch is not in step. The
-    records and the finished Jobs' records come worked out already (`receiver.kept`)."""
-    recorded, jobs, cronjobs = kept.leases.derived(), kept.jobs.items(), kept.cronjobs.items()
-    if recorded is None or jobs is None or cronjobs is None:
-        return None
-    runs = kept.leases.get(names.RECENT_RUNS_LEASE_NAME)
-    return StatusInputs(
-        records=records.by_target(recorded.values()),
-        jobs=jobs,
-        cronjobs=[c for c in cronjobs if jobview.label(c, names.TARGET) in wanted],
-        runs=history.from_leases([runs]) if runs is not None else [],
-        worked_out=kept.jobs.derived() or {},
-    )
 
 
 # -- what to show (pure) ---------------------------------------------------------------------

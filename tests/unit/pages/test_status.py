@@ -314,7 +314,9 @@ def test_authorized_takes_any_configured_bearer_token(header: str | None, allowe
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch) -> Starlette:
     monkeypatch.setattr(
-        statuspage, "gather", lambda state, shown: StatusInputs(records={}, jobs=[], cronjobs=[])
+        statuspage,
+        "read_inputs",
+        lambda state, shown: StatusInputs(records={}, jobs=[], cronjobs=[]),
     )
     state = ReceiverState(config=config(), secrets=ReceiverSecrets(), api=ApiClient(),
                           namespace="hooksync")  # fmt: skip
@@ -457,7 +459,8 @@ def test_a_page_from_what_the_receiver_keeps_reads_nothing_from_the_api_server()
         leases=kept(record_lease, runs_lease, derive=records.record_of_lease),
         cronjobs=kept(*schedules),
     )
-    inputs = statuspage.gather(state, config().targets[:1])
+    inputs = statuspage.kept_inputs(state, config().targets[:1])
+    assert inputs is not None
     assert inputs.records == {"shop": record(job="hooksync-shop-apply-6113728")}
     assert [jobview.name_of(j) for j in inputs.jobs] == [
         "hooksync-shop-apply-ec26c3e", "hooksync-shop-resync-2"
@@ -474,8 +477,9 @@ def test_a_page_from_what_the_receiver_keeps_reads_nothing_from_the_api_server()
     state.kept = KeptObjects(jobs=kept(derive=unreported_job),
                              leases=kept(derive=records.record_of_lease), cronjobs=Followed(
         "x", lambda *a, **k: None, "hooksync", "", threading.Event()))  # fmt: skip
+    assert statuspage.kept_inputs(state, config().targets[:1]) is None
     with pytest.raises((ApiUnavailable, HTTPError)):  # the route answers 503
-        statuspage.gather(state, config().targets[:1])
+        statuspage.read_inputs(state, config().targets[:1])
 
 
 def test_records_worked_out_ahead_make_the_same_page():
