@@ -500,3 +500,12 @@ def test_records_worked_out_ahead_make_the_same_page():
     page = render(config(), plain, NOW, link)
     assert render(config(), ahead, NOW, link) == page
     assert "BackoffLimitExceeded" in page and "docs" in page
+    # The page takes what was worked out and does not read the Job again: the summary of
+    # hooksync-docs-apply-4, read as it arrived, shows though the Job's copy here has none.
+    arrived = UnreportedJob("docs", False, replace(
+        record(target="docs", job="hooksync-docs-apply-4"), message="read as it arrived",
+        finished="2025-03-10T12:10:00Z",
+    ))  # fmt: skip
+    later = replace(ahead, worked_out={**worked_out, "hooksync-docs-apply-4": arrived})
+    assert "read as it arrived" in render(config(), later, NOW, link)
+    assert "read as it arrived" not in page
